@@ -1,0 +1,7 @@
+"""Placeholder until the command group lands."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    return None

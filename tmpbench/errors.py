@@ -1,0 +1,29 @@
+"""User-facing errors.
+
+Anything the user can fix (a bad argument, a missing file, an offline hub) raises a subclass of
+:class:`TmpbenchError` whose message is one line naming the value and the fix. The CLI prints that
+line and exits non-zero without a traceback.
+"""
+
+
+class TmpbenchError(ValueError):
+    """An error caused by user input or the environment, with a one-line message."""
+
+
+class UnknownNameError(TmpbenchError, KeyError):
+    """A registry lookup failed; the message carries a "did you mean" suggestion."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataFormatError(TmpbenchError):
+    """A file does not match the format its loader expects (names the file and line)."""
+
+
+class MissingDependencyError(TmpbenchError, ImportError):
+    """An optional dependency or weight file is absent; the message names how to get it."""
+
+
+class OfflineError(TmpbenchError):
+    """Weights were requested from a hub while offline, or are not found locally."""
