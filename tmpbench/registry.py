@@ -73,6 +73,8 @@ class Registry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
+        if self in _BUILTIN_REGISTRIES:
+            import tmpbench.builtins  # noqa: F401  (registers the built-in lazy entries)
         for ep in metadata.entry_points(group=self.entry_point_group):
             if ep.name not in self._objects and ep.name not in self._lazy:
                 self._lazy[ep.name] = ep.value
@@ -117,3 +119,4 @@ MODELS: Registry = Registry("model")
 PRUNERS: Registry = Registry("pruner")
 SUITES: Registry = Registry("suite")
 METRICS: Registry = Registry("metric")
+_BUILTIN_REGISTRIES = (MODELS, PRUNERS, SUITES, METRICS)
