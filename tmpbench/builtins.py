@@ -8,8 +8,22 @@ packages add their own entries through the entry-point groups ``tmpbench.models`
 from tmpbench.registry import METRICS, MODELS, PRUNERS, SUITES  # noqa: F401
 
 # --- suites ----------------------------------------------------------------------------------
+# each entry is the path of a suite YAML (suites/*.yaml); tmpbench.suite.load_suite parses it
+SUITES.register_lazy("shapes-t2i", "suites:SHAPES_T2I")
+SUITES.register_lazy("shapes-edit", "suites:SHAPES_EDIT")
+SUITES.register_lazy("geneval", "suites:GENEVAL")
+SUITES.register_lazy("oneig", "suites:ONEIG")
+SUITES.register_lazy("oneig-zh", "suites:ONEIG_ZH")
+SUITES.register_lazy("imgedit", "suites:IMGEDIT")
+SUITES.register_lazy("gedit", "suites:GEDIT")
+SUITES.register_lazy("gedit-cn", "suites:GEDIT_CN")
 
 # --- models ----------------------------------------------------------------------------------
+MODELS.register_lazy("zimage", "tmpbench.models.zimage:ZIMAGE_ENTRY")
+MODELS.register_lazy("flux", "tmpbench.models.flux:FLUX_ENTRY")
+MODELS.register_lazy("hunyuanimage3", "tmpbench.models.hunyuan:HUNYUANIMAGE3_ENTRY")
+MODELS.register_lazy("hunyuanimage3-instruct", "tmpbench.models.hunyuan:HUNYUANIMAGE3_INSTRUCT_ENTRY")
+MODELS.register_lazy("tiny-moe", "tmpbench.models.tiny_moe:TINY_MOE_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------
 

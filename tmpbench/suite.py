@@ -1,0 +1,411 @@
+"""Suites: a small YAML per benchmark plus one loader, producing a hashed list of prompts or edits.
+
+A suite YAML (under the top-level ``suites/`` package, in the style of lm-evaluation-harness task
+YAMLs) names the suite, its version, its kind (``t2i`` or ``edit``), the loader that reads it
+(``"module:attr"``), a default ``source`` (a documented file path or a Hugging Face dataset id), the
+metrics it is scored with, a base seed, and loader options (``prompt_field``, ``n_per_category``,
+...). A variant ``include:``s another YAML and overrides keys (``oneig-zh`` includes ``oneig``).
+
+The loader turns the source into :class:`SuiteItem` s; :func:`load_suite` applies ``limit`` and
+returns a :class:`Suite` whose :attr:`Suite.hash` identifies exactly the prompts evaluated.
+
+Example::
+
+    >>> from tmpbench.suite import load_suite
+    >>> suite = load_suite("shapes-t2i", limit=12)
+    >>> suite.kind, len(suite.items), suite.categories["counting"]
+    ('t2i', 12, 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
+from tmpbench.registry import SUITES
+
+KINDS = ("t2i", "edit")
+
+#: Keys every suite YAML must define (after includes are merged).
+REQUIRED_KEYS = ("name", "version", "kind", "loader")
+#: Keys with a meaning to the core; every other key is a loader option (``spec.options``).
+CORE_KEYS = ("name", "version", "kind", "loader", "source", "description", "metrics", "seed", "include")
+
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+# ---------------------------------------------------------------------------------------------
+# items and suites
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteItem:
+    """One prompt (T2I) or edit (instruction in ``prompt``) of a suite.
+
+    ``index`` is the 0-based position in the (possibly limited) suite and names the item's folder
+    in the GenEval layout; ``id`` is the benchmark's own id (a string, e.g. OneIG's ``"000"``);
+    ``metadata`` is JSON-serialisable and is what gets written beside the images; ``seed`` is the
+    item's own generation seed, fixed by the suite (stable under ``limit``).
+
+    ``source_image`` (edit suites only, not hashed: it is a location, not content) is a ``Path`` to
+    the input image or a zero-argument callable returning a PIL image; use :meth:`load_source_image`.
+    """
+
+    index: int
+    id: str
+    category: str
+    prompt: str
+    metadata: dict
+    seed: int
+    source_image: Path | Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def load_source_image(self):
+        """The edit's input image as an RGB PIL image, or None for items without one.
+
+        ShapesWorld edits carry no file: render ``metadata["source"]`` with tmpbench.shapes.world.
+        """
+        if self.source_image is None:
+            return None
+        if callable(self.source_image):
+            return self.source_image().convert("RGB")
+        from PIL import Image
+
+        path = Path(self.source_image)
+        if not path.is_file():
+            raise TmpbenchError(
+                f"source image {path} of item {self.id!r} not found; set the suite's image_root to the folder holding it"
+            )
+        with Image.open(path) as im:
+            return im.convert("RGB")
+
+
+@dataclass
+class Suite:
+    """A loaded suite: its identity, its items and a content hash.
+
+    ``hash`` is the sha256 (hex) of a canonical JSON of the name, version and every item's id,
+    prompt, metadata and seed, so it is identical across runs, processes and machines and changes
+    whenever any prompt, metadata, seed or the version changes.
+    """
+
+    name: str
+    kind: str
+    version: str
+    items: list[SuiteItem]
+    metrics: list[str] = field(default_factory=list)
+    source: str | None = None
+    description: str = ""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[SuiteItem]:
+        return iter(self.items)
+
+    def __getitem__(self, index: int) -> SuiteItem:
+        return self.items[index]
+
+    @property
+    def categories(self) -> dict[str, int]:
+        """Item count per category, in order of first appearance."""
+        return dict(Counter(item.category for item in self.items))
+
+    @cached_property
+    def hash(self) -> str:
+        return suite_hash(self.name, self.version, self.items)
+
+    def summary(self) -> dict:
+        """What ``tmpbench suites show --json`` prints."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "count": len(self.items),
+            "by_category": self.categories,
+            "hash": self.hash,
+            "metrics": list(self.metrics),
+            "source": self.source,
+        }
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys, no whitespace and raw unicode: one text per value."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def suite_hash(name: str, version: str, items: list[SuiteItem]) -> str:
+    """sha256 hex over the canonical JSON of (name, version, items' id/prompt/metadata/seed)."""
+    payload = {
+        "name": name,
+        "version": str(version),
+        "items": [{"id": it.id, "prompt": it.prompt, "metadata": it.metadata, "seed": it.seed} for it in items],
+    }
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def item_seed(base_seed: int, position: int) -> int:
+    """The generation seed of the item at ``position`` of the full suite (a 31-bit int)."""
+    state = np.random.SeedSequence([int(base_seed), int(position)]).generate_state(1, dtype=np.uint32)[0]
+    return int(state) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML specs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A parsed suite YAML (includes merged). ``options`` holds the loader-specific keys."""
+
+    name: str
+    version: str
+    kind: str
+    loader: str
+    source: str | None = None
+    description: str = ""
+    metrics: tuple[str, ...] = ()
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SuiteSpec:
+        """Read a suite YAML, resolving ``include:`` (relative to the including file)."""
+        path = Path(path)
+        data = _read_yaml_with_includes(path, seen=())
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise DataFormatError(f"{path}: suite YAML lacks {', '.join(missing)}; add them (see suites/geneval.yaml)")
+        if data["kind"] not in KINDS:
+            raise DataFormatError(f"{path}: kind {data['kind']!r} is not one of {', '.join(KINDS)}")
+        if ":" not in str(data["loader"]):
+            raise DataFormatError(f"{path}: loader {data['loader']!r} must look like 'module:attr'")
+        metrics = data.get("metrics") or []
+        if not isinstance(metrics, list):
+            raise DataFormatError(f"{path}: metrics must be a list, got {metrics!r}")
+        return cls(
+            name=str(data["name"]),
+            version=str(data["version"]),
+            kind=str(data["kind"]),
+            loader=str(data["loader"]),
+            source=None if data.get("source") is None else str(data["source"]),
+            description=str(data.get("description", "")).strip(),
+            metrics=tuple(str(m) for m in metrics),
+            seed=int(data.get("seed", 0)),
+            options={k: v for k, v in data.items() if k not in CORE_KEYS},
+            path=path,
+        )
+
+    def option(self, key: str, default: Any = ...) -> Any:
+        """A loader option; without a default, a missing key raises a one-line error."""
+        if key in self.options:
+            return self.options[key]
+        if default is ...:
+            where = f" ({self.path})" if self.path else ""
+            raise DataFormatError(f"suite {self.name!r}{where} needs the option {key!r}; add it to its YAML")
+        return default
+
+    def with_overrides(self, overrides: dict | None) -> SuiteSpec:
+        """A copy with loader options (or ``source``/``seed``) replaced, e.g. ``{"image_root": "/data"}``."""
+        if not overrides:
+            return self
+        core = {k: v for k, v in overrides.items() if k in ("source", "seed", "metrics", "description")}
+        if "seed" in core:
+            core["seed"] = int(core["seed"])
+        if "metrics" in core:
+            core["metrics"] = tuple(core["metrics"])
+        bad = [k for k in overrides if k in ("name", "version", "kind", "loader", "include")]
+        if bad:
+            raise TmpbenchError(f"cannot override {', '.join(bad)} of suite {self.name!r}; write a new YAML that includes it")
+        options = {**self.options, **{k: v for k, v in overrides.items() if k not in core}}
+        return replace(self, options=options, **core)
+
+    def item(self, position: int, *, id: str, category: str, prompt: str, metadata: dict, source_image=None) -> SuiteItem:
+        """Build the item at ``position`` of the full suite, with its seed derived from the suite seed."""
+        return SuiteItem(
+            index=position,
+            id=str(id),
+            category=str(category),
+            prompt=str(prompt),
+            metadata=metadata,
+            seed=item_seed(self.seed, position),
+            source_image=source_image,
+        )
+
+
+def _read_yaml_with_includes(path: Path, seen: tuple[Path, ...]) -> dict:
+    if not path.is_file():
+        raise TmpbenchError(f"suite file {path} not found")
+    resolved = path.resolve()
+    if resolved in seen:
+        raise DataFormatError(f"{path}: include cycle ({' -> '.join(p.name for p in (*seen, resolved))})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise DataFormatError(f"{path}{line}: malformed YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: a suite YAML must be a mapping of keys, got {type(data).__name__}")
+    include = data.pop("include", None)
+    if include is None:
+        return data
+    parent = _read_yaml_with_includes(path.parent / str(include), (*seen, resolved))
+    return {**parent, **data}  # the including file's keys win (lm-evaluation-harness style)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+
+def get_spec(name: str) -> SuiteSpec:
+    """The spec registered as ``name`` (or read from ``name`` when it is a path to a YAML file)."""
+    if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+        return SuiteSpec.from_yaml(name)
+    entry = SUITES.get(name)  # raises UnknownNameError with "did you mean"
+    if isinstance(entry, SuiteSpec):
+        return entry
+    if isinstance(entry, (str, Path)):
+        return SuiteSpec.from_yaml(entry)
+    if callable(entry):
+        spec = entry()
+        if isinstance(spec, SuiteSpec):
+            return spec
+    raise TmpbenchError(
+        f"suite {name!r} is registered as {entry!r}; register a SuiteSpec, a YAML path or a function returning a SuiteSpec"
+    )
+
+
+def _import_loader(spec: SuiteSpec) -> Callable[[SuiteSpec, str | None], list[SuiteItem]]:
+    module_name, _, attr = spec.loader.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise TmpbenchError(f"loader {spec.loader!r} of suite {spec.name!r} cannot be imported ({exc})") from None
+    return obj
+
+
+def limit_items(items: list[SuiteItem], limit: int) -> list[SuiteItem]:
+    """The first ``limit`` items taken round-robin over categories, kept in suite order, re-indexed.
+
+    A limited run therefore still covers every category (``--limit 12`` on shapes-t2i gives two
+    prompts per GenEval tag). Seeds are unchanged; ``index`` becomes the position in the result.
+    """
+    if limit < 1:
+        raise TmpbenchError(f"limit must be a positive number of items, got {limit}")
+    if limit >= len(items):
+        return list(items)
+    by_cat: dict[str, list[int]] = {}
+    for pos, it in enumerate(items):
+        by_cat.setdefault(it.category, []).append(pos)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < limit:
+        for positions in by_cat.values():
+            if depth < len(positions) and len(chosen) < limit:
+                chosen.append(positions[depth])
+        depth += 1
+    return [replace(items[pos], index=i) for i, pos in enumerate(sorted(chosen))]
+
+
+def load_suite(
+    name: str,
+    source: str | Path | None = None,
+    limit: int | None = None,
+    *,
+    overrides: dict | None = None,
+) -> Suite:
+    """Load suite ``name`` from ``source`` (default: the YAML's ``source``), keeping ``limit`` items.
+
+    ``source`` is a file, a folder holding the benchmark's file, or a Hugging Face dataset id,
+    depending on the suite. ``overrides`` replaces loader options of the YAML (e.g. ``image_root``).
+    Raises UnknownNameError ("did you mean") for an unknown name, TmpbenchError for a missing file,
+    DataFormatError naming file and line for bad data, OfflineError when a hub dataset is needed.
+    """
+    spec = get_spec(name).with_overrides(overrides)
+    loader = _import_loader(spec)
+    src = None if source is None else str(source)
+    items = loader(spec, src)
+    if not items:
+        raise DataFormatError(f"suite {spec.name!r} from {src or spec.source} holds no items")
+    positions = [it.index for it in items]
+    if positions != list(range(len(items))):
+        raise TmpbenchError(f"loader {spec.loader!r} returned items out of order; indices must be 0..n-1")
+    if limit is not None:
+        items = limit_items(items, int(limit))
+    return Suite(
+        name=spec.name,
+        kind=spec.kind,
+        version=spec.version,
+        items=items,
+        metrics=list(spec.metrics),
+        source=src if src is not None else spec.source,
+        description=spec.description,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers shared by the loaders of real benchmarks
+# ---------------------------------------------------------------------------------------------
+
+
+def looks_like_hub_id(source: str) -> bool:
+    """True for ``owner/name`` strings that are not an existing local path."""
+    return bool(_HF_ID.match(source)) and not Path(source).exists() and not Path(source).suffix
+
+
+def resolve_local_file(spec: SuiteSpec, source: str | None, filename: str) -> Path:
+    """The benchmark file: ``source`` itself, or ``source/filename`` when ``source`` is a folder.
+
+    Raises a one-line TmpbenchError naming the path and the ``--source`` flag when it is absent.
+    """
+    path = Path(source if source is not None else (spec.source or filename))
+    if path.is_dir():
+        path = path / filename
+    if not path.is_file():
+        raise TmpbenchError(
+            f"{spec.name}: {path} not found; pass --source PATH to {filename} (or to the folder holding it)"
+        )
+    return path
+
+
+def load_hub_dataset(spec: SuiteSpec, repo_id: str, config: str | None, split: str, hint: str):
+    """``datasets.load_dataset(repo_id, config, split=split)``, one clear line when it cannot be had.
+
+    ``hint`` tells the user what to pass to ``--source`` instead (e.g. "OneIG-Bench.csv").
+    """
+    import os
+
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a core dependency
+        from tmpbench.errors import MissingDependencyError
+
+        raise MissingDependencyError("the 'datasets' package is needed for hub suites: pip install datasets") from None
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ).lower() in ("1", "true", "yes", "on")
+    try:
+        return datasets.load_dataset(repo_id, config, split=split)
+    except Exception as exc:  # hub errors come in many types; all mean "not available here"
+        why = "offline and not in the local cache" if offline else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise OfflineError(
+            f"{spec.name}: Hugging Face dataset {repo_id!r} is not available ({why}); pass --source PATH to {hint}"
+        ) from None
