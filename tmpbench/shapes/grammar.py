@@ -15,7 +15,7 @@ import itertools
 
 import numpy as np
 
-from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject
+from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, cell_box
 
 TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
@@ -91,9 +91,15 @@ def enumerate_prompts(tag: str, grid: int = DEFAULT_GRID) -> list[dict]:
     return out
 
 
-def _relation_ok(rel: str, obj: tuple[int, int], target: tuple[int, int]) -> bool:
-    (r, c), (tr, tc) = obj, target
-    return {"left of": c < tc, "right of": c > tc, "above": r < tr, "below": r > tr}[rel]
+def _relation_ok(rel: str, obj: tuple[int, int], target: tuple[int, int], grid: int) -> bool:
+    """Whether ``obj``'s cell stands in ``rel`` to ``target``'s cell under GenEval's position rule.
+
+    Whole-cell boxes are used: they are larger than any object in them, so GenEval's threshold
+    shrink is conservative and the rendered objects satisfy the relation too.
+    """
+    from tmpbench.scoring.geneval_rule import relative_position
+
+    return rel in relative_position(cell_box(*obj, grid), cell_box(*target, grid))
 
 
 def sample_scene(record: dict, rng: np.random.Generator, grid: int = DEFAULT_GRID) -> Scene:
@@ -122,7 +128,7 @@ def sample_scene(record: dict, rng: np.random.Generator, grid: int = DEFAULT_GRI
                 group.append(ShapeObject(req["class"], color, row, col))
             if "position" in req:
                 rel, idx = req["position"]
-                ok = all(_relation_ok(rel, o.cell, t.cell) for o in group for t in placed[idx])
+                ok = all(_relation_ok(rel, o.cell, t.cell, grid) for o in group for t in placed[idx])
             placed.append(group)
             if not ok:
                 break
