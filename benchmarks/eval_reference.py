@@ -55,9 +55,10 @@ def evaluate(pipe, limit: int | None, steps: int, guidance: float, batch: int = 
     out["edit_seconds_per_image"] = (time.time() - t0) / len(ed.items)
     by = {}
     for r in erows:
-        by.setdefault(r["tag"], []).append(bool(r["success"]))
+        by.setdefault(r["tag"], []).append(bool(r["correct"]))
     out["edit"] = {
-        "success": float(np.mean([r["success"] for r in erows])),
+        "success": float(np.mean([r["correct"] for r in erows])),
+        "psnr_outside_vs_source": float(np.nanmean([r["psnr_source"] for r in erows])),
         "by_type": {k: float(np.mean(v)) for k, v in sorted(by.items())},
     }
     return out
