@@ -28,3 +28,13 @@ MODELS.register_lazy("tiny-moe", "tmpbench.models.tiny_moe:TINY_MOE_ENTRY")
 # --- pruners ---------------------------------------------------------------------------------
 
 # --- metrics ---------------------------------------------------------------------------------
+# torchmetrics Metric classes; each has available() -> (bool, reason) and identity() -> dict
+METRICS.register_lazy("fid", "tmpbench.metrics.fid:FrechetDistance")
+METRICS.register_lazy("kid", "tmpbench.metrics.fid:KernelDistance")
+METRICS.register_lazy("clipscore", "tmpbench.metrics.clip_score:CLIPScore")
+METRICS.register_lazy("clip_i", "tmpbench.metrics.clip_score:CLIPImageSimilarity")
+METRICS.register_lazy("clip_t", "tmpbench.metrics.clip_score:CLIPTextSimilarity")
+METRICS.register_lazy("clip_dir", "tmpbench.metrics.clip_score:DirectionalCLIPSimilarity")
+METRICS.register_lazy("psnr_teacher", "tmpbench.metrics.fidelity:TeacherPSNR")
+METRICS.register_lazy("ssim_teacher", "tmpbench.metrics.fidelity:TeacherSSIM")
+METRICS.register_lazy("lpips_teacher", "tmpbench.metrics.fidelity:TeacherLPIPS")

@@ -1,0 +1,225 @@
+"""The generator interface every model adapter implements, and the description of a registered model.
+
+A :class:`Generator` turns batches of prompts (or images plus instructions) into PIL images, one
+image per seed, and exposes its denoiser module tree to pruners. A :class:`ModelEntry` is the plain
+data the ``MODELS`` registry holds for each name (family, where the weights live, defaults, nominal
+size) plus two lazy ``"module:attr"`` hooks: ``loader`` builds the generator and ``meta_builder``
+builds the full-size denoiser on the meta device for counting.
+
+Example::
+
+    >>> from tmpbench.models import load_model
+    >>> gen = load_model("tiny-dit")                       # doctest: +SKIP
+    >>> gen.generate(["a red circle"], seeds=[0], steps=8, guidance=1.0, size=32)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Callable
+
+from tmpbench.errors import OfflineError, TmpbenchError
+
+if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
+    import torch
+    from PIL import Image
+
+
+def resolve_target(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    """Import ``"package.module:attr"`` (or pass a callable through)."""
+    if callable(target):
+        return target
+    module_name, sep, attr = target.partition(":")
+    if not sep:
+        raise TmpbenchError(f"hook {target!r} must look like 'module:attr'")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the ``MODELS`` registry knows about one named model.
+
+    ``loader(entry, path, device) -> Generator`` builds the generator (``path`` is a local
+    directory or ``None`` for the entry's default source). ``meta_builder(entry) -> nn.Module``
+    builds the full-size denoiser on the meta device. ``nominal_params`` is the denoiser's
+    parameter count as published (what ``models show`` reports without building anything).
+    """
+
+    name: str  # registry name, e.g. "zimage"
+    family: str  # adapter family, e.g. "zimage", "flux", "hunyuanimage3"
+    source: str  # hub id ("Tongyi-MAI/Z-Image-Turbo") or "builtin" for in-repo tiny models
+    loader: str | Callable[..., Generator]  # "module:attr" -> (entry, path, device) -> Generator
+    nominal_params: int  # denoiser parameters (the module pruners see)
+    default_steps: int = 8
+    default_guidance: float = 0.0
+    default_size: int = 1024
+    path_env: str | None = None  # env var naming a local checkpoint directory
+    meta_builder: str | Callable[..., Any] | None = None  # "module:attr" -> (entry) -> nn.Module on meta
+    supports_edit: bool = False
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # family-specific settings
+
+    def load(self, path: str | Path | None = None, device: str = "cpu") -> Generator:
+        return resolve_target(self.loader)(self, None if path is None else str(path), device)
+
+    def build_meta(self) -> Any:
+        if self.meta_builder is None:
+            raise TmpbenchError(f"model {self.name!r} has no meta-device builder; count a loaded model instead")
+        return resolve_target(self.meta_builder)(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary (hooks shown as their target strings)."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "source": self.source,
+            "nominal_params": self.nominal_params,
+            "default_steps": self.default_steps,
+            "default_guidance": self.default_guidance,
+            "default_size": self.default_size,
+            "path_env": self.path_env,
+            "supports_edit": self.supports_edit,
+            "description": self.description,
+        }
+
+
+class Generator(abc.ABC):
+    """A batched image generator: one image per (prompt, seed), each image depending only on its seed.
+
+    Subclasses set ``name``, ``family`` and ``supports_edit`` and implement :meth:`generate`,
+    :attr:`denoiser` and :meth:`save`; editing models implement :meth:`edit`.
+    """
+
+    name: str = "generator"
+    family: str = "unknown"
+    supports_edit: bool = False
+
+    @abc.abstractmethod
+    def generate(
+        self, prompts: list[str], seeds: list[int], steps: int, guidance: float, size: int
+    ) -> list[Image.Image]:
+        """Text-to-image: returns ``len(prompts)`` RGB images of ``size`` x ``size`` pixels."""
+
+    def edit(
+        self,
+        images: list[Image.Image],
+        instructions: list[str],
+        seeds: list[int],
+        steps: int,
+        guidance: float,
+        size: int,
+    ) -> list[Image.Image]:
+        """Instruction editing: returns one edited image per (image, instruction, seed)."""
+        raise TmpbenchError(f"model {self.name!r} ({self.family}) does not support editing; use a T2I suite")
+
+    @property
+    @abc.abstractmethod
+    def denoiser(self) -> torch.nn.Module:
+        """The module tree pruners score and cut (the DiT transformer, or the MoE backbone)."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> None:
+        """Write everything needed to load this generator back from ``path`` (a directory)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, family={self.family!r})"
+
+
+def check_batch(prompts: list[Any], seeds: list[int], steps: int, size: int, multiple: int = 16) -> None:
+    """Validate the common batch arguments, raising one-line TmpbenchErrors."""
+    if len(prompts) != len(seeds):
+        raise TmpbenchError(f"got {len(prompts)} prompts but {len(seeds)} seeds; pass one seed per prompt")
+    if steps < 1:
+        raise TmpbenchError(f"steps={steps} must be at least 1")
+    if size < multiple or size % multiple:
+        raise TmpbenchError(f"size={size} must be a positive multiple of {multiple} for this model")
+
+
+def hub_offline() -> bool:
+    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` set)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def weights_source(entry: ModelEntry, path: str | Path | None) -> tuple[str, bool]:
+    """Where ``entry``'s weights come from: ``(directory, True)`` or ``(hub_id, False)``.
+
+    ``path`` (the CLI's ``--model-path``) wins over the entry's environment variable, which wins
+    over the hub id. A named directory that does not exist raises OfflineError.
+    """
+    chosen = str(path) if path is not None else (os.environ.get(entry.path_env) if entry.path_env else None)
+    if chosen:
+        directory = Path(chosen).expanduser()
+        if not directory.is_dir():
+            raise OfflineError(f"{entry.name} weights directory {str(directory)!r} does not exist; {path_hint(entry)}")
+        return str(directory), True
+    return entry.source, False
+
+
+def path_hint(entry: ModelEntry) -> str:
+    env = f" or set {entry.path_env}=DIR" if entry.path_env else ""
+    return f"download {entry.source!r} and pass --model-path DIR{env}"
+
+
+def weights_unavailable(entry: ModelEntry, reason: str, local: bool = False) -> OfflineError:
+    """The one-line error for weights that cannot be had (offline, missing, incomplete).
+
+    ``local`` says the weights came from a directory, so the hub's offline mode is not the cause."""
+    reason = reason.strip().splitlines()[0] if reason.strip() else "unknown reason"
+    reason = reason if len(reason) <= 200 else reason[:197] + "..."
+    if local:
+        return OfflineError(f"cannot load {entry.name} weights from a local directory ({reason}); {path_hint(entry)}")
+    where = "HF_HUB_OFFLINE=1 and not in the local cache" if hub_offline() else reason
+    return OfflineError(f"cannot load {entry.name} weights {entry.source!r} ({where}); {path_hint(entry)}")
+
+
+@contextlib.contextmanager
+def quiet_hub_logs() -> Iterator[None]:
+    """Silence diffusers/transformers hub warnings while loading, so a failure stays one line."""
+    import diffusers.utils.logging as dlog
+    import transformers.utils.logging as tlog
+
+    before = (dlog.get_verbosity(), tlog.get_verbosity())
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    try:
+        yield
+    finally:
+        dlog.set_verbosity(before[0])
+        tlog.set_verbosity(before[1])
+
+
+def set_eval(pipe: Any) -> None:
+    """Put every module of a pipeline in eval mode: a freshly built module is in train mode, and
+    dropout (T5's 0.1) would make an image depend on its batch neighbours' random draws."""
+    import torch
+
+    for component in getattr(pipe, "components", {}).values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+
+
+def load_model(spec: str, device: str = "cpu", path: str | Path | None = None) -> Generator:
+    """Load the generator a model spec names (``"zimage"``, ``"tiny-dit"``, ``"/path/to/dir"``).
+
+    ``path`` overrides where the weights come from (the CLI's ``--model-path``). Specs with a
+    budget (``"zimage-4b"``) name a pruned model; pruning is done by ``tmpbench prune``.
+    """
+    from tmpbench.models.spec import parse_spec, resolve_entry
+
+    parsed = parse_spec(spec)
+    if parsed.budget is not None:
+        raise TmpbenchError(
+            f"model spec {spec!r} names a pruned model; run `tmpbench prune {spec} --out DIR` "
+            f"and pass --model DIR (loading pruned specs directly is not supported yet)"
+        )
+    entry = resolve_entry(parsed)
+    return entry.load(path=path if path is not None else parsed.path, device=device)
