@@ -23,6 +23,7 @@ MODELS.register_lazy("zimage", "tmpbench.models.zimage:ZIMAGE_ENTRY")
 MODELS.register_lazy("flux", "tmpbench.models.flux:FLUX_ENTRY")
 MODELS.register_lazy("hunyuanimage3", "tmpbench.models.hunyuan:HUNYUANIMAGE3_ENTRY")
 MODELS.register_lazy("hunyuanimage3-instruct", "tmpbench.models.hunyuan:HUNYUANIMAGE3_INSTRUCT_ENTRY")
+MODELS.register_lazy("tiny-dit", "tmpbench.models.tiny_zimage:TINY_DIT_ENTRY")
 MODELS.register_lazy("tiny-moe", "tmpbench.models.tiny_moe:TINY_MOE_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------

@@ -274,42 +274,10 @@ TINY_MOE_PATH_ENV = "TMPBENCH_TINY_MOE_PATH"
 
 
 def load_tiny_moe(entry: Any, path: str | None, device: str = "cpu") -> Any:
-    """Loader hook for ``tiny-moe``: a directory written by ``tiny_zimage.save_pipeline``.
-
-    The directory is ``--model-path``, else ``$TMPBENCH_TINY_MOE_PATH``, else the entry's
-    ``extra["default_dir"]`` (the committed reference, relative to the repository root).
-    """
-    from pathlib import Path
-
-    from tmpbench.errors import OfflineError
+    """Loader hook for ``tiny-moe`` (shared with tiny-dit: :func:`tiny_zimage.load_reference`)."""
     from tmpbench.models import tiny_zimage
-    from tmpbench.models.base import weights_source
-    from tmpbench.models.zimage import ZImageGenerator
 
-    source, local = weights_source(entry, path)
-    if not local:
-        default = entry.extra.get("default_dir")
-        candidate = Path(__file__).resolve().parents[2] / default if default else None
-        if candidate is None or not (candidate / "tmpbench.json").is_file():
-            raise OfflineError(
-                f"no trained {entry.name} weights found; run `tmpbench train-reference {entry.name}` and pass "
-                f"--model-path DIR or set {TINY_MOE_PATH_ENV}=DIR"
-            )
-        source = str(candidate)
-    if not (Path(source) / "tmpbench.json").is_file():
-        raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
-    pipe, cfg = tiny_zimage.load_pipeline(source, device=device)
-    if not isinstance(pipe.transformer, TinyMoETransformer):
-        dense = type(pipe.transformer).__name__
-        raise TmpbenchError(f"{source!r} holds a dense {dense}, not tiny-moe; load it as tiny-dit")
-    return ZImageGenerator(
-        pipe,
-        name=entry.name,
-        model=entry.name,
-        edit_fn=tiny_zimage.edit_in_sequence,
-        max_sequence_length=cfg.max_sequence_length,
-        save_fn=lambda p, d: tiny_zimage.save_pipeline(p, d, cfg),
-    )
+    return tiny_zimage.load_reference(entry, path, device)
 
 
 def build_tiny_moe_meta(entry: Any) -> TinyMoETransformer:
@@ -338,7 +306,6 @@ def _entry() -> Any:
         path_env=TINY_MOE_PATH_ENV,
         supports_edit=True,
         description="ShapesWorld reference: Z-Image DiT, HunyuanImage-3.0-layout MoE FFNs (8 experts, top-2, 1 shared)",
-        extra={"default_dir": None},  # set to the committed checkpoint folder once trained
     )
 
 

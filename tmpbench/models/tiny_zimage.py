@@ -384,3 +384,77 @@ __all__ = [
     "make_pipeline",
     "save_pipeline",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# registry hooks for the reference models
+# --------------------------------------------------------------------------------------------
+def load_reference(entry, path: str | None, device: str = "cpu"):
+    """Loader hook for ``tiny-dit`` / ``tiny-moe``: a folder written by :func:`save_pipeline`.
+
+    The folder is ``--model-path``, else the entry's environment variable, else the committed
+    reference in ``tmpbench/assets/<name>``.
+    """
+    from tmpbench.errors import OfflineError, TmpbenchError
+    from tmpbench.models.assets import asset_dir
+    from tmpbench.models.base import weights_source
+    from tmpbench.models.zimage import ZImageGenerator
+
+    source, local = weights_source(entry, path)
+    if not local:
+        source = str(asset_dir(entry.name))
+        if not (Path(source) / "tmpbench.json").is_file():
+            raise OfflineError(
+                f"no trained {entry.name} weights in {source}; run `tmpbench train-reference {entry.name}` "
+                f"or pass --model-path DIR (or set {entry.path_env}=DIR)"
+            )
+    if not (Path(source) / "tmpbench.json").is_file():
+        raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
+    pipe, cfg = load_pipeline(source, device=device)
+    is_moe = bool(cfg.moe)
+    if is_moe != (entry.name.startswith("tiny-moe")):
+        kind = "MoE" if is_moe else "dense"
+        raise TmpbenchError(f"{source!r} holds a {kind} transformer, which does not match model {entry.name!r}")
+    return ZImageGenerator(
+        pipe,
+        name=entry.name,
+        model=entry.name,
+        edit_fn=edit_in_sequence,
+        max_sequence_length=cfg.max_sequence_length,
+        save_fn=lambda p, d: save_pipeline(p, d, cfg),
+    )
+
+
+def build_reference_meta(entry):
+    """Meta-device hook: the reference transformer at its training recipe's architecture."""
+    from tmpbench.training.reference import default_config
+
+    arch = default_config(entry.name).arch
+    with torch.device("meta"):
+        if arch.moe:
+            from tmpbench.models.tiny_moe import TinyMoETransformer
+
+            return TinyMoETransformer(**transformer_kwargs(arch), **arch.moe)
+        return ZImageTransformer2DModel(**transformer_kwargs(arch))
+
+
+def _tiny_dit_entry():
+    from tmpbench.models.base import ModelEntry
+
+    return ModelEntry(
+        name="tiny-dit",
+        family="zimage",
+        source="builtin",
+        loader="tmpbench.models.tiny_zimage:load_reference",
+        meta_builder="tmpbench.models.tiny_zimage:build_reference_meta",
+        nominal_params=2_507_776,  # ZImageTransformer2DModel at training.reference.default_config("tiny-dit")
+        default_steps=16,
+        default_guidance=1.0,
+        default_size=32,
+        path_env="TMPBENCH_TINY_DIT_PATH",
+        supports_edit=True,
+        description="ShapesWorld reference: a real ZImagePipeline with a tiny ZImageTransformer2DModel, Qwen3 text encoder and pixel-space autoencoder",
+    )
+
+
+TINY_DIT_ENTRY = _tiny_dit_entry()
