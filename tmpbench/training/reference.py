@@ -5,7 +5,7 @@ Recipe (recorded in the exported model's ``tmpbench.json``):
 * data: ShapesWorld drawn on the fly from the training seed, never from the suites' seeds;
   T2I captions uniform over GenEval tags, edits uniform over the five edit types;
 * objective: rectified flow as Z-Image is trained, ``x_s = (1 - s) x0 + s eps`` with s drawn
-  logit-normal; the transformer sees ``t = 1 - s`` and predicts ``x0 - eps`` (what
+  by ``sigma_schedule`` (logit-normal, uniform or an even mix); the transformer sees ``t = 1 - s`` and predicts ``x0 - eps`` (what
   ZImagePipeline's sampler expects); captions dropped 10% of the time for classifier-free guidance;
 * T2I batches run the transformer in basic mode (the ZImagePipeline path), edit batches in omni
   mode with the source image as clean tokens (the path ``edit_in_sequence`` samples);
@@ -49,6 +49,8 @@ class TrainConfig:
     cfg_dropout: float = 0.1
     aux_loss_weight: float = 0.01  # tiny-moe load balancing
     seed: int = 1234
+    # [start_step, kind] pairs: the noise-level distribution from each step on (see _sample_sigma)
+    sigma_schedule: list = field(default_factory=lambda: [[0, "mixed"]])
     ckpt_every: int = 100
     threads: int = 2
 
@@ -61,12 +63,13 @@ class TrainConfig:
 
 def default_config(model: str) -> TrainConfig:
     if model == "tiny-dit":
-        return TrainConfig(model=model)
+        # the committed reference switched from logit-normal to mixed noise levels at step 500
+        return TrainConfig(model=model, steps=2000, sigma_schedule=[[0, "logit_normal"], [500, "mixed"]])
     if model == "tiny-moe":
         arch = tz.TinyZImageConfig(
             dim=128, n_layers=4, moe={"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1}
         )
-        return TrainConfig(model=model, arch=arch)
+        return TrainConfig(model=model, arch=arch, steps=2000, sigma_schedule=[[0, "logit_normal"], [400, "mixed"]])
     raise ValueError(f"unknown reference model {model!r}; choose tiny-dit or tiny-moe")
 
 
@@ -104,8 +107,33 @@ class ShapesStream:
 # --------------------------------------------------------------------------------------------
 # loss
 # --------------------------------------------------------------------------------------------
-def _noisy(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    s = torch.sigmoid(torch.randn(x0.shape[0], generator=gen))
+def _sample_sigma(n: int, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """Noise levels: ``logit_normal`` (SD3), ``uniform``, or ``mixed`` (half each, per sample).
+
+    Logit-normal rarely visits the low-noise end, which the last sampling steps depend on; a tiny
+    model trained on it alone leaves visible residual noise, hence ``mixed``.
+    """
+    ln = torch.sigmoid(torch.randn(n, generator=gen))
+    if kind == "logit_normal":
+        return ln
+    un = torch.rand(n, generator=gen)
+    if kind == "uniform":
+        return un
+    if kind == "mixed":
+        return torch.where(torch.rand(n, generator=gen) < 0.5, un, ln)
+    raise ValueError(f"unknown noise-level sampling {kind!r}; use logit_normal, uniform or mixed")
+
+
+def sigma_kind_at(step: int, schedule: list) -> str:
+    kind = schedule[0][1]
+    for start, k in schedule:
+        if step >= start:
+            kind = k
+    return kind
+
+
+def _noisy(x0: torch.Tensor, gen: torch.Generator, kind: str = "logit_normal") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = _sample_sigma(x0.shape[0], kind, gen)
     eps = torch.randn(x0.shape, generator=gen)
     xs = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * eps
     return xs, 1 - s, x0 - eps
@@ -116,20 +144,20 @@ def _drop(texts: list[str], p: float, gen: torch.Generator) -> list[str]:
     return [t if k else "" for t, k in zip(texts, keep.tolist())]
 
 
-def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float) -> torch.Tensor:
+def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal") -> torch.Tensor:
     x0 = tz.images_to_latents(images, pipe.vae.config.factor)
-    xs, t, target = _noisy(x0, gen)
+    xs, t, target = _noisy(x0, gen, sigma_kind)
     caps = tz.encode_prompts(pipe, _drop(prompts, cfg_dropout, gen))
     out = pipe.transformer([x.unsqueeze(1) for x in xs], t, caps, return_dict=False)[0]
     pred = torch.stack([o.squeeze(1) for o in out])
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def flow_loss_edit(pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float) -> torch.Tensor:
+def flow_loss_edit(pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal") -> torch.Tensor:
     factor = pipe.vae.config.factor
     cond = tz.images_to_latents(src, factor)
     x0 = tz.images_to_latents(tgt, factor)
-    xs, t, target = _noisy(x0, gen)
+    xs, t, target = _noisy(x0, gen, sigma_kind)
     caps = tz.encode_edit_segments(pipe, _drop(instr, cfg_dropout, gen))
     x = [[cond[j].unsqueeze(1), xs[j].unsqueeze(1)] for j in range(len(instr))]
     out = pipe.transformer(
@@ -195,11 +223,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, max_minutes: float | None = Non
     while step < cfg.steps:
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, cfg)
+        kind = sigma_kind_at(step, cfg.sigma_schedule)
         prompts, images = stream.t2i(cfg.t2i_batch)
-        loss = flow_loss_t2i(pipe, prompts, images, gen, cfg.cfg_dropout)
+        loss = flow_loss_t2i(pipe, prompts, images, gen, cfg.cfg_dropout, kind)
         if cfg.edit_batch:
             instr, src, tgt = stream.edits(cfg.edit_batch)
-            loss = loss + flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout) * (cfg.edit_batch / cfg.t2i_batch)
+            loss = loss + flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout, kind) * (cfg.edit_batch / cfg.t2i_batch)
         aux = _aux_loss(pipe.transformer)
         total = loss + cfg.aux_loss_weight * aux
         opt.zero_grad(set_to_none=True)
