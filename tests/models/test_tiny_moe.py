@@ -148,7 +148,7 @@ def test_registry_entry_loads_a_saved_pipeline_and_generates(tmp_path, monkeypat
     from tmpbench.models import tiny_zimage as tz
 
     monkeypatch.delenv("TMPBENCH_TINY_MOE_PATH", raising=False)
-    with pytest.raises(OfflineError, match=r"no trained tiny-moe weights found; .*TMPBENCH_TINY_MOE_PATH=DIR"):
+    with pytest.raises(OfflineError, match=r"no trained tiny-moe weights in .*TMPBENCH_TINY_MOE_PATH=DIR"):
         load_model("tiny-moe")
     moe = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 8, "num_shared_expert": 1}
     cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_heads=2, text_hidden=16, text_layers=2, moe=moe)

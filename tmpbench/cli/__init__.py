@@ -40,9 +40,9 @@ def _root(
 
 def _register_commands() -> None:
     # imported here so each module can import `app` from this package without a cycle
-    from tmpbench.cli import models_cmd, score_cmd, suites_cmd, train_cmd
+    from tmpbench.cli import fid_cmd, models_cmd, score_cmd, suites_cmd, train_cmd
 
-    for module in (suites_cmd, score_cmd, models_cmd, train_cmd):
+    for module in (suites_cmd, score_cmd, fid_cmd, models_cmd, train_cmd):
         module.register(app)
 
 
