@@ -299,7 +299,7 @@ def _entry() -> Any:
         source="builtin",
         loader="tmpbench.models.tiny_moe:load_tiny_moe",
         meta_builder="tmpbench.models.tiny_moe:build_tiny_moe_meta",
-        nominal_params=3_231_360,  # TinyMoETransformer at training.reference.default_config("tiny-moe")
+        nominal_params=3_194_352,  # TinyMoETransformer at training.reference.default_config("tiny-moe")
         default_steps=16,
         default_guidance=1.0,
         default_size=32,

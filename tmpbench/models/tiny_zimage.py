@@ -10,8 +10,11 @@ Why pixel space: at 32 px a learned VAE adds reconstruction error and training c
 nothing. A lossless space-to-depth "autoencoder" (``pixel_unshuffle`` by 4: 32x32x3 -> 8x8x48)
 keeps the analytic detector exact, keeps edit preservation measurable to the pixel, and lets the
 pipeline run unchanged: ZImagePipeline only reads ``config.block_out_channels`` (for the scale
-factor), ``config.scaling_factor``/``shift_factor`` and calls ``decode``. With the transformer's
-patch size 2, one token covers an 8x8-pixel patch: 16 image tokens at 32 px.
+factor), ``config.scaling_factor``/``shift_factor`` and calls ``decode``. The reference models use
+factor 2 (32x32x3 -> 16x16x12); with the transformer's patch size 2 one token covers a 4x4-pixel
+patch (48 values): 64 image tokens at 32 px. The token must stay narrower than the model width:
+the velocity target carries the token's full noise, which a narrower hidden state cannot pass
+(a factor-4, 192-value token through a 128-wide model left a third of the noise in every image).
 
 Editing puts the source image in the sequence, as Z-Image's omni mode does: the transformer runs
 with ``x[i] = [source_latent, noisy_latent]`` and ``image_noise_mask = [0, 1]`` (clean condition
@@ -78,7 +81,7 @@ class PixelShuffleAutoencoder(ModelMixin, ConfigMixin):
         shift_factor: float = 0.0,
     ) -> None:
         super().__init__()
-        if 2 ** (len(block_out_channels) - 1) != factor:
+        if 2 ** (len(block_out_channels) - 1) != factor:  # ZImagePipeline derives its scale factor from this
             raise ValueError(f"block_out_channels must have log2(factor)+1 entries, got {block_out_channels} for factor {factor}")
         self.latent_channels = in_channels * factor * factor
         # ModelMixin reads dtype/device from a parameter; this one carries no information
@@ -170,7 +173,7 @@ class TinyZImageConfig:
 
     size: int = 32
     grid: int = 2
-    factor: int = 4  # pixel-unshuffle factor of the pixel-space autoencoder
+    factor: int = 2  # pixel-unshuffle factor of the pixel-space autoencoder (token dim 4*factor^2*3 <= dim)
     dim: int = 128
     n_layers: int = 6
     n_refiner_layers: int = 1
@@ -447,7 +450,7 @@ def _tiny_dit_entry():
         source="builtin",
         loader="tmpbench.models.tiny_zimage:load_reference",
         meta_builder="tmpbench.models.tiny_zimage:build_reference_meta",
-        nominal_params=2_507_776,  # ZImageTransformer2DModel at training.reference.default_config("tiny-dit")
+        nominal_params=2_470_768,  # ZImageTransformer2DModel at training.reference.default_config("tiny-dit")
         default_steps=16,
         default_guidance=1.0,
         default_size=32,

@@ -38,9 +38,9 @@ class TrainConfig:
 
     model: str = "tiny-dit"
     arch: tz.TinyZImageConfig = field(default_factory=tz.TinyZImageConfig)
-    steps: int = 6000
-    t2i_batch: int = 48
-    edit_batch: int = 16
+    steps: int = 1400
+    t2i_batch: int = 32
+    edit_batch: int = 12
     lr: float = 1e-3
     warmup: int = 200
     min_lr_ratio: float = 0.05
@@ -63,13 +63,12 @@ class TrainConfig:
 
 def default_config(model: str) -> TrainConfig:
     if model == "tiny-dit":
-        # the committed reference switched from logit-normal to mixed noise levels at step 500
-        return TrainConfig(model=model, steps=2000, sigma_schedule=[[0, "logit_normal"], [500, "mixed"]])
+        return TrainConfig(model=model)
     if model == "tiny-moe":
         arch = tz.TinyZImageConfig(
             dim=128, n_layers=4, moe={"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1}
         )
-        return TrainConfig(model=model, arch=arch, steps=2000, sigma_schedule=[[0, "logit_normal"], [400, "mixed"]])
+        return TrainConfig(model=model, arch=arch)
     raise ValueError(f"unknown reference model {model!r}; choose tiny-dit or tiny-moe")
 
 
@@ -235,9 +234,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, max_minutes: float | None = Non
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        with torch.no_grad():
+        with torch.no_grad():  # EMA with warm-up, so early steps do not keep the random init alive
+            decay = min(cfg.ema_decay, (1 + step) / (10 + step))
             for e, p in zip(ema, params):
-                e.lerp_(p.detach(), 1 - cfg.ema_decay)
+                e.lerp_(p.detach(), 1 - decay)
         step += 1
         losses.append(float(loss.detach()))
         bar.update(1)
