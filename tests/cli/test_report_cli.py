@@ -1,0 +1,109 @@
+"""`tmpbench compare` and `tmpbench gate` through the real CLI: tables, exit codes, one-line refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+import importlib.util
+from pathlib import Path
+
+
+def _synthetic_runs():
+    """tests/report/synthetic_runs.py, loaded by path (test folders are not packages)."""
+    path = Path(__file__).resolve().parents[1] / "report" / "synthetic_runs.py"
+    spec = importlib.util.spec_from_file_location("tmpbench_test_synthetic_runs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_sr = _synthetic_runs()
+BAD, GOOD, write_run = _sr.BAD, _sr.GOOD, _sr.write_run
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from tmpbench.cli import app, main, report_cmd
+
+    if "compare" not in {c.name for c in app.registered_commands}:
+        report_cmd.register(app)  # until tmpbench/cli/__init__.py registers it
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return {
+        "teacher": write_run(tmp_path / "teacher", [1] * 20),
+        "tmp": write_run(tmp_path / "tmp-25pct", GOOD, pruner="tmp", budget="25%", achieved=751),
+        "random": write_run(tmp_path / "random-25pct", BAD, pruner="random", budget="25%", achieved=748),
+        "other_suite": write_run(tmp_path / "other", GOOD, pruner="tmp", budget="25%", achieved=751, suite_hash="d" * 64),
+        "other_seeds": write_run(tmp_path / "seeds", GOOD, pruner="tmp", budget="25%", achieved=751, seed_offset=5),
+    }
+
+
+def test_compare_prints_and_writes_tables(runs, tmp_path, capsys):
+    code, out, _ = cli(["compare", str(runs["teacher"]), str(runs["tmp"]), str(runs["random"])], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("| model") and "teacher" in lines[2] and "25% (750)" in lines[3] and "24.90% removed" in lines[3]
+    code, out, _ = cli(["compare", str(runs["tmp"]), str(runs["random"]), "--format", "latex", "--out", str(tmp_path / "t.tex"),
+                        "--report", str(tmp_path / "rep"), "--write-baseline", str(tmp_path / "b.json")], capsys)
+    assert code == 0 and "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
+    assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "b.json").is_file()
+
+
+@pytest.mark.parametrize("other, pattern", [("other_suite", "runs are not comparable: .*hash dddddddddddd"),
+                                            ("other_seeds", "runs are not comparable: .*used different seeds")])
+def test_compare_refuses_incomparable_runs_in_one_line(runs, other, pattern, capsys):
+    import re
+
+    code, out, err = cli(["compare", str(runs["tmp"]), str(runs[other])], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and re.match("error: compare: " + pattern, err.strip())
+
+
+def test_gate_exit_codes(runs, tmp_path, capsys):
+    baseline = tmp_path / "reports" / "tiny.json"
+    code, out, _ = cli(["gate", "--write-baseline", "--baseline", str(baseline), "--run", str(runs["tmp"])], capsys)
+    assert code == 0 and baseline.is_file()
+    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["random"])], capsys)
+    assert code == 1
+    assert "REGRESSED" in out and "McNemar exact" in out and "lost 13 / gained 0" in out and "FAIL:" in out
+    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["tmp"])], capsys)
+    assert code == 0 and "PASS" in out
+    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["random"]), "--max-drop", "geneval=0.9"], capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--baseline", "{tmp}/nope.json", "--run", "{tmp_run}"], "error: baseline file '.*nope.json' not found"),
+    (["--baseline", "{base}", "--run", "{tmp_run}", "--max-drop", "clipp=0.1"], "error: --max-drop names unknown metric 'clipp'"),
+    (["--baseline", "{base}", "--run", "{suite_run}"], "error: gate: .* is not comparable with the baseline: suite"),
+    (["--baseline", "{base}", "--run", "{seed_run}"], "error: gate: .* is not comparable with the baseline: different seeds"),
+])
+def test_gate_refusals_are_one_line(runs, tmp_path, capsys, args, message):
+    import re
+
+    from tmpbench.report.gate import write_baseline
+
+    base = write_baseline([runs["tmp"]], tmp_path / "base.json")
+    subst = {"tmp": str(tmp_path), "tmp_run": str(runs["tmp"]), "base": str(base), "suite_run": str(runs["other_suite"]),
+             "seed_run": str(runs["other_seeds"])}
+    code, out, err = cli(["gate"] + [a.format(**subst) for a in args], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and re.match(message, err.strip()), err
+
+
+def test_ablate_and_sweep_validate_before_loading(capsys):
+    code, _, err = cli(["ablate", "--axis", "depth", "--model", "tiny-dit"], capsys)
+    assert code == 2 and err.strip() == "error: unknown --axis 'depth'; use one of tree-depth, policy-mix, arch-transfer"
+    code, _, err = cli(["sweep", "--model", "tiny-dit-50%", "--suite", "shapes-t2i"], capsys)
+    assert code == 2 and "must be a registered unpruned model name" in err
+    code, _, err = cli(["sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--pruners", "tmp,rand"], capsys)
+    assert code == 2 and "did you mean" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(["sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--budgets", "25%,25%"], capsys)
+    assert code == 2 and err.strip() == "error: --budgets lists '25%' twice; name each once"

@@ -1,0 +1,95 @@
+"""`tmpbench sweep` end to end on a tiny random-init tiny-dit: one folder per run, shared identities, reuse."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.report.ablate import axis_variants
+from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, run_fields_supported, run_sweep
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    import torch
+
+    from tmpbench.models import tiny_zimage as tz
+
+    d = tmp_path_factory.mktemp("tinydit")
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
+    tz.save_pipeline(tz.make_pipeline(tz.build_components(cfg)), d, cfg, dtype=torch.float32)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def config(tiny_dir: Path, out: Path, **kw) -> SweepConfig:
+    base = dict(model="tiny-dit", suite="shapes-t2i", variants=[Variant("random", "random"), Variant("magnitude", "magnitude")],
+                budgets=["5%"], out=out, limit=3, steps=2, model_path=str(tiny_dir), metrics="geneval", progress=False)
+    base.update(kw)
+    return SweepConfig(**base)
+
+
+def test_sweep_runs_every_pruner_once_and_reuses(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path / "sweep")
+    first = run_sweep(cfg)
+    assert [r["dir"] for r in first["runs"]] == ["teacher", "random-5pct", "magnitude-5pct"]
+    assert not any(r["reused"] for r in first["runs"])
+    manifest = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    for name in ("random-5pct", "magnitude-5pct"):
+        res = json.loads((tmp_path / "sweep" / name / "results.json").read_text())
+        assert res["suite"]["hash"] == manifest["suite_hash"] and res["suite"]["items"] == 3
+        assert res["model"]["budget"] == "5%"
+        got = res["model"]["calibration"] or res["model"]["prune_info"]["calibration"]
+        assert got["hash"] == manifest["calibration"]["hash"]  # the one shared calibration spec
+        achieved = res["model"]["achieved_params"] / res["model"]["original_params"]
+        assert abs(achieved - 0.95) / 0.95 <= 0.005
+    html = Path(first["report"]["report"]).read_text()
+    assert 'id="grids"' in html and "random @ 5%" in html and html.count("<img") == 3 * 3
+    again = run_sweep(cfg)
+    assert all(r["reused"] for r in again["runs"])
+
+
+def test_sweep_validates_before_loading(tiny_dir, tmp_path):
+    with pytest.raises(TmpbenchError, match="sweep --model 'tiny-dit-50%' must be a registered unpruned model name"):
+        run_sweep(config(tiny_dir, tmp_path, model="tiny-dit-50%"))
+    with pytest.raises(TmpbenchError, match="did you mean 'random'"):
+        run_sweep(config(tiny_dir, tmp_path, variants=[Variant("randm", "randm")]))
+    with pytest.raises(TmpbenchError, match="give budgets as shares removed"):
+        run_sweep(config(tiny_dir, tmp_path, budgets=["300k"]))
+    with pytest.raises(TmpbenchError, match="--budgets lists '5%' twice"):
+        parse_budgets("5%,5%")
+    if not run_fields_supported():
+        with pytest.raises(TmpbenchError, match="RunConfig cannot pass pruner settings of 'tmp-depth1'"):
+            run_sweep(config(tiny_dir, tmp_path, variants=axis_variants("tree-depth", moe=False)))
+
+
+def test_axis_variants():
+    assert [v.settings for v in axis_variants("tree-depth", False)] == [{"tree_depth": 1}, {"tree_depth": 2}, {"tree_depth": 3}]
+    assert [v.name for v in axis_variants("policy-mix", False)] == ["depth-only", "width-only", "mixed"]
+    assert [v.name for v in axis_variants("policy-mix", True)] == ["depth-only", "width-only", "experts-only", "mixed"]
+    assert axis_variants("policy-mix", True)[2].settings == {"policy_mix": ["prune_experts", "merge_experts"]}
+    with pytest.raises(TmpbenchError, match="unknown ablation axis 'width'"):
+        axis_variants("width", False)
+
+
+@pytest.mark.skipif(not run_fields_supported(), reason="tmpbench.run.pipeline.RunConfig does not forward pruner settings yet")
+def test_tree_depth_ablation_table(tiny_dir, tmp_path):
+    from tmpbench.report.ablate import run_ablation
+
+    base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"])
+    result = run_ablation("tree-depth", base, "5%")
+    table = result["table"]
+    assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-depth3"]
+    assert result["metric"] == "geneval" and (tmp_path / "abl" / "table.md").read_text().startswith("Ablation 'tree-depth'")

@@ -1,0 +1,76 @@
+"""Comparison tables: values and CIs from samples.jsonl, budgets, formats, refusing incomparable runs."""
+
+import math
+
+import pytest
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.report.stats import bootstrap_ci
+from tmpbench.report.tables import (
+    check_comparable,
+    compare_runs,
+    comparison_frame,
+    comparison_table,
+    load_run,
+    render,
+)
+
+
+def test_table_values_cis_and_budgets(small_sweep):
+    runs = [load_run(p) for p in small_sweep.values()]
+    wide = comparison_table(runs, numeric=True)
+    assert list(wide["pruner"]) == ["teacher", "tmp", "random", "tmp", "random"]  # teacher first, TMP first per budget
+    tmp25 = wide.iloc[1]
+    assert math.isclose(tmp25["requested_removed"], 0.25)
+    assert math.isclose(tmp25["achieved_removed"], 0.249)
+    assert math.isclose(tmp25["budget_error"], 1 / 750)
+    # the CI is recomputed from samples.jsonl with the GenEval estimator (mean of category means)
+    run = load_run(small_sweep["tmp25"])
+    cats = [r["category"] for r in run.samples]
+    point, ci = bootstrap_ci([r["metrics"]["geneval"] for r in run.samples], cats, True)
+    assert math.isclose(tmp25["geneval"], point) and [tmp25["geneval_ci_low"], tmp25["geneval_ci_high"]] == ci
+    assert run.metric_summary("geneval")["ci_source"] == "samples.jsonl"
+    # set-level FID keeps the run's own interval; unscored metrics stay empty
+    assert run.metric_summary("fid")["ci95"] == [110.0, 130.0]
+    assert wide.iloc[1]["clipscore"] is None
+
+
+def test_text_table_shows_requested_beside_achieved(small_sweep):
+    runs = [load_run(p) for p in small_sweep.values()]
+    table = comparison_table(runs)
+    row = table[(table.pruner == "random") & table.requested.str.startswith("50%")].iloc[0]
+    assert row["requested"] == "50% (500)" and row["achieved"] == "50.10% removed" and row["vs target"] == "-0.20%"
+    assert row["psnr_teacher"].startswith("18.000")
+    assert table.iloc[0]["clipscore"] == "n/a"
+
+
+def test_formats(small_sweep):
+    runs, md = compare_runs(list(small_sweep.values()), "md")
+    assert md.splitlines()[0].startswith("| model") and "tmp" in md and "[" in md
+    _, csv = compare_runs(list(small_sweep.values()), "csv")
+    assert csv.splitlines()[0].startswith("model,pruner,requested_removed,achieved_removed")
+    _, tex = compare_runs(list(small_sweep.values()), "latex")
+    assert "\\begin{tabular}" in tex and "psnr\\_teacher" in tex
+    _, html = compare_runs(list(small_sweep.values()), "html")
+    assert 'class="dataframe tmpbench-table"' in html
+    with pytest.raises(TmpbenchError, match="unknown table format 'xls'; use one of md, csv, latex, html"):
+        render(comparison_table(runs), "xls")
+
+
+def test_long_frame_has_every_metric(small_sweep):
+    df = comparison_frame([load_run(small_sweep["tmp25"])])
+    assert set(df.metric) == {"geneval", "fid", "clipscore", "psnr_teacher"}
+    assert df[df.metric == "clipscore"].iloc[0]["not_scored"].startswith("not scored")
+
+
+def test_refuses_mismatched_suites_and_seeds(make_run, small_sweep):
+    other_suite = make_run("other-suite", [1] * 20, suite_hash="b" * 64)
+    with pytest.raises(TmpbenchError, match=r"runs are not comparable: .* hash aaaaaaaaaaaa\) but .* hash bbbbbbbbbbbb\)"):
+        compare_runs([small_sweep["teacher"], other_suite])
+    other_seeds = make_run("other-seeds", [1] * 20, seed_offset=7)
+    with pytest.raises(TmpbenchError, match="used different seeds"):
+        check_comparable([load_run(small_sweep["teacher"]), load_run(other_seeds)])
+    with pytest.raises(TmpbenchError, match="does not exist"):
+        load_run(small_sweep["teacher"].parent / "nope")
+    with pytest.raises(TmpbenchError, match="metric 'lpips' is in none of the runs"):
+        compare_runs([small_sweep["teacher"]], metrics=["lpips"])

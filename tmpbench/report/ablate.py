@@ -1,0 +1,217 @@
+"""``tmpbench ablate``: the three ablations the TMP paper lacks, each as a paper-like table with CIs.
+
+* ``tree-depth``: TMP with ``tree_depth`` 1 (blocks), 2 (+ components), 3 (+ unit chunks, the maximum).
+* ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
+  channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
+* ``arch-transfer``: a small grid over TMP's search settings (chunk size, re-scoring interval,
+  timestep weighting) is scored on a HELD-OUT subset (suite items beyond the test subset) for each
+  of two architectures; the setting picked on one architecture is then applied unchanged to the
+  other and compared, on the test subset, with the setting picked there (per-architecture tuning).
+
+Every variant is a run of :func:`tmpbench.report.sweep.run_sweep` (same calibration, recovery,
+seeds and items for all), so the runs are ordinary run folders that ``tmpbench compare`` also reads.
+Each table row carries the metric with its 95% bootstrap CI and the paired difference to the
+reference variant (full TMP / per-architecture tuning) with its test's p-value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
+from tmpbench.report.sweep import SweepConfig, Variant, run_dir_name, run_sweep
+from tmpbench.report.tables import RunRecord, load_run, render
+
+AXES = ("tree-depth", "policy-mix", "arch-transfer")
+DEPTH_POLICIES = ["drop_block", "linear_replace"]
+WIDTH_POLICIES = ["prune_heads", "prune_channels"]
+EXPERT_POLICIES = ["prune_experts", "merge_experts"]
+# TMP search settings tried by arch-transfer (pruners/tmp.py TMPPruner.SETTINGS); the middle one is TMP's default
+TRANSFER_GRID: list[dict[str, Any]] = [
+    {"chunks": 4, "rescore_every": 2, "timestep_weighting": "uniform"},
+    {"chunks": 8, "rescore_every": 8, "timestep_weighting": "uniform"},
+    {"chunks": 16, "rescore_every": 16, "timestep_weighting": "noisy"},
+]
+PAIRS = {"tiny-dit": "tiny-moe", "tiny-moe": "tiny-dit"}
+
+
+def model_is_moe(model: str) -> bool:
+    """Whether a registered model's denoiser has MoE blocks (built on the meta device; nothing loaded)."""
+    from tmpbench.models.spec import parse_spec, resolve_entry
+    from tmpbench.pruning.runner import model_family
+
+    entry = resolve_entry(parse_spec(model))
+    try:
+        return model_family(entry.build_meta()) == "moe"
+    except TmpbenchError:
+        return entry.family == "hunyuanimage3"
+
+
+def axis_variants(axis: str, moe: bool) -> list[Variant]:
+    """The TMP variants an axis compares (the reference variant last)."""
+    if axis == "tree-depth":
+        return [Variant("tmp-depth1", "tmp", {"tree_depth": 1}), Variant("tmp-depth2", "tmp", {"tree_depth": 2}),
+                Variant("tmp-depth3", "tmp", {"tree_depth": 3})]
+    if axis == "policy-mix":
+        out = [Variant("depth-only", "tmp", {"policy_mix": DEPTH_POLICIES}),
+               Variant("width-only", "tmp", {"policy_mix": WIDTH_POLICIES})]
+        if moe:
+            out.append(Variant("experts-only", "tmp", {"policy_mix": EXPERT_POLICIES}))
+        return out + [Variant("mixed", "tmp", {})]
+    raise TmpbenchError(f"unknown ablation axis {axis!r}; use one of {', '.join(AXES)}")
+
+
+def _values(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[list[str], list[float], list[str]]:
+    vals = run.metric_values(metric)
+    cats = {f"{r['id']}#{r['seed']}": str(r.get("category")) for r in run.samples}
+    ks = sorted(k for k in vals if keys is None or k in keys)
+    return ks, [vals[k] for k in ks], [cats[k] for k in ks]
+
+
+def score(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[float, list[float] | None, int]:
+    """Metric mean (mean of category means for GenEval-style metrics) and CI over ``keys``."""
+    from tmpbench.run.score import SCORERS
+
+    ks, v, c = _values(run, metric, keys)
+    if not v:
+        raise TmpbenchError(f"run {run.path} has no per-sample values of {metric!r}; ablations need a per-sample metric")
+    point, ci = bootstrap_ci(v, c, bool(getattr(SCORERS.get(metric), "category_mean", False)))
+    return point, ci, len(v)
+
+
+def paired(ref: RunRecord, run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[float, float, str]:
+    """(difference run - reference, two-sided p-value, test name): McNemar for 0/1 values, else paired bootstrap."""
+    rk, rv, _ = _values(ref, metric, keys)
+    values = run.metric_values(metric)
+    cv = [values.get(k, float("nan")) for k in rk]
+    higher = bool(run.results["metrics"][metric]["higher_is_better"])
+    if is_binary(rv) and is_binary(cv):
+        t = mcnemar_exact(rv, cv)
+        return t.mean_diff, t.p_value, "McNemar"
+    worse, better = paired_bootstrap(rv, cv, higher), paired_bootstrap(rv, cv, not higher)
+    return worse.mean_diff, min(1.0, 2 * min(worse.p_worse, better.p_worse)), "paired bootstrap"
+
+
+def _fmt(point: float, ci: list[float] | None) -> str:
+    return f"{point:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def pick_metric(run: RunRecord, metric: str | None) -> str:
+    if metric:
+        if metric not in run.results["metrics"] or not run.metric_values(metric):
+            raise TmpbenchError(f"--metric {metric!r} has no per-sample values in {run.path}; it holds {', '.join(run.metric_names())}")
+        return metric
+    for name in run.metric_names():
+        if run.metric_values(name):
+            return name
+    raise TmpbenchError(f"run {run.path} has no per-sample metric to ablate on")
+
+
+def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metric: str | None, reference: str) -> tuple[pd.DataFrame, str]:
+    """Run (or reuse) ``variants`` at ``budget`` and tabulate them against variant ``reference``."""
+    cfg = dataclasses.replace(base, variants=variants, budgets=[budget], teacher=True)
+    run_sweep(cfg, report=False)
+    teacher = load_run(Path(cfg.out) / "teacher")
+    runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
+    metric = pick_metric(next(iter(runs.values())), metric)
+    ref = runs[reference]
+    rows = []
+    t_point, t_ci, _ = score(teacher, metric)
+    rows.append({"variant": "teacher (unpruned)", "settings": "-", "achieved": "0.00% removed", "vs target": "-",
+                 metric: _fmt(t_point, t_ci), f"Δ vs {reference}": "", "p": ""})
+    for v in variants:
+        r = runs[v.name]
+        point, ci, n = score(r, metric)
+        diff, p, _ = paired(ref, r, metric) if v.name != reference else (0.0, 1.0, "")
+        rows.append({"variant": v.name, "settings": json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)",
+                     "achieved": f"{r.achieved_ratio:.2%} removed",
+                     "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}",
+                     metric: _fmt(point, ci), f"Δ vs {reference}": "" if v.name == reference else f"{diff:+.3f}",
+                     "p": "" if v.name == reference else f"{p:.3g}"})
+    return pd.DataFrame(rows), metric
+
+
+def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget: str, metric: str | None,
+                  grid: list[dict] | None = None) -> tuple[pd.DataFrame, str, dict]:
+    """Tune TMP's settings on each architecture's held-out items, then swap the picks (see module doc)."""
+    from tmpbench.suite import load_suite
+
+    grid = grid or TRANSFER_GRID
+    if base.limit is None:
+        raise TmpbenchError("arch-transfer needs --limit K: K test items, and the next K items of the suite are the held-out tuning set")
+    test_ids = {it.id for it in load_suite(base.suite, limit=base.limit).items}
+    variants = [Variant(f"tmp-g{i}", "tmp", dict(g)) for i, g in enumerate(grid)]
+    models = {base.model: base.model_path, other: other_path}
+    picked: dict[str, dict] = {}
+    runs: dict[str, dict[str, RunRecord]] = {}
+    for model, path in models.items():
+        cfg = dataclasses.replace(base, model=model, model_path=path, variants=variants, budgets=[budget],
+                                  limit=2 * base.limit, teacher=False, out=Path(base.out) / model)
+        run_sweep(cfg, report=False)
+        runs[model] = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
+        first = next(iter(runs[model].values()))
+        metric = pick_metric(first, metric)
+        held = {k for k in first.sample_keys() if k.split("#")[0] not in test_ids}
+        scores = {name: score(r, metric, held) for name, r in runs[model].items()}
+        higher = bool(first.results["metrics"][metric]["higher_is_better"])
+        best = max(scores, key=lambda n: (scores[n][0] if higher else -scores[n][0], -list(scores).index(n)))
+        picked[model] = {"variant": best, "settings": dict(variants[[v.name for v in variants].index(best)].settings),
+                         "held_out": scores[best][0], "held_out_n": scores[best][2],
+                         "grid": {n: round(s[0], 4) for n, s in scores.items()}}
+    rows = []
+    for target in models:
+        source = other if target == base.model else base.model
+        test_keys = {k for k in next(iter(runs[target].values())).sample_keys() if k.split("#")[0] in test_ids}
+        own = runs[target][picked[target]["variant"]]
+        moved = runs[target][picked[source]["variant"]]
+        for label, tuned_on, r in (("per-architecture tuning", target, own), ("transferred", source, moved)):
+            point, ci, n = score(r, metric, test_keys)
+            diff, p, _ = paired(own, r, metric, test_keys) if r is not own else (0.0, 1.0, "")
+            rows.append({"target": target, "settings from": f"{label} ({tuned_on})",
+                         "settings": json.dumps(picked[tuned_on]["settings"], sort_keys=True),
+                         "held-out score": f"{score(r, metric, {k for k in r.sample_keys() if k.split('#')[0] not in test_ids})[0]:.3f}",
+                         "achieved": f"{r.achieved_ratio:.2%} removed",
+                         f"test {metric}": _fmt(point, ci), "Δ vs own": "" if r is own else f"{diff:+.3f}",
+                         "p": "" if r is own else f"{p:.3g}", "n": n})
+    return pd.DataFrame(rows), metric, picked
+
+
+def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None = None, other: str | None = None,
+                 other_path: str | None = None, grid: list[dict] | None = None) -> dict:
+    """Run one ablation axis; write ``OUT/table.md`` (+ csv, latex) and return the table and its metadata."""
+    if axis not in AXES:
+        raise TmpbenchError(f"unknown ablation axis {axis!r}; use one of {', '.join(AXES)}")
+    out = Path(base.out)
+    extra: dict = {}
+    if axis == "arch-transfer":
+        other = other or PAIRS.get(base.model)
+        if other is None:
+            raise TmpbenchError(f"arch-transfer: no partner architecture for {base.model!r}; pass --other-model NAME")
+        if other == base.model:
+            raise TmpbenchError(f"arch-transfer needs two different architectures, got {other!r} twice")
+        table, metric, extra = arch_transfer(base, other, other_path, budget, metric, grid)
+        caption = (f"Architecture transfer of TMP settings at budget {budget}: per-architecture tuning on held-out items vs "
+                   f"settings tuned on the other architecture ({base.model} <-> {other}); test {metric} with 95% bootstrap CI")
+    else:
+        variants = axis_variants(axis, model_is_moe(base.model))
+        reference = variants[-1].name
+        table, metric = variant_table(base, variants, budget, metric, reference)
+        caption = f"Ablation '{axis}' of TMP on {base.model} ({base.suite}, budget {budget}): {metric} with 95% bootstrap CI"
+    out.mkdir(parents=True, exist_ok=True)
+    md = f"{caption}\n\n{render(table, 'md')}\n"
+    (out / "table.md").write_text(md)
+    (out / "table.csv").write_text(render(table, "csv"))
+    (out / "table.tex").write_text(render(table, "latex"))
+    (out / "ablation.json").write_text(json.dumps({"axis": axis, "budget": budget, "metric": metric, "caption": caption,
+                                                   "rows": table.to_dict(orient="records"), **({"picked": extra} if extra else {})},
+                                                  indent=1, default=str) + "\n")
+    return {"axis": axis, "table": table, "markdown": md, "metric": metric, "out": out, "picked": extra}
+
+
+__all__ = ["AXES", "TRANSFER_GRID", "arch_transfer", "axis_variants", "model_is_moe", "run_ablation", "variant_table"]

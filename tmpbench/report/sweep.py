@@ -1,0 +1,260 @@
+"""``tmpbench sweep``: every pruner at every budget under one calibration, one recovery recipe, one
+evaluation subset and one set of seeds, each run in its own folder, then the comparison report.
+
+Identical settings are enforced by construction: the :class:`~tmpbench.pruning.runner.CalibrationSpec`
+and :class:`~tmpbench.pruning.runner.RecoveryRecipe` are built ONCE per sweep and the same objects are
+handed to every run; their hashes are written to ``sweep.json`` and checked against what each run
+recorded. Runs whose ``results.json`` exists and whose inputs match are reused, not rerun.
+
+Folder::
+
+    OUT/sweep.json            settings, calibration/recovery identities, one entry per run
+    OUT/teacher/              the unpruned model's run (tmpbench run layout)
+    OUT/<variant>-<budget>/   one run per pruner (or ablation variant) and budget, e.g. tmp-25pct
+    OUT/pruned-cache/         pruned models shared by the runs (the prune runner's cache)
+    OUT/report/               report.html, table.md/csv, quality_vs_ratio_<metric>.png/svg
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tmpbench.errors import TmpbenchError
+
+SWEEP_FILE = "sweep.json"
+INPUTS_FILE = "sweep_inputs.json"
+TEACHER_DIR = "teacher"
+# RunConfig fields through which a run receives the sweep's shared objects (see run_fields_supported)
+SHARED_RUN_FIELDS = ("calibration", "recovery", "pruner_settings", "seed")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One column of a sweep: a pruner and its settings under a name (``tmp``, ``tmp-depth1``, ...)."""
+
+    name: str
+    pruner: str
+    settings: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass
+class SweepConfig:
+    """Everything ``tmpbench sweep`` takes; None = the model entry's / suite's default."""
+
+    model: str  # registered base model name, e.g. "tiny-dit" (local weights via model_path)
+    suite: str
+    variants: list[Variant]
+    budgets: list[str]
+    out: Path
+    limit: int | None = None
+    seeds: int | None = None
+    steps: int | None = None
+    size: int | None = None
+    guidance: float | None = None
+    model_path: str | None = None
+    metrics: str | None = None
+    recover_steps: int = 0
+    calib_prompts: int | None = None  # None = the prune runner's default calibration
+    calib_steps: int | None = None
+    seed: int = 0
+    batch_size: int = 8
+    device: str | None = None
+    teacher: bool = True
+    progress: bool = True
+
+
+def parse_list(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not items:
+        raise TmpbenchError(f"--{what} {text!r} names nothing; pass a comma-separated list")
+    if len(set(items)) != len(items):
+        dup = next(i for i in items if items.count(i) > 1)
+        raise TmpbenchError(f"--{what} lists {dup!r} twice; name each once")
+    return items
+
+
+def parse_budgets(text: str) -> list[str]:
+    """``"25%,50%"`` -> validated budget strings (each parsed by the prune runner's Budget)."""
+    from tmpbench.pruning.budget import Budget
+
+    budgets = parse_list(text, "budgets")
+    for b in budgets:
+        Budget.parse(b)
+    return budgets
+
+
+def run_dir_name(variant: str, budget: str) -> str:
+    return f"{variant}-{budget.replace('%', 'pct').replace('@', '_at_')}"
+
+
+def run_fields_supported() -> bool:
+    """Whether ``tmpbench.run.pipeline.RunConfig`` forwards calibration/recovery/pruner settings/seed to the
+    prune runner (needed for non-default settings; see the report to the lead)."""
+    from tmpbench.run.pipeline import RunConfig
+
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    return all(n in names for n in SHARED_RUN_FIELDS)
+
+
+def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
+    """The ONE CalibrationSpec and ONE RecoveryRecipe every run of the sweep gets."""
+    from tmpbench.pruning.runner import RecoveryRecipe, default_calibration
+
+    calib = default_calibration(cfg.model)
+    changes: dict[str, Any] = {}
+    if cfg.calib_prompts is not None:
+        changes["n_prompts"] = int(cfg.calib_prompts)
+    if cfg.calib_steps is not None:
+        changes["steps"] = int(cfg.calib_steps)
+    if changes:
+        calib = dataclasses.replace(calib, **changes)
+    recipe = RecoveryRecipe(steps=int(cfg.recover_steps), seed=int(cfg.seed))
+    return calib, recipe
+
+
+def validate(cfg: SweepConfig) -> tuple[Any, Any]:
+    """Check everything before any model is loaded; returns ``(suite, model entry)``."""
+    from tmpbench.models.spec import parse_spec, resolve_entry
+    from tmpbench.registry import PRUNERS
+    from tmpbench.suite import load_suite
+
+    spec = parse_spec(cfg.model)
+    if spec.path is not None or spec.budget is not None:
+        raise TmpbenchError(
+            f"sweep --model {cfg.model!r} must be a registered unpruned model name (e.g. tiny-dit); "
+            "give local weights with --model-path DIR and sizes with --budgets"
+        )
+    entry = resolve_entry(spec)
+    if not cfg.variants:
+        raise TmpbenchError("sweep needs at least one pruner; pass --pruners tmp,random,...")
+    if not cfg.budgets:
+        raise TmpbenchError("sweep needs at least one budget; pass --budgets 25%,50%")
+    names = [v.name for v in cfg.variants]
+    if len(set(names)) != len(names):
+        raise TmpbenchError(f"sweep variants must have distinct names, got {names}")
+    for v in cfg.variants:
+        PRUNERS.get(v.pruner)  # unknown pruner -> "did you mean"
+    for b in cfg.budgets:
+        if not b.endswith("%"):
+            raise TmpbenchError(f"sweep budget {b!r}: give budgets as shares removed, e.g. 25%,50% (absolute sizes: tmpbench run)")
+    suite = load_suite(cfg.suite, limit=cfg.limit)
+    if not run_fields_supported():
+        calib, recipe = shared_objects(cfg)
+        from tmpbench.pruning.runner import RecoveryRecipe, default_calibration
+
+        nondefault = [v.name for v in cfg.variants if v.settings]
+        if nondefault or calib != default_calibration(cfg.model) or recipe != RecoveryRecipe(steps=cfg.recover_steps, seed=0):
+            what = f"pruner settings of {nondefault[0]!r}" if nondefault else "non-default calibration/recovery/seed"
+            raise TmpbenchError(
+                f"this checkout's tmpbench.run.pipeline.RunConfig cannot pass {what} to the prune runner "
+                f"(it lacks the fields {', '.join(SHARED_RUN_FIELDS)}); use the defaults or update tmpbench/run"
+            )
+    return suite, entry
+
+
+def _log(cfg: SweepConfig, msg: str) -> None:
+    if cfg.progress:
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _recorded_hash(results: dict, key: str) -> str | None:
+    model = results["model"]
+    ident = model.get(key) or (model.get("prune_info") or {}).get(key) or {}
+    return ident.get("hash") if isinstance(ident, dict) else None
+
+
+def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib: Any, recipe: Any,
+            expected: dict[str, str]) -> dict:
+    """One run of the sweep (variant None = the unpruned teacher); reused when its inputs match."""
+    from tmpbench.run.pipeline import RunConfig, run_benchmark
+
+    name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget)
+    out = Path(cfg.out) / name
+    inputs = {
+        "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "seeds": cfg.seeds,
+        "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": cfg.metrics,
+        "pruner": None if variant is None else variant.pruner, "settings": None if variant is None else variant.settings,
+        "budget": budget, "calibration": None if variant is None else expected["calibration"],
+        "recovery": None if variant is None else expected["recovery"], "seed": cfg.seed,
+    }
+    entry = {"dir": name, "variant": TEACHER_DIR if variant is None else variant.name,
+             "pruner": None if variant is None else variant.pruner, "budget": budget,
+             "settings": {} if variant is None else variant.settings}
+    inputs_file = out / INPUTS_FILE
+    if (out / "results.json").is_file() and inputs_file.is_file() and json.loads(inputs_file.read_text()) == inputs:
+        _log(cfg, f"sweep: reusing {out} (results.json matches the inputs)")
+        return {**entry, "reused": True, "seconds": 0.0}
+    _log(cfg, f"sweep: running {name} ...")
+    start = time.perf_counter()
+    kwargs: dict[str, Any] = dict(
+        suite=cfg.suite, model=cfg.model if variant is None else f"{cfg.model}-{budget}",
+        out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit,
+        batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
+        metrics=cfg.metrics, device=cfg.device, recover_steps=0 if variant is None else cfg.recover_steps,
+        prune_cache=Path(cfg.out) / "pruned-cache", progress=cfg.progress,
+        argv=["tmpbench", "sweep", f"(run {name})"],
+    )
+    if variant is not None and run_fields_supported():
+        kwargs.update(calibration=calib, recovery=recipe, pruner_settings=dict(variant.settings) or None, seed=cfg.seed)
+    if inputs_file.is_file():
+        inputs_file.unlink()
+    results = run_benchmark(RunConfig(**kwargs))
+    if results is None:
+        raise TmpbenchError("sweep runs in one process; launch it without accelerate")
+    if variant is not None:
+        for key in ("calibration", "recovery"):
+            got = _recorded_hash(results, key)
+            if got is not None and got != expected[key]:
+                raise TmpbenchError(
+                    f"sweep: run {name} recorded {key} hash {got}, but the sweep's shared {key} has {expected[key]}; "
+                    "the runs would not be comparable"
+                )
+    out.mkdir(parents=True, exist_ok=True)
+    inputs_file.write_text(json.dumps(inputs, indent=1, sort_keys=True) + "\n")
+    return {**entry, "reused": False, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
+    """Run (or reuse) the teacher and every (variant, budget); write sweep.json and the report.
+
+    Returns ``sweep.json``'s content plus ``report`` (paths from :func:`tmpbench.report.html.write_report`).
+    """
+    suite, entry = validate(cfg)
+    calib, recipe = shared_objects(cfg)
+    resolved = calib.resolved(entry.default_steps, entry.default_size, entry.default_guidance)
+    expected = {"calibration": resolved.hash, "recovery": recipe.hash}
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    runs = []
+    if cfg.teacher:
+        runs.append(run_one(cfg, None, None, calib, recipe, expected))
+    for budget in cfg.budgets:
+        for variant in cfg.variants:
+            runs.append(run_one(cfg, variant, budget, calib, recipe, expected))
+    manifest = {
+        "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "suite_hash": suite.hash,
+        "items": len(suite.items), "limit": cfg.limit, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,
+        "budgets": list(cfg.budgets), "variants": [dataclasses.asdict(v) for v in cfg.variants],
+        "calibration": resolved.identity(), "recovery": recipe.identity(), "seed": cfg.seed,
+        "runs": runs, "seconds": round(time.perf_counter() - start, 2),
+    }
+    (out / SWEEP_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
+    if report:
+        from tmpbench.report.html import write_report
+        from tmpbench.report.tables import load_run
+
+        records = [load_run(out / r["dir"]) for r in runs]
+        manifest["report"] = write_report(records, out / "report", title=f"tmpbench sweep: {cfg.model} on {cfg.suite}",
+                                          notes=[f"calibration {expected['calibration']}, recovery {expected['recovery']} "
+                                                 f"({cfg.recover_steps} steps), identical for every pruned run"])
+    return manifest
+
+
+__all__ = ["SweepConfig", "Variant", "parse_budgets", "parse_list", "run_dir_name", "run_sweep", "shared_objects"]

@@ -1,0 +1,354 @@
+"""Comparison tables from run folders (``results.json`` + ``samples.jsonl``, the run schema only).
+
+One row per run (model, pruner, budget); per metric the value and its 95% bootstrap CI recomputed
+from the per-sample values (the same estimator ``tmpbench run`` uses, so a table reproduces the run's
+own intervals), and the achieved budget beside the requested one. Runs that were not made on the
+same items with the same seeds are refused: their numbers cannot be compared.
+
+Example::
+
+    >>> runs = [load_run(d) for d in ("sweep/teacher", "sweep/tmp-25pct")]   # doctest: +SKIP
+    >>> print(render(comparison_table(runs), "md"))                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tmpbench.errors import DataFormatError, TmpbenchError
+from tmpbench.report.stats import bootstrap_ci
+
+FORMATS = ("md", "csv", "latex", "html")
+TEACHER = "teacher"
+
+
+@dataclass
+class RunRecord:
+    """One run folder read back: its results, its per-sample rows and what it is called in a table."""
+
+    path: Path
+    results: dict
+    samples: list[dict] = field(default_factory=list)
+
+    # --- identity -------------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return str(self.results["model"]["base"])
+
+    @property
+    def pruner(self) -> str:
+        return self.results["model"]["pruner"] or TEACHER
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.results["model"]["budget"] is None
+
+    @property
+    def budget(self) -> str:
+        return self.results["model"]["budget"] or "0%"
+
+    @property
+    def label(self) -> str:
+        return TEACHER if self.is_teacher else f"{self.pruner} @ {self.budget}"
+
+    @property
+    def settings(self) -> dict:
+        return dict(self.results["model"].get("pruner_settings") or {})
+
+    # --- size -----------------------------------------------------------------------------------
+    @property
+    def original_params(self) -> int:
+        return int(self.results["model"]["original_params"])
+
+    @property
+    def achieved_params(self) -> int:
+        return int(self.results["model"]["achieved_params"])
+
+    @property
+    def requested_params(self) -> int | None:
+        r = self.results["model"]["requested_params"]
+        return None if r is None else int(r)
+
+    @property
+    def requested_ratio(self) -> float:
+        """Share of the denoiser's parameters the budget asked to remove (0 for the teacher)."""
+        if self.requested_params is None:
+            return 0.0
+        return 1.0 - self.requested_params / self.original_params
+
+    @property
+    def achieved_ratio(self) -> float:
+        """Share of the denoiser's parameters actually removed."""
+        return 1.0 - self.achieved_params / self.original_params
+
+    @property
+    def budget_error(self) -> float | None:
+        """(achieved - target) / target in parameters, as the prune runner's budget check defines it."""
+        if self.requested_params is None:
+            return None
+        return (self.achieved_params - self.requested_params) / self.requested_params
+
+    # --- comparability --------------------------------------------------------------------------
+    @property
+    def suite_hash(self) -> str:
+        return str(self.results["suite"]["hash"])
+
+    @property
+    def seeds_signature(self) -> tuple:
+        g = self.results["generation"]
+        return (g["seeds_per_item"], g["seed_rule"], tuple(g["suite_seed_range"]))
+
+    def sample_keys(self) -> list[str]:
+        return [sample_key(r) for r in self.samples]
+
+    # --- metrics --------------------------------------------------------------------------------
+    def metric_names(self) -> list[str]:
+        return list(self.results["metrics"])
+
+    def metric_values(self, name: str) -> dict[str, float]:
+        """``{item id#seed: value}`` of a per-sample metric (empty for set-level metrics such as FID)."""
+        out = {}
+        for r in self.samples:
+            v = (r.get("metrics") or {}).get(name)
+            if v is not None:
+                out[sample_key(r)] = float(v)
+        return out
+
+    def metric_summary(self, name: str) -> dict[str, Any]:
+        """value, ci95, n, higher_is_better of one metric; ``{"not_scored": reason}`` when it was not scored.
+
+        The CI is recomputed from ``samples.jsonl`` with the estimator (plain mean, or mean of
+        category means) that reproduces the run's own value; set-level metrics and metrics with a
+        benchmark-defined summary keep the interval ``results.json`` holds.
+        """
+        m = self.results["metrics"][name]
+        if isinstance(m, str):
+            return {"not_scored": m}
+        out = {"value": m["value"], "ci95": m["ci95"], "n": m["n"], "higher_is_better": m["higher_is_better"],
+               "ci_source": "results.json"}
+        rows = [r for r in self.samples if (r.get("metrics") or {}).get(name) is not None]
+        if len(rows) < 2 or m["value"] is None:
+            return out
+        values = [float(r["metrics"][name]) for r in rows]
+        cats = [str(r.get("category")) for r in rows]
+        for category_mean in (False, True):
+            point, ci = bootstrap_ci(values, cats, category_mean)
+            if math.isfinite(point) and abs(point - float(m["value"])) <= 1e-9 * max(1.0, abs(point)):
+                out.update(value=point, ci95=ci, n=len(values), ci_source="samples.jsonl")
+                break
+        return out
+
+
+def sample_key(row: dict) -> str:
+    """The pairing key of one sample: suite item id and the seed it was generated with."""
+    return f"{row['id']}#{row['seed']}"
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read a run folder written by ``tmpbench run`` (validated ``results.json`` + ``samples.jsonl``)."""
+    from tmpbench.run.results import load_results
+
+    path = Path(path)
+    if not path.exists():
+        raise TmpbenchError(f"run folder {str(path)!r} does not exist; pass folders written by `tmpbench run` or `tmpbench sweep`")
+    results = load_results(path)
+    samples_file = path / results["samples_file"]
+    if not samples_file.is_file():
+        raise DataFormatError(f"{samples_file} not found; the run folder {path} is incomplete (rerun `tmpbench run` to finish it)")
+    samples = []
+    for n, line in enumerate(samples_file.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            samples.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{samples_file}:{n}: malformed JSON ({exc.msg})") from None
+    return RunRecord(path, dict(results), samples)
+
+
+def check_comparable(runs: list[RunRecord], what: str = "compare") -> None:
+    """Refuse (one line) runs that were not made on the same suite items with the same seeds."""
+    if not runs:
+        raise TmpbenchError(f"{what}: no runs given; pass run folders written by `tmpbench run` or `tmpbench sweep`")
+    first = runs[0]
+    for other in runs[1:]:
+        if other.suite_hash != first.suite_hash:
+            raise TmpbenchError(
+                f"{what}: runs are not comparable: {first.path} is suite {first.results['suite']['name']} "
+                f"({first.results['suite']['items']} items, hash {first.suite_hash[:12]}) but {other.path} is "
+                f"{other.results['suite']['name']} ({other.results['suite']['items']} items, hash {other.suite_hash[:12]}); "
+                "compare runs of the same suite and --limit"
+            )
+        if other.seeds_signature != first.seeds_signature or set(other.sample_keys()) != set(first.sample_keys()):
+            raise TmpbenchError(
+                f"{what}: runs are not comparable: {first.path} and {other.path} used different seeds "
+                f"(seeds per item {first.seeds_signature[0]} vs {other.seeds_signature[0]}, or other sample seeds); "
+                "rerun with the same --seeds"
+            )
+
+
+def order_runs(runs: list[RunRecord], pruner_order: list[str] | None = None) -> list[RunRecord]:
+    """Teacher first, then by requested ratio, then in ``pruner_order`` (TMP first by default)."""
+    order = pruner_order or ["tmp"]
+
+    def key(r: RunRecord):
+        rank = order.index(r.pruner) if r.pruner in order else len(order)
+        return (r.model, not r.is_teacher, round(r.requested_ratio, 6), rank, r.pruner, str(r.path))
+
+    return sorted(runs, key=key)
+
+
+def comparison_frame(runs: list[RunRecord], metrics: list[str] | None = None) -> pd.DataFrame:
+    """Long table: one row per (run, metric) with value, CI and the run's requested/achieved budget."""
+    rows = []
+    for r in runs:
+        names = metrics or r.metric_names()
+        for name in names:
+            if name not in r.results["metrics"]:
+                continue
+            s = r.metric_summary(name)
+            ci = s.get("ci95") or [None, None]
+            rows.append({
+                "run": str(r.path),
+                "label": r.label,
+                "model": r.model,
+                "pruner": r.pruner,
+                "budget": r.budget,
+                "requested_removed": r.requested_ratio,
+                "achieved_removed": r.achieved_ratio,
+                "budget_error": r.budget_error,
+                "params": r.achieved_params,
+                "metric": name,
+                "value": s.get("value"),
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "n": s.get("n"),
+                "higher_is_better": s.get("higher_is_better"),
+                "not_scored": s.get("not_scored"),
+            })
+    return pd.DataFrame(rows)
+
+
+def metric_order(runs: list[RunRecord]) -> list[str]:
+    names: list[str] = []
+    for r in runs:
+        for n in r.metric_names():
+            if n not in names:
+                names.append(n)
+    return names
+
+
+def comparison_table(runs: list[RunRecord], metrics: list[str] | None = None, numeric: bool = False) -> pd.DataFrame:
+    """Wide table, one row per run: model, pruner, requested vs achieved budget, params, each metric.
+
+    ``numeric`` keeps numbers (``<metric>``, ``<metric>_ci_low``, ``<metric>_ci_high`` columns, for
+    CSV); otherwise a metric cell reads ``0.812 [0.771, 0.850]`` and unscored metrics read ``n/a``.
+    """
+    runs = order_runs(runs)
+    names = [m for m in (metrics or metric_order(runs))]
+    table = []
+    for r in runs:
+        row: dict[str, Any] = {"model": r.model, "pruner": r.pruner}
+        if numeric:
+            row.update(requested_removed=r.requested_ratio, achieved_removed=r.achieved_ratio,
+                       budget_error=r.budget_error, params=r.achieved_params)
+        else:
+            row["requested"] = "-" if r.is_teacher else f"{r.budget} ({r.requested_params:,})"
+            row["achieved"] = f"{r.achieved_ratio:.2%} removed"
+            row["vs target"] = "-" if r.budget_error is None else f"{r.budget_error:+.2%}"
+            row["params"] = f"{r.achieved_params:,}"
+        for name in names:
+            s = r.metric_summary(name) if name in r.results["metrics"] else {"not_scored": "absent"}
+            ci = s.get("ci95")
+            if numeric:
+                row[name] = s.get("value")
+                row[f"{name}_ci_low"] = ci[0] if ci else None
+                row[f"{name}_ci_high"] = ci[1] if ci else None
+            else:
+                row[name] = format_value(s)
+        table.append(row)
+    return pd.DataFrame(table)
+
+
+def format_value(s: dict) -> str:
+    if "not_scored" in s or s.get("value") is None:
+        return "n/a"
+    v = float(s["value"])
+    digits = 3 if abs(v) < 100 else 1
+    ci = s.get("ci95")
+    return f"{v:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A GitHub pipe table (pandas' own needs the optional tabulate package)."""
+    cols = [str(c) for c in df.columns]
+    cells = [[("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)).replace("|", "\\|") for v in row]
+             for row in df.itertuples(index=False)]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    out = [line(cols), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+def render(df: pd.DataFrame, fmt: str) -> str:
+    """The table as md, csv, latex or html text."""
+    if fmt not in FORMATS:
+        raise TmpbenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "md":
+        return markdown(df)
+    if fmt == "csv":
+        return df.to_csv(index=False)
+    if fmt == "latex":
+        return df.to_latex(index=False, escape=True)
+    return df.to_html(index=False, classes="tmpbench-table", border=0, escape=True, na_rep="")
+
+
+def compare_runs(paths: list[str | Path], fmt: str = "md", metrics: list[str] | None = None) -> tuple[list[RunRecord], str]:
+    """Load, check and tabulate run folders: ``(runs, rendered table)`` (what ``tmpbench compare`` prints)."""
+    if fmt not in FORMATS:
+        raise TmpbenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
+    runs = [load_run(p) for p in expand_run_dirs(paths)]
+    check_comparable(runs)
+    if metrics:
+        known = metric_order(runs)
+        for m in metrics:
+            if m not in known:
+                raise TmpbenchError(f"metric {m!r} is in none of the runs; they hold {', '.join(known)}")
+    return runs, render(comparison_table(runs, metrics, numeric=fmt == "csv"), fmt)
+
+
+def expand_run_dirs(paths: list[str | Path]) -> list[Path]:
+    """Run folders as given; a sweep folder (holding ``sweep.json``) stands for all its runs."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        manifest = p / "sweep.json"
+        if manifest.is_file() and not (p / "results.json").is_file():
+            data = json.loads(manifest.read_text())
+            out.extend(p / r["dir"] for r in data.get("runs", []))
+        else:
+            out.append(p)
+    return out
+
+
+__all__ = [
+    "FORMATS",
+    "RunRecord",
+    "check_comparable",
+    "compare_runs",
+    "comparison_frame",
+    "comparison_table",
+    "expand_run_dirs",
+    "load_run",
+    "markdown",
+    "order_runs",
+    "render",
+    "sample_key",
+]
