@@ -1,0 +1,254 @@
+"""Batched, seeded, resumable generation of a suite's images in the suite's native layout.
+
+Layouts (:func:`layout_for`):
+
+* ``geneval`` -- ShapesWorld, GenEval and the edit suites: ``DIR/<index:05d>/metadata.jsonl`` +
+  ``samples/<n:04d>.png`` (:mod:`tmpbench.layout`), one PNG per seed; edit suites hold the edited
+  outputs.
+* ``oneig`` -- OneIG-Bench: one 2x2 grid per prompt, ``DIR/<category>/<model>/<id>.webp`` (lossless
+  WebP), cells in reading order = seeds 0..3, as OneIG's scripts split them.
+
+Seeds. Sample ``n`` of an item uses :func:`sample_seed` of the item's suite seed, so an image
+depends only on (model, prompt, item seed, n, steps, guidance, size) -- never on ``--limit``, the
+batch it lands in or the process that made it.
+
+Batches. Items are cut into fixed *groups* of ``max(1, batch_size // seeds)`` consecutive items
+(one generator call each). Groups, not images, are the unit of sharding and of resumption: a group
+whose every item is on disk is skipped; otherwise the whole group is generated again (so every
+image is always computed in the same batch) and only the missing items are written. Each file is
+written to a temporary name and renamed, so ``kill -9`` never leaves a truncated image under its
+final name; an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.layout import item_dir, sample_path
+from tmpbench.suite import Suite, SuiteItem
+
+SEED_STRIDE = 1_000_003
+SEED_RULE = f"seed of sample n = (item.seed + {SEED_STRIDE} * n) mod 2**31"
+ONEIG_GRID_SEEDS = 4  # OneIG lays 4 seeds out as a 2x2 grid
+
+
+def sample_seed(item_seed: int, n: int) -> int:
+    """The generation seed of sample ``n`` of an item whose suite seed is ``item_seed``."""
+    return (int(item_seed) + SEED_STRIDE * int(n)) % (2**31)
+
+
+def layout_for(suite: Suite) -> str:
+    """``"oneig"`` for OneIG-Bench suites, ``"geneval"`` for every other suite."""
+    return "oneig" if suite.name.startswith("oneig") else "geneval"
+
+
+def model_dir_name(spec: str) -> str:
+    """A folder name for a model spec (``tiny-dit-50%`` -> ``tiny-dit-50pct``; paths -> last part)."""
+    text = str(spec).rstrip("/").replace("%", "pct")
+    if "/" in text or os.sep in text:
+        text = Path(text).name or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "model"
+
+
+def _atomic_save(image: Image.Image, path: Path, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    image.save(tmp, **kwargs)
+    os.replace(tmp, path)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def make_grid(images: Sequence[Image.Image]) -> Image.Image:
+    """Four equal images -> one 2x2 grid (reading order)."""
+    if len(images) != ONEIG_GRID_SEEDS:
+        raise TmpbenchError(f"a OneIG grid holds {ONEIG_GRID_SEEDS} images, got {len(images)}")
+    w, h = images[0].size
+    grid = Image.new("RGB", (2 * w, 2 * h))
+    for k, im in enumerate(images):
+        grid.paste(im.convert("RGB"), ((k % 2) * w, (k // 2) * h))
+    return grid
+
+
+def split_grid(grid: np.ndarray) -> list[np.ndarray]:
+    """A 2x2 grid (H, W, 3) -> its four cells in reading order."""
+    h, w = grid.shape[0] // 2, grid.shape[1] // 2
+    return [grid[r * h : (r + 1) * h, c * w : (c + 1) * w] for r in range(2) for c in range(2)]
+
+
+# ------------------------------------------------------------------------------------------------
+# layouts
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where an item's outputs live and how they are written and read back."""
+
+    kind: str  # "geneval" | "oneig"
+    root: Path
+    seeds: int
+    model_dir: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("geneval", "oneig"):
+            raise TmpbenchError(f"unknown layout {self.kind!r}; use geneval or oneig")
+        if self.seeds < 1:
+            raise TmpbenchError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.kind == "oneig" and self.seeds != ONEIG_GRID_SEEDS:
+            raise TmpbenchError(f"OneIG suites lay out 2x2 grids: pass --seeds {ONEIG_GRID_SEEDS} (got {self.seeds})")
+
+    def grid_path(self, item: SuiteItem) -> Path:
+        return self.root / model_safe(item.category) / self.model_dir / f"{model_safe(item.id)}.webp"
+
+    def files(self, item: SuiteItem) -> list[Path]:
+        """Every file an item owns (its completion test)."""
+        if self.kind == "oneig":
+            return [self.grid_path(item)]
+        return [sample_path(self.root, item.index, n) for n in range(self.seeds)] + [item_dir(self.root, item.index) / "metadata.jsonl"]
+
+    def sample_location(self, item: SuiteItem, n: int) -> tuple[Path, int | None]:
+        """``(file, grid cell or None)`` of sample ``n``."""
+        if self.kind == "oneig":
+            return self.grid_path(item), n
+        return sample_path(self.root, item.index, n), None
+
+    def is_complete(self, item: SuiteItem) -> bool:
+        return all(p.is_file() for p in self.files(item))
+
+    def write(self, item: SuiteItem, images: Sequence[Image.Image]) -> None:
+        if self.kind == "oneig":
+            _atomic_save(make_grid(images), self.grid_path(item), format="WEBP", lossless=True, quality=100, method=4)
+            return
+        for n, im in enumerate(images):
+            _atomic_save(im.convert("RGB"), sample_path(self.root, item.index, n), format="PNG")
+        # metadata last: its presence (with every sample) marks the item complete
+        _atomic_text(item_dir(self.root, item.index) / "metadata.jsonl", json.dumps(item.metadata, sort_keys=True) + "\n")
+
+    def read(self, item: SuiteItem) -> list[np.ndarray]:
+        """The item's samples as RGB uint8 arrays, in seed order."""
+        from tmpbench.layout import load_image
+
+        if self.kind == "oneig":
+            return split_grid(load_image(self.grid_path(item)))
+        return [load_image(sample_path(self.root, item.index, n)) for n in range(self.seeds)]
+
+
+def model_safe(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", str(text), flags=re.UNICODE) or "_"
+
+
+# ------------------------------------------------------------------------------------------------
+# groups and generation
+def plan_groups(n_items: int, seeds: int, batch_size: int) -> list[list[int]]:
+    """Fixed groups of consecutive item positions, ``max(1, batch_size // seeds)`` items each."""
+    if batch_size < 1:
+        raise TmpbenchError(f"--batch-size must be at least 1, got {batch_size}")
+    per = max(1, batch_size // max(1, seeds))
+    return [list(range(i, min(i + per, n_items))) for i in range(0, n_items, per)]
+
+
+def shard_groups(groups: list[list[int]], rank: int, world: int) -> list[int]:
+    """Group numbers process ``rank`` of ``world`` generates: ``g % world == rank``."""
+    return [g for g in range(len(groups)) if g % world == rank]
+
+
+def edit_source(suite: Suite, item: SuiteItem, size: int) -> Image.Image:
+    """The input image of an edit item (ShapesWorld renders it; real suites read it)."""
+    if isinstance(item.metadata, dict) and isinstance(item.metadata.get("source"), dict) and item.source_image is None:
+        from suites.shapes import render_source
+
+        return Image.fromarray(render_source(item, size))
+    image = item.load_source_image()
+    if image is None:
+        raise TmpbenchError(f"edit item {item.id!r} of suite {suite.name!r} has no source image")
+    return image
+
+
+@dataclass
+class GenerationReport:
+    """What one process did: counts, per-call timings and the groups it owned."""
+
+    generated: int = 0  # samples generated (and written) now
+    resumed: int = 0  # samples found complete on disk
+    call_times: list[tuple[float, int]] = field(default_factory=list)  # (seconds, images) per generator call
+    seconds: float = 0.0
+
+
+def generate_suite(
+    generator,
+    suite: Suite,
+    layout: OutputLayout,
+    *,
+    steps: int,
+    guidance: float,
+    size: int,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    progress: bool = True,
+    desc: str = "generate",
+    after_group: Callable[[int], None] | None = None,
+) -> GenerationReport:
+    """Generate the samples of every group this process owns that are not yet on disk."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if suite.kind == "edit" and not getattr(generator, "supports_edit", False):
+        raise TmpbenchError(f"model {generator.name!r} cannot edit images; suite {suite.name!r} is an edit suite")
+    groups = plan_groups(len(suite.items), layout.seeds, batch_size)
+    mine = shard_groups(groups, rank, world)
+    report = GenerationReport()
+    todo = []
+    for g in mine:
+        items = [suite.items[i] for i in groups[g]]
+        missing = [it for it in items if not layout.is_complete(it)]
+        report.resumed += layout.seeds * (len(items) - len(missing))
+        if missing:
+            todo.append((g, items, missing))
+    t0 = time.perf_counter()
+    bar = tqdm(total=sum(len(t[1]) * layout.seeds for t in todo), desc=desc, unit="img", disable=not progress, leave=False)
+    for g, items, missing in todo:
+        prompts = [it.prompt for it in items for _ in range(layout.seeds)]
+        seeds = [sample_seed(it.seed, n) for it in items for n in range(layout.seeds)]
+        tc = time.perf_counter()
+        with torch.no_grad():
+            if suite.kind == "edit":
+                sources = [edit_source(suite, it, size) for it in items for _ in range(layout.seeds)]
+                images = generator.edit(sources, prompts, seeds, steps, guidance, size)
+            else:
+                images = generator.generate(prompts, seeds, steps, guidance, size)
+        report.call_times.append((time.perf_counter() - tc, len(images)))
+        if len(images) != len(prompts):
+            raise TmpbenchError(f"model {generator.name!r} returned {len(images)} images for {len(prompts)} prompts")
+        missing_ids = {id(it) for it in missing}
+        for j, it in enumerate(items):
+            if id(it) in missing_ids:
+                layout.write(it, images[j * layout.seeds : (j + 1) * layout.seeds])
+                report.generated += layout.seeds  # complete items of a regenerated group stay untouched
+        bar.update(len(images))
+        if after_group is not None:
+            after_group(g)
+    bar.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def check_complete(suite: Suite, layout: OutputLayout) -> None:
+    """Raise one line naming the first item whose outputs are missing (after every process finished)."""
+    for item in suite.items:
+        if not layout.is_complete(item):
+            missing = next(p for p in layout.files(item) if not p.is_file())
+            raise TmpbenchError(f"outputs of item {item.index} ({item.id}) are missing ({missing}); rerun to resume")
