@@ -27,6 +27,15 @@ MODELS.register_lazy("tiny-dit", "tmpbench.models.tiny_zimage:TINY_DIT_ENTRY")
 MODELS.register_lazy("tiny-moe", "tmpbench.models.tiny_moe:TINY_MOE_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------
+# Pruner classes (pruners/base.py: plan(model, tree, budget, calibration) -> Plan); TMP first
+PRUNERS.register_lazy("tmp", "pruners.tmp:TMPPruner")
+PRUNERS.register_lazy("random", "pruners.random_pruner:RandomPruner")
+PRUNERS.register_lazy("magnitude", "pruners.magnitude:MagnitudePruner")
+PRUNERS.register_lazy("taylor", "pruners.taylor:TaylorPruner")
+PRUNERS.register_lazy("block-influence", "pruners.block_influence:BlockInfluencePruner")
+PRUNERS.register_lazy("late-drop", "pruners.late_drop:LateDropPruner")
+PRUNERS.register_lazy("expert-frequency", "pruners.expert_frequency:ExpertFrequencyPruner")
+PRUNERS.register_lazy("reap", "pruners.reap:ReapPruner")
 
 # --- metrics ---------------------------------------------------------------------------------
 # torchmetrics Metric classes; each has available() -> (bool, reason) and identity() -> dict

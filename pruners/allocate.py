@@ -1,0 +1,477 @@
+"""Fill the budget: the allocation state every pruner edits, and the shared landing procedure.
+
+Every pruner (TMP and the baselines) records its choices in one :class:`Allocation`: which blocks
+are dropped or replaced by a linear map, and how many units of each unit group (heads, channels,
+experts) go, in which order. The Allocation does the exact accounting (parameters and FLOPs, as
+the unit tree counts them and as ``apply_plan`` will cut them) and turns the state into a Plan.
+
+Landing is shared so that every pruner meets the SAME target the same way:
+
+* :func:`fill_uniform` removes one ratio of units from every chosen group (bisection on the
+  ratio), the "uniform ratio across layers" of the width baselines;
+* :meth:`Allocation.settle` is the final fine adjustment: remove (or restore) single units, the
+  least (or most) important first, until the size is within half the 0.5% tolerance of the target
+  (or within one rounding step when widths are rounded to multiples, which is reported);
+* :meth:`Allocation.settle_blocks` does the same with block policies only (drop <-> linear map),
+  for block-only searches.
+
+A target no strategy can reach raises a one-line TmpbenchError naming the nearest size reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.pruning.budget import TOLERANCE, Budget, original_for_tree
+from tmpbench.pruning.plan import Decision, Plan, model_identity
+from tmpbench.pruning.tree import UnitTree
+
+UNIT_POLICY = {"heads": "prune_heads", "channels": "prune_channels", "experts": "prune_experts"}
+
+
+@dataclass
+class UnitGroup:
+    """One unit group of the tree (``layers.3.attention#heads``) and how many of its units go."""
+
+    path: str  # unit-group path in the tree
+    component: str  # module path of the component (the Decision path)
+    block: str  # block path the group lives in
+    kind: str  # heads | channels | experts
+    policies: tuple[str, ...]
+    count: int
+    unit_params: int
+    unit_flops: float
+    min_keep: int
+    keep_multiple: int = 1  # GQA: kept heads a multiple of kv_heads
+    round_to: int = 1  # hardware rounding of kept units (heads/channels), 1 = none
+    order: list[int] = field(default_factory=list)  # removal order: least important first
+    scores: list[float] | None = None  # importance per ORIGINAL unit index (higher = keep)
+    removed: int = 0
+    merge: bool = False  # experts: merge the removed ones into kept ones instead of pruning
+    router_bias: bool = False  # experts: router already has a bias (merging adds none)
+    similarity: list[list[float]] | None = None  # experts: pairwise similarity for merge targets
+    _mean: float | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.order:
+            self.order = list(range(self.count))
+
+    @property
+    def kept(self) -> int:
+        return self.count - self.removed
+
+    def valid_kept(self, kept: int) -> bool:
+        if kept == self.count:
+            return True
+        if kept < self.min_keep or kept % self.keep_multiple:
+            return False
+        return kept % self.round_to == 0
+
+    def step_down(self, removed: int | None = None) -> int | None:
+        """Units removed next from ``removed`` (default: current) to the next valid size, or None."""
+        r = self.removed if removed is None else removed
+        for kept in range(self.count - r - 1, self.min_keep - 1, -1):
+            if self.valid_kept(kept):
+                return self.count - r - kept
+        return None
+
+    def step_up(self) -> int | None:
+        for kept in range(self.kept + 1, self.count + 1):
+            if self.valid_kept(kept):
+                return kept - self.kept
+        return None
+
+    def max_removed(self) -> int:
+        for kept in range(self.min_keep, self.count + 1):
+            if self.valid_kept(kept):
+                return self.count - kept
+        return 0
+
+    def floor_removed(self, n: int) -> int:
+        """Largest valid removal count <= n."""
+        n = min(max(0, n), self.count)
+        for r in range(n, -1, -1):
+            if self.valid_kept(self.count - r):
+                return r
+        return 0
+
+    def norm_score(self, start: int, n: int) -> float:
+        """Mean importance of the units at removal-order positions ``start .. start+n-1``, relative
+        to the group mean (comparable across groups); without scores, their rank share."""
+        if n <= 0:
+            return 0.0
+        if self.scores is None:
+            return (start + (n - 1) / 2) / max(1, self.count)
+        if self._mean is None:
+            m = sum(self.scores) / len(self.scores)
+            self._mean = m if m > 0 else 1.0
+        return sum(self.scores[u] for u in self.order[start:start + n]) / n / self._mean
+
+    def saving(self, removed: int | None = None, kind: str = "params") -> float:
+        n = self.removed if removed is None else removed
+        if kind == "flops":
+            return n * self.unit_flops
+        saved = n * self.unit_params
+        if self.merge and n > 0 and not self.router_bias:
+            saved -= self.count - n  # surgery's "lse" router merge adds one bias per kept expert
+        return float(saved)
+
+
+@dataclass
+class BlockSlot:
+    """One block and its block-level fate (None, drop_block or linear_replace)."""
+
+    path: str
+    params: int
+    flops: float
+    policies: tuple[str, ...]
+    dim: int | None
+    tokens: float
+    groups: list[str] = field(default_factory=list)
+    mode: str | None = None
+
+    @property
+    def linear_params(self) -> int:
+        return (self.dim or 0) * (self.dim or 0) + (self.dim or 0)
+
+    @property
+    def linear_flops(self) -> float:
+        return 2.0 * self.tokens * (self.dim or 0) ** 2
+
+
+class Allocation:
+    """The shared allocation state over a unit tree for one budget (see the module docstring).
+
+    ``target`` is the budget's size in its kind (parameters or FLOPs at the budget's resolution);
+    impossible budgets (>= the original, below the tree's smallest feasible size, latency kinds)
+    raise one-line errors here, before any scoring.
+    """
+
+    def __init__(self, tree: UnitTree, budget: Budget, *, model: nn.Module | None = None, round_to: int | None = None) -> None:
+        if budget.kind == "latency":
+            raise TmpbenchError(
+                f"budget {budget.text!r} is a latency budget; plan with a params or flops@SIZE budget (latency is "
+                "measured on the pruned model by the runner)"
+            )
+        if round_to is not None and (isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1):
+            raise TmpbenchError(f"round_to={round_to!r} must be a positive integer (e.g. 8 or 64) or None")
+        self.tree = tree
+        self.budget = budget
+        self.kind = budget.kind
+        original, minimum = original_for_tree(budget, tree)
+        self.original = original
+        self.target = budget.target(original, minimum)
+        self.tol = TOLERANCE * self.target
+        self.round_to = round_to
+        self.groups: dict[str, UnitGroup] = {}
+        self.blocks: dict[str, BlockSlot] = {}
+        self._build(model)
+        self.width_step = tree.width_step(round_to, "params" if self.kind == "params" else "flops") if round_to else 0.0
+
+    # --- construction ----------------------------------------------------------------------------
+    def _build(self, model: nn.Module | None) -> None:
+        default_tokens = float(self.tree.image_tokens + self.tree.caption_tokens)
+        for stage in self.tree.root.children:
+            tokens = float(stage.constraints.get("tokens", default_tokens))
+            blocks = stage.children if stage.level == "stage" else [stage]
+            for block in blocks:
+                if block.level != "block":
+                    continue
+                slot = BlockSlot(block.path, block.params, block.flops, tuple(block.policies),
+                                 block.constraints.get("dim"), tokens)
+                self.blocks[block.path] = slot
+                for node in block.walk():
+                    if node.level != "unit" or node.count <= 0:
+                        continue
+                    comp = node.module_path
+                    c = node.constraints
+                    if node.kind == "heads":
+                        min_keep, mult = int(c.get("min_heads", 1)), int(c.get("kept_heads_multiple_of", 1))
+                    elif node.kind == "experts":
+                        min_keep, mult = int(c.get("top_k", c.get("min_experts", 1))), 1
+                    else:
+                        min_keep, mult = int(c.get("min_channels", 1)), 1
+                    rnd = 1
+                    if self.round_to and node.kind in ("heads", "channels") and node.count >= self.round_to:
+                        rnd = self.round_to
+                    g = UnitGroup(node.path, comp, block.path, node.kind, tuple(node.policies), node.count,
+                                  node.unit_params, node.unit_flops, max(1, min_keep), max(1, mult), rnd)
+                    if node.kind == "experts" and model is not None:
+                        g.router_bias = _router_has_bias(model, comp)
+                    self.groups[node.path] = g
+                    slot.groups.append(node.path)
+
+    # --- views -----------------------------------------------------------------------------------
+    @property
+    def main_blocks(self) -> list[BlockSlot]:
+        """Blocks that admit a block policy (drop_block / linear_replace), in model order."""
+        return [b for b in self.blocks.values() if b.policies]
+
+    def group_list(self, kinds: Iterable[str] | None = None, active_only: bool = True) -> list[UnitGroup]:
+        kinds = set(kinds) if kinds is not None else None
+        return [g for g in self.groups.values()
+                if (kinds is None or g.kind in kinds) and (not active_only or self.blocks[g.block].mode is None)]
+
+    def kinds(self) -> set[str]:
+        return {g.kind for g in self.groups.values()}
+
+    def block_saving(self, slot: BlockSlot, kind: str | None = None, mode: str | None | type = ...) -> float:
+        kind = kind or self.kind
+        mode = slot.mode if mode is ... else mode
+        if mode == "drop_block":
+            return float(slot.params if kind == "params" else slot.flops)
+        if mode == "linear_replace":
+            return float(slot.params - slot.linear_params if kind == "params" else slot.flops - slot.linear_flops)
+        return float(sum(self.groups[p].saving(kind=kind) for p in slot.groups))
+
+    def saved(self, kind: str | None = None) -> float:
+        kind = kind or self.kind
+        return sum(self.block_saving(b, kind) for b in self.blocks.values())
+
+    def size(self, kind: str | None = None) -> float:
+        kind = kind or self.kind
+        original = float(self.tree.params if kind == "params" else self.tree.flops)
+        return original - self.saved(kind)
+
+    def gap(self) -> float:
+        """Size above the target (negative: below)."""
+        return self.size() - self.target
+
+    def landed(self, slack: float = 1.0) -> bool:
+        return abs(self.gap()) <= slack * self.tolerance
+
+    @property
+    def tolerance(self) -> float:
+        """Absolute tolerance: 0.5% of the target, or one rounding step when widths are rounded."""
+        return max(self.tol, self.width_step)
+
+    # --- edits -----------------------------------------------------------------------------------
+    def set_order(self, path: str, scores: Any, *, tiebreak: Any = None) -> None:
+        """Set a group's importance ``scores`` (per original unit) and its removal order (ascending)."""
+        g = self.groups[path]
+        s = [float(x) for x in (scores.tolist() if isinstance(scores, torch.Tensor) else scores)]
+        if len(s) != g.count:
+            raise TmpbenchError(f"{path}: got {len(s)} scores for {g.count} units")
+        g.scores = s
+        g._mean = None
+        g.order = sorted(range(g.count), key=lambda i: (s[i], i))
+
+    def set_removed(self, path: str, n: int) -> None:
+        g = self.groups[path]
+        if not 0 <= n <= g.count or not g.valid_kept(g.count - n):
+            raise TmpbenchError(f"{path}: cannot remove {n} of {g.count} {g.kind} (min {g.min_keep}, multiple {g.keep_multiple})")
+        g.removed = n
+
+    def set_block(self, path: str, mode: str | None) -> None:
+        slot = self.blocks[path]
+        if mode is not None and mode not in slot.policies:
+            raise TmpbenchError(f"policy {mode!r} is not admitted at {path!r}; it admits: {', '.join(slot.policies) or 'none'}")
+        slot.mode = mode
+
+    # --- landing ---------------------------------------------------------------------------------
+    def settle(
+        self,
+        groups: list[UnitGroup] | None = None,
+        *,
+        prefer: str = "score",
+        what: str = "pruner",
+        require: bool = True,
+    ) -> bool:
+        """Final fine adjustment: remove, then restore, single valid steps of ``groups`` (default: all
+        active groups) until the size is within half the tolerance of the target.
+
+        ``prefer="score"`` removes the least important next units across groups (by scores
+        normalised within each group); ``"uniform"`` removes from the group with the smallest removed
+        share first, keeping one ratio across layers. Returns whether it landed within the full
+        tolerance; with ``require`` a miss raises a one-line TmpbenchError.
+        """
+        pool = [g for g in (groups if groups is not None else self.group_list()) if self.blocks[g.block].mode is None]
+        half = 0.5 * self.tolerance
+        size = self.size()
+        def delta(g: UnitGroup, n: int) -> float:
+            return g.saving(g.removed + n, self.kind) - g.saving(kind=self.kind)
+
+        # phase 1: remove while above the target
+        while size > self.target + half:
+            cands = []
+            for g in pool:
+                n = g.step_down()
+                if n is None:
+                    continue
+                d = delta(g, n)
+                if d <= 0:
+                    continue
+                sc = g.norm_score(g.removed, n)
+                key = (sc,) if prefer == "score" else ((g.removed + n) / g.count, sc)
+                cands.append((key, d, g, n))
+            if not cands:
+                break
+            fitting = [c for c in cands if size - c[1] >= self.target - half]
+            key, d, g, n = min(fitting, key=lambda c: c[0]) if fitting else min(cands, key=lambda c: c[1])
+            g.removed += n
+            size -= d
+        # phase 2: restore while below the target (most important removed units first)
+        while size < self.target - half:
+            cands = []
+            for g in pool:
+                if g.removed == 0:
+                    continue
+                n = g.step_up()
+                if n is None:
+                    continue
+                d = g.saving(kind=self.kind) - g.saving(g.removed - n, self.kind)
+                cands.append((g.norm_score(g.removed - n, n), d, g, n))
+            fitting = [c for c in cands if size + c[1] <= self.target + half]
+            if not fitting:
+                break
+            _, d, g, n = max(fitting, key=lambda c: c[0])
+            g.removed -= n
+            size += d
+        ok = self.landed()
+        if require and not ok:
+            self.raise_miss(what)
+        return ok
+
+    def settle_blocks(self, allowed: Iterable[str], priority: Callable[[BlockSlot], float] | None = None) -> bool:
+        """Block-only fine adjustment: change single blocks between none / drop / linear map (only
+        ``allowed`` policies) while that brings the size closer to the target. Lower ``priority``
+        blocks are changed first on ties."""
+        allowed = set(allowed)
+        prio = priority or (lambda b: 0.0)
+        for _ in range(4 * len(self.blocks) + 4):
+            cur = abs(self.gap())
+            if cur <= 0.5 * self.tolerance:
+                break
+            best = None
+            for b in self.main_blocks:
+                for mode in (None, *[m for m in ("drop_block", "linear_replace") if m in allowed and m in b.policies]):
+                    if mode == b.mode:
+                        continue
+                    new_gap = self.gap() - (self.block_saving(b, mode=mode) - self.block_saving(b))
+                    key = (abs(new_gap), prio(b))
+                    if abs(new_gap) < cur and (best is None or key < best[0]):
+                        best = (key, b, mode)
+            if best is None:
+                break
+            best[1].mode = best[2]
+        return self.landed()
+
+    def raise_miss(self, what: str) -> None:
+        size, target = self.size(), self.target
+        unit = "params" if self.kind == "params" else "FLOPs"
+        raise TmpbenchError(
+            f"{what} cannot land budget {self.budget.text!r} on this model: nearest size it reaches is "
+            f"{size:,.0f} {unit} vs target {target:,.0f} ({(size - target) / target:+.2%}, tolerance "
+            f"{self.tolerance / target:.2%}); use a pruner with more policies (e.g. tmp) or a budget near {size:,.0f}"
+        )
+
+    # --- export ----------------------------------------------------------------------------------
+    def decisions(self) -> list[Decision]:
+        out: list[Decision] = []
+        for b in self.blocks.values():
+            if b.mode == "drop_block":
+                out.append(Decision(b.path, "drop_block"))
+            elif b.mode == "linear_replace":
+                out.append(Decision(b.path, "linear_replace", linear={"dim": b.dim, "fit": "lstsq", "ridge": 0.0}))
+        for g in self.groups.values():
+            if g.removed == 0 or self.blocks[g.block].mode is not None:
+                continue
+            kept = sorted(g.order[g.removed:])
+            if g.merge:
+                groups, weights = merge_groups(g)
+                out.append(Decision(g.component, "merge_experts", groups=groups, weights=weights, merge_router="lse",
+                                    original_count=g.count))
+            else:
+                out.append(Decision(g.component, UNIT_POLICY[g.kind], keep=kept, original_count=g.count))
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """Landing report recorded in ``Plan.settings["allocation"]``."""
+        size = self.size()
+        return {
+            "kind": self.budget.label,
+            "target": self.target,
+            "achieved": size,
+            "relative_error": (size - self.target) / self.target,
+            "tolerance": self.tolerance / self.target,
+            "rounding_multiple": self.round_to,
+            "rounding_step": self.width_step or None,
+        }
+
+    def to_plan(self, model: nn.Module, pruner: str, settings: dict[str, Any], calibration: Any = None,
+                name: str | None = None) -> Plan:
+        """The Plan of the current state (decisions in original indices, sizes, landing report)."""
+        return Plan(
+            model=model_identity(model, name),
+            budget=self.budget.to_dict(),
+            pruner=pruner,
+            decisions=self.decisions(),
+            original_params=int(self.tree.params),
+            achieved_params=int(round(self.size("params"))),
+            original_flops=float(self.tree.flops),
+            achieved_flops=float(self.size("flops")),
+            settings={**settings, "allocation": self.report()},
+            calibration=dict(getattr(calibration, "identity", {}) or {}),
+        )
+
+
+def merge_groups(g: UnitGroup) -> tuple[list[list[int]], list[float] | None]:
+    """Partition of a group's experts for ``merge_experts``: each removed expert joins the kept
+    expert it is most similar to (``g.similarity``; round-robin over kept experts without it).
+    Groups are ordered by their kept expert; weights are the importance scores (or None)."""
+    kept = sorted(g.order[g.removed:])
+    removed = g.order[:g.removed]
+    members: dict[int, list[int]] = {k: [k] for k in kept}
+    for i, e in enumerate(removed):
+        if g.similarity is not None:
+            target = max(kept, key=lambda k: (g.similarity[e][k], -k))
+        else:
+            target = kept[i % len(kept)]
+        members[target].append(e)
+    groups = [sorted(members[k], key=lambda x: (x != k, x)) for k in kept]
+    weights = None
+    if g.scores is not None:
+        weights = [max(float(s), 0.0) + 1e-6 for s in g.scores]
+    return groups, weights
+
+
+def _router_has_bias(model: nn.Module, component: str) -> bool:
+    try:
+        moe = model.get_submodule(component)
+        return getattr(moe.gate.wg, "bias", None) is not None
+    except (AttributeError, TmpbenchError):
+        return False
+
+
+def fill_uniform(alloc: Allocation, groups: list[UnitGroup], *, what: str = "pruner", require: bool = True) -> bool:
+    """Remove one share ``r`` of units from every group in ``groups`` (each group's least important
+    first; counts floored to valid sizes), with ``r`` found by bisection so the size lands just above
+    the target, then :meth:`Allocation.settle` with ``prefer="uniform"`` for the last units."""
+    if not groups:
+        if require:
+            alloc.raise_miss(what)
+        return False
+    base = {g.path: g.removed for g in groups}
+
+    def apply(r: float) -> float:
+        for g in groups:
+            g.removed = max(base[g.path], g.floor_removed(int(r * g.count + 1e-9)))
+        return alloc.size()
+
+    lo, hi = 0.0, 1.0
+    if apply(hi) > alloc.target:
+        return alloc.settle(groups, prefer="uniform", what=what, require=require)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if apply(mid) > alloc.target:
+            lo = mid
+        else:
+            hi = mid
+    apply(lo)
+    return alloc.settle(groups, prefer="uniform", what=what, require=require)

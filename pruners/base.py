@@ -1,0 +1,164 @@
+"""The Pruner interface: ``plan(model, tree, budget, calibration) -> Plan``.
+
+A pruner is a strategy only: it reads scores (:mod:`pruners.importance`), records its choices in
+an :class:`pruners.allocate.Allocation` (which does the accounting and the shared landing on the
+budget) and returns a Plan. It never cuts: :func:`tmpbench.pruning.surgery.apply_plan` does.
+
+Subclasses set ``name``, ``families`` ({"dit"}, {"moe"} or both), ``needs_calibration`` and
+``SETTINGS`` (knob name -> default) and implement :meth:`Pruner._allocate`.
+
+Example::
+
+    >>> pruner = MagnitudePruner(seed=0)                                  # doctest: +SKIP
+    >>> plan = pruner.plan(model, build_unit_tree(model), Budget.parse("33%"), None)  # doctest: +SKIP
+    >>> pruned = apply_plan(model, plan)                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import abc
+import difflib
+from typing import Any, ClassVar
+
+from torch import nn
+
+from pruners.allocate import Allocation
+from tmpbench.errors import TmpbenchError
+from tmpbench.pruning.budget import Budget
+from tmpbench.pruning.plan import Plan
+from tmpbench.pruning.tree import UnitTree
+
+
+def model_family(tree: UnitTree) -> str:
+    """``"moe"`` when any component of the tree is a mixture of experts, else ``"dit"``."""
+    return "moe" if any(n.kind == "moe" for n in tree.walk()) else "dit"
+
+
+class Pruner(abc.ABC):
+    """Base class of every pruning strategy (see the module docstring)."""
+
+    name: ClassVar[str] = "pruner"
+    families: ClassVar[frozenset[str]] = frozenset({"dit", "moe"})
+    needs_calibration: ClassVar[bool] = False
+    # True: without calibration (meta-size planning) the pruner falls back to data-free proxies
+    data_free_fallback: ClassVar[bool] = True
+    SETTINGS: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0, **settings: Any) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TmpbenchError(f"pruner {self.name!r}: seed must be an integer, got {seed!r}")
+        unknown = sorted(set(settings) - set(self.SETTINGS))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(self.SETTINGS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = ", ".join(sorted(self.SETTINGS)) or "none"
+            raise TmpbenchError(f"pruner {self.name!r} has no setting {unknown[0]!r}{hint} (known: {known})")
+        self.seed = seed
+        self._settings = {**self.SETTINGS, **settings}
+        self._validate_settings()
+
+    def _validate_settings(self) -> None:
+        r = self._settings.get("round_to")
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
+            raise TmpbenchError(f"pruner {self.name!r}: round_to={r!r} must be a positive integer or None")
+
+    def settings(self) -> dict[str, Any]:
+        """Every knob with its value (defaults included) plus the seed, as recorded in the Plan."""
+        return {"seed": self.seed, **self._settings}
+
+    def check_model(self, tree: UnitTree) -> str:
+        family = model_family(tree)
+        if family not in self.families:
+            need = "MoE models" if self.families == {"moe"} else "dense DiTs"
+            raise TmpbenchError(
+                f"pruner {self.name!r} works on {need} only, but {tree.model_class} is a "
+                f"{'dense DiT (no experts)' if family == 'dit' else 'MoE model'}; pick a pruner that supports it (e.g. tmp or magnitude)"
+            )
+        return family
+
+    def plan(self, model: nn.Module, tree: UnitTree, budget: Budget, calibration: Any | None) -> Plan:
+        """Decide what to remove from ``model`` (its unit ``tree``) to meet ``budget``.
+
+        ``calibration`` is a :class:`tmpbench.pruning.calibration.Calibration` or ``None`` (meta
+        size). Raises a one-line TmpbenchError for an unsupported model, an impossible budget or a
+        missing calibration the pruner cannot do without.
+        """
+        self.check_model(tree)
+        if self.needs_calibration and calibration is None and not self.data_free_fallback:
+            raise TmpbenchError(
+                f"pruner {self.name!r} scores with calibration data and none was given (meta-size planning has "
+                "none); run it on a loaded model, or use a data-free pruner (tmp, magnitude, random, late-drop)"
+            )
+        alloc = Allocation(tree, budget, model=model, round_to=self._settings.get("round_to"))
+        info = self._allocate(model, tree, alloc, calibration) or {}
+        return alloc.to_plan(model, self.name, {**self.settings(), **info}, calibration)
+
+    @abc.abstractmethod
+    def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any | None) -> dict | None:
+        """Fill ``alloc`` to the budget; may return extra info recorded in ``Plan.settings``."""
+
+
+def order_groups(alloc: Allocation, scores: dict[str, Any]) -> None:
+    """Give each scored group its removal order (least important first)."""
+    for path, s in scores.items():
+        if path in alloc.groups:
+            alloc.set_order(path, s)
+
+
+def magnitude_orders(model: nn.Module, tree: UnitTree, alloc: Allocation) -> str:
+    """Order every group by weight norm (data-free); on a meta model keep index order. Returns the
+    scorer used, for the Plan."""
+    from pruners.importance import weight_magnitude
+
+    scores = weight_magnitude(model, tree)
+    order_groups(alloc, scores)
+    return "weight_magnitude" if scores else "index_order (meta: no weights)"
+
+
+def width_trim(alloc: Allocation, what: str, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> None:
+    """The shared finish for depth and expert pruners: trim the remaining gap with one uniform share
+    of units across the surviving blocks (magnitude order), then settle. Experts are included: on
+    an MoE model they hold most parameters, so heads/channels alone may not cover one block."""
+    from pruners.allocate import fill_uniform
+
+    if alloc.landed(0.5):
+        return
+    if alloc.gap() > 0:
+        fill_uniform(alloc, alloc.group_list(kinds), what=what)
+    else:
+        alloc.settle(what=what)
+
+
+def drop_in_order(alloc: Allocation, order: list[str]) -> list[str]:
+    """Drop blocks in ``order`` while each drop keeps the size at or above the target (minus half
+    the tolerance); stop at the first that would overshoot. Returns the dropped paths."""
+    dropped = []
+    for path in order:
+        slot = alloc.blocks[path]
+        if "drop_block" not in slot.policies:
+            continue
+        saving = alloc.block_saving(slot, mode="drop_block") - alloc.block_saving(slot)
+        if alloc.size() - saving < alloc.target - 0.5 * alloc.tolerance:
+            break
+        slot.mode = "drop_block"
+        dropped.append(path)
+    return dropped
+
+
+def fill_experts_then_trim(alloc: Allocation, scores: dict[str, Any], what: str) -> dict:
+    """Expert pruners: one share of experts removed per MoE layer (least important first, down to
+    top-k at most); if experts alone cannot reach the target, the gap is closed by a uniform
+    heads/channels trim (magnitude order; the experts are already at top-k). Returns what was done, for the Plan."""
+    from pruners.allocate import fill_uniform
+
+    order_groups(alloc, scores)
+    experts = alloc.group_list(("experts",))
+    landed = fill_uniform(alloc, experts, what=what, require=False)
+    trimmed = False
+    if not landed and alloc.gap() > 0:
+        width_trim(alloc, what)
+        trimmed = True
+    elif not landed:
+        alloc.settle(what=what)
+    return {"width_trim": trimmed}

@@ -1,0 +1,439 @@
+"""Scorers: how important is each unit or block. Pure functions of (model, tree[, calibration]).
+
+Each returns plain data keyed by tree path, higher = more important:
+
+* :func:`weight_magnitude`    per unit group: L2 norm of the weights a unit owns (data-free);
+* :func:`activation_importance` per unit group: mean activation norm a unit carries on calibration;
+* :func:`taylor_importance`   per unit group: sum of ``|w * dL/dw|`` over a unit's weights, L the
+  flow-matching loss on the teacher's own trajectory (see the function);
+* :func:`block_influence`     per block: ShortGPT's ``1 - cos(input, output)``, mean over tokens;
+* :func:`expert_frequency`    per expert group: share of routed (token, slot) pairs per expert;
+* :func:`reap_saliency`       per expert group: mean over routed tokens of gate value x ||expert output||;
+* :func:`masked_output_error` the quality cost TMP uses: relative output error of the denoiser
+  with a mask applied (:func:`apply_masks`), over calibration inputs across timesteps.
+
+Masks reproduce surgery exactly without cutting anything: a removed head or channel is zeroed at
+the input of the output projection (``to_out[0]`` / ``w2`` / ``down_proj``), a removed expert gets
+a ``-inf`` router logit, a merged MoE is swapped for a merged copy, a dropped block is swapped for
+the identity and a linear-replaced block for its fitted map.
+
+Routing scorers assume softmax -> top-k routing over ``gate.wg`` logits, as HunyuanImage-3.0 and
+tiny-moe route.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.models.moe import MoEBlockView
+from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output
+from tmpbench.pruning.surgery import LinearBlock, merge_experts
+from tmpbench.pruning.tree import UnitTree, attention_geometry
+
+
+def is_meta(model: nn.Module) -> bool:
+    """True when the model's weights are not materialised (meta device): only shapes are known."""
+    p = next(model.parameters(), None)
+    return p is None or p.is_meta
+
+
+def unit_groups(tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> list:
+    return [n for n in tree.walk() if n.level == "unit" and n.kind in kinds and n.count > 0]
+
+
+# --------------------------------------------------------------------------------------------
+# per-unit reductions over the weights a unit owns
+# --------------------------------------------------------------------------------------------
+def _rows(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
+    v = fn(lin.weight).sum(dim=1)
+    if lin.bias is not None:
+        v = v + fn(lin.bias)
+    return v.reshape(n_units, -1).sum(dim=1)
+
+
+def _cols(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
+    return fn(lin.weight).sum(dim=0).reshape(n_units, -1).sum(dim=1)
+
+
+def unit_reduce(module: nn.Module, kind: str, fn) -> torch.Tensor:
+    """Sum of ``fn(param)`` (elementwise, non-negative) over each unit's weights, one value per unit.
+
+    heads: rows of to_q (and to_k/to_v without GQA) and columns of to_out[0]; channels: rows of
+    w1/w3 (or both halves of gate_and_up_proj) and columns of w2/down_proj; experts: every tensor of
+    the expert plus its router row.
+    """
+    with torch.no_grad():
+        if kind == "heads":
+            heads, kv_heads, _ = attention_geometry(module)
+            v = _rows(module.to_q, fn, heads) + _cols(module.to_out[0], fn, heads)
+            if kv_heads == heads:
+                v = v + _rows(module.to_k, fn, heads) + _rows(module.to_v, fn, heads)
+            return v.float()
+        if kind == "channels":
+            if hasattr(module, "w1"):
+                n = module.w1.out_features
+                return (_rows(module.w1, fn, n) + _rows(module.w3, fn, n) + _cols(module.w2, fn, n)).float()
+            n = module.down_proj.in_features
+            gu = fn(module.gate_and_up_proj.weight).sum(dim=1)
+            if module.gate_and_up_proj.bias is not None:
+                gu = gu + fn(module.gate_and_up_proj.bias)
+            return (gu[:n] + gu[n:] + _cols(module.down_proj, fn, n)).float()
+        if kind == "experts":
+            view = MoEBlockView("", module)
+            out = []
+            for j in range(view.num_experts):
+                total = sum(fn(t).sum() for t in view.expert_tensors(j).values())
+                total = total + fn(view.router_weight[j]).sum()
+                out.append(float(total))
+            return torch.tensor(out)
+    raise TmpbenchError(f"no unit reduction for unit kind {kind!r}")
+
+
+def weight_magnitude(model: nn.Module, tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> dict[str, torch.Tensor]:
+    """L2 norm of each unit's weights, per unit group path. Data-free; ``{}`` on a meta model (no
+    values to read), where callers fall back to index order."""
+    if is_meta(model):
+        return {}
+    out = {}
+    for node in unit_groups(tree, kinds):
+        out[node.path] = unit_reduce(model.get_submodule(node.module_path), node.kind, lambda p: p.float() ** 2).sqrt()
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# calibration-driven scorers
+# --------------------------------------------------------------------------------------------
+def _out_proj(module: nn.Module, kind: str) -> nn.Linear:
+    if kind == "heads":
+        return module.to_out[0]
+    return module.w2 if hasattr(module, "w2") else module.down_proj
+
+
+@torch.no_grad()
+def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibration,
+                          kinds: tuple[str, ...] = ("heads", "channels")) -> dict[str, torch.Tensor]:
+    """Mean L2 norm per token of each head's output / each channel's activation, measured at the
+    input of the output projection, over all calibration inputs (all timesteps)."""
+    sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    handles = []
+    nodes = unit_groups(tree, tuple(k for k in kinds if k in ("heads", "channels")))
+
+    def make(node):
+        def hook(_m, args):
+            x = args[0].detach().float()
+            x = x.reshape(-1, node.count, x.shape[-1] // node.count).norm(dim=-1)  # (tokens, units)
+            sums[node.path] = sums.get(node.path, 0) + x.sum(dim=0).cpu()
+            counts[node.path] = counts.get(node.path, 0) + x.shape[0]
+        return hook
+
+    try:
+        for node in nodes:
+            lin = _out_proj(model.get_submodule(node.module_path), node.kind)
+            handles.append(lin.register_forward_pre_hook(make(node)))
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    finally:
+        for h in handles:
+            h.remove()
+    return {p: sums[p] / max(1, counts[p]) for p in sums}
+
+
+def _zimage_call(calibration: Calibration, i: int) -> tuple[list[torch.Tensor], torch.Tensor, tuple, dict]:
+    args, kwargs = calibration.inputs[i]
+    x = args[0] if args else kwargs.get("x")
+    t = args[1] if len(args) > 1 else kwargs.get("t")
+    if not isinstance(x, list) or not isinstance(t, torch.Tensor) or not all(isinstance(xi, torch.Tensor) for xi in x):
+        raise TmpbenchError(
+            "taylor's flow-matching loss needs Z-Image denoiser calls forward(x: list[Tensor], t, cap_feats); "
+            "use the taylor pruner with method='activation' for this model"
+        )
+    return x, t, args, kwargs
+
+
+def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration, seed: int = 0,
+                      kinds: tuple[str, ...] = ("heads", "channels")) -> dict[str, torch.Tensor]:
+    """First-order Taylor importance ``sum |w * dL/dw|`` per unit, accumulated over calibration inputs.
+
+    L is the flow-matching loss on the teacher's own trajectory (Z-Image convention: model time
+    ``t = 1 - sigma``, prediction ``x0 - noise``): for each captured input the teacher's clean
+    estimate ``x0 = x_t + (1 - t) * f(x_t)`` is the data point, fresh seeded noise ``n`` gives
+    ``x = (1 - t) * n + t * x0``, and ``L = ||f(x, t) - (x0 - n)||^2``. The teacher's own output
+    would give zero gradient at the teacher; the re-noised pairs do not.
+    """
+    nodes = unit_groups(tree, tuple(k for k in kinds if k in ("heads", "channels")))
+    totals: dict[str, torch.Tensor] = {}
+    gen = torch.Generator().manual_seed(int(seed))
+    was_training = model.training
+    model.eval()
+    params = [p for p in model.parameters()]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        for i in range(len(calibration)):
+            x, t, args, kwargs = _zimage_call(calibration, i)
+            device = next(model.parameters()).device
+            with torch.no_grad():
+                out = calibration.call(model, i)
+                out = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)
+                sig = (1.0 - t.float()).clamp(0, 1)
+                x0 = [xi.to(device).float() + sig[k].item() * oi.float() for k, (xi, oi) in enumerate(zip(x, out))]
+                noise = [torch.randn(xi.shape, generator=gen).to(device) for xi in x0]
+                xt = [(sig[k].item() * n + (1 - sig[k].item()) * x0[k]).to(x[k].dtype) for k, n in enumerate(noise)]
+                target = [x0[k] - noise[k] for k in range(len(x0))]
+            model.zero_grad(set_to_none=True)
+            new_args = (xt, *args[1:]) if args else args
+            new_kwargs = dict(kwargs) if args else {**kwargs, "x": xt}
+            from tmpbench.pruning.calibration import _to_device
+
+            pred = model(*_to_device(new_args, device), **_to_device(new_kwargs, device))
+            pred = pred[0] if isinstance(pred, tuple) else getattr(pred, "sample", pred)
+            loss = sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)
+            loss.backward()
+            for node in nodes:
+                module = model.get_submodule(node.module_path)
+                v = unit_reduce(module, node.kind, lambda p: (p.detach() * p.grad).abs().float() if p.grad is not None
+                                else torch.zeros_like(p, dtype=torch.float32))
+                totals[node.path] = totals.get(node.path, 0) + v.cpu()
+    finally:
+        model.zero_grad(set_to_none=True)
+        for p, f in zip(params, flags):
+            p.requires_grad_(f)
+        model.train(was_training)
+    return totals
+
+
+@torch.no_grad()
+def block_influence(model: nn.Module, tree: UnitTree, calibration: Calibration, kinds: tuple[str, ...] = ("block",)) -> dict[str, float]:
+    """ShortGPT block influence ``1 - cos(x_in, x_out)`` per token, averaged over tokens and all
+    calibration inputs; low influence = the block barely changes its input = cheap to drop."""
+    paths = [n.path for n in tree.walk() if n.level == "block" and n.kind in kinds]
+    with capture_blocks(model, paths) as records:
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    out = {}
+    for p in paths:
+        vals = [1.0 - F.cosine_similarity(x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1]), dim=-1).mean().item()
+                for x, y in records[p]]
+        out[p] = float(sum(vals) / max(1, len(vals)))
+    return out
+
+
+def _moe_nodes(tree: UnitTree) -> list:
+    return unit_groups(tree, ("experts",))
+
+
+@contextmanager
+def _router_capture(model: nn.Module, tree: UnitTree) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
+    """Records (MoE input tokens, router logits) of every MoE block at each forward."""
+    rec: dict[str, list] = {n.module_path: [] for n in _moe_nodes(tree)}
+    handles = []
+    inputs: dict[str, torch.Tensor] = {}
+
+    def pre(path):
+        def hook(_m, args, kwargs):
+            x = args[0] if args else next(iter(kwargs.values()))
+            inputs[path] = x.detach()
+        return hook
+
+    def post(path):
+        def hook(_m, _args, out):
+            x = inputs[path]
+            rec[path].append((x.reshape(-1, x.shape[-1]), out.detach().reshape(-1, out.shape[-1])))
+        return hook
+
+    try:
+        for path in rec:
+            moe = model.get_submodule(path)
+            handles.append(moe.register_forward_pre_hook(pre(path), with_kwargs=True))
+            handles.append(moe.gate.wg.register_forward_hook(post(path)))
+        yield rec
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _routing(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    probs = F.softmax(logits.float(), dim=-1)
+    w, idx = torch.topk(probs, top_k, dim=-1)
+    return w / w.sum(dim=-1, keepdim=True).clamp_min(1e-8), idx
+
+
+@torch.no_grad()
+def expert_frequency(model: nn.Module, tree: UnitTree, calibration: Calibration) -> dict[str, torch.Tensor]:
+    """Share of routed (token, slot) pairs each expert receives, per expert group path."""
+    out: dict[str, torch.Tensor] = {}
+    nodes = {n.module_path: n for n in _moe_nodes(tree)}
+    with _router_capture(model, tree) as rec:
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    for path, items in rec.items():
+        node = nodes[path]
+        counts = torch.zeros(node.count)
+        for _x, logits in items:
+            _, idx = _routing(logits, MoEBlockView(path, model.get_submodule(path)).top_k)
+            counts += torch.bincount(idx.flatten().cpu(), minlength=node.count).float()
+        out[node.path] = counts / counts.sum().clamp_min(1.0)
+    return out
+
+
+def expert_forward(view: MoEBlockView, j: int, x: torch.Tensor) -> torch.Tensor:
+    """Output of routed expert ``j`` on tokens ``x`` (either layout): ``down(up * silu(gate))``."""
+    if view.layout == "expert-modules":
+        return view.block.experts[j](x)
+    gu = x @ view.expert_gate_up(j).T
+    first, second = gu.chunk(2, dim=-1)
+    gate, up = (first, second) if view.gate_up_halves[0] == "gate" else (second, first)
+    return (up * F.silu(gate)) @ view.expert_down(j).T
+
+
+@torch.no_grad()
+def reap_saliency(model: nn.Module, tree: UnitTree, calibration: Calibration) -> dict[str, torch.Tensor]:
+    """REAP saliency per expert: mean over the tokens routed to it of gate value x ||expert output||
+    (0 for an expert no token reaches)."""
+    out: dict[str, torch.Tensor] = {}
+    nodes = {n.module_path: n for n in _moe_nodes(tree)}
+    with _router_capture(model, tree) as rec:
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    for path, items in rec.items():
+        node = nodes[path]
+        view = MoEBlockView(path, model.get_submodule(path))
+        total = torch.zeros(node.count)
+        count = torch.zeros(node.count)
+        for x, logits in items:
+            w, idx = _routing(logits, view.top_k)
+            for j in range(node.count):
+                tok, slot = torch.where(idx == j)
+                if tok.numel() == 0:
+                    continue
+                y = expert_forward(view, j, x[tok].to(view.router_weight.dtype)).float()
+                total[j] += (w[tok, slot] * y.norm(dim=-1)).sum().cpu()
+                count[j] += tok.numel()
+        out[node.path] = total / count.clamp_min(1.0)
+    return out
+
+
+def expert_similarity(model: nn.Module, path: str) -> list[list[float]] | None:
+    """Cosine similarity between experts' flattened weights (for choosing merge partners)."""
+    if is_meta(model):
+        return None
+    view = MoEBlockView(path, model.get_submodule(path))
+    with torch.no_grad():
+        flat = torch.stack([torch.cat([t.detach().float().reshape(-1) for t in view.expert_tensors(j).values()])
+                            for j in range(view.num_experts)])
+        flat = F.normalize(flat, dim=-1)
+        return (flat @ flat.T).tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# masks and the masked-output sensitivity
+# --------------------------------------------------------------------------------------------
+class _Skip(nn.Module):
+    """A dropped residual block: returns its hidden-state input."""
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return x
+
+
+def _list_slot(model: nn.Module, path: str) -> tuple[nn.ModuleList, int]:
+    parent, _, idx = path.rpartition(".")
+    return model.get_submodule(parent), int(idx)
+
+
+@contextmanager
+def apply_masks(
+    model: nn.Module,
+    *,
+    keep: Mapping[str, tuple[str, list[int], int]] | None = None,
+    merges: Mapping[str, tuple[list[list[int]], list[float] | None]] | None = None,
+    blocks: Mapping[str, str] | None = None,
+    linear_maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    merged_cache: dict | None = None,
+) -> Iterator[nn.Module]:
+    """Temporarily make ``model`` behave as if pruned, without cutting anything.
+
+    ``keep[component] = (kind, kept_ids, count)`` for heads/channels/experts; ``merges[moe] =
+    (groups, weights)``; ``blocks[block] = "drop_block" | "linear_replace"`` (the latter needs
+    ``linear_maps[block]``). Everything is restored on exit.
+    """
+    handles = []
+    swaps: list[tuple[nn.ModuleList, int, nn.Module]] = []
+    try:
+        for comp, (kind, kept, count) in (keep or {}).items():
+            module = model.get_submodule(comp)
+            if kind in ("heads", "channels"):
+                lin = _out_proj(module, kind)
+                width = lin.in_features // count
+                mask = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
+                mask[list(kept)] = 1
+                mask = mask.repeat_interleave(width)
+                handles.append(lin.register_forward_pre_hook(lambda _m, a, mask=mask: (a[0] * mask,) + tuple(a[1:])))
+            elif kind == "experts":
+                neg = torch.full((count,), float("-inf"))
+                neg[list(kept)] = 0.0
+                wg = module.gate.wg
+                handles.append(wg.register_forward_hook(lambda _m, _a, out, neg=neg: out + neg.to(out.device, out.dtype)))
+        for comp, (groups, weights) in (merges or {}).items():
+            key = (comp, tuple(map(tuple, groups)))
+            cache = merged_cache if merged_cache is not None else {}
+            if key not in cache:
+                cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
+            merged = cache[key]
+            handles.append(model.get_submodule(comp).register_forward_hook(
+                lambda _m, a, _out, merged=merged: merged(*a)))
+        for path, mode in (blocks or {}).items():
+            parent, i = _list_slot(model, path)
+            old = parent[i]
+            if mode == "drop_block":
+                new: nn.Module = _Skip()
+            else:
+                if not linear_maps or path not in linear_maps:
+                    raise TmpbenchError(f"masking linear_replace at {path!r} needs its fitted map")
+                w, b = linear_maps[path]
+                new = LinearBlock(w.shape[1], bias=b is not None, device=w.device, dtype=w.dtype)
+                with torch.no_grad():
+                    new.linear.weight.copy_(w)
+                    if b is not None:
+                        new.linear.bias.copy_(b)
+            parent[i] = new
+            swaps.append((parent, i, old))
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+        for parent, i, old in reversed(swaps):
+            parent[i] = old
+
+
+@torch.no_grad()
+def masked_output_error(
+    model: nn.Module,
+    calibration: Calibration,
+    reference: list[torch.Tensor],
+    weights: list[float] | None = None,
+) -> float:
+    """Relative output error ``E_t ||f(x_t) - f_ref(x_t)||^2 / ||f_ref(x_t)||^2`` of ``model`` (masked
+    by the caller) against the unpruned outputs ``reference``, weighted per input by ``weights``
+    (e.g. per timestep; uniform by default)."""
+    w = weights or [1.0] * len(calibration)
+    total, norm = 0.0, 0.0
+    for i in range(len(calibration)):
+        y = flatten_output(calibration.call(model, i)).cpu()
+        r = reference[i]
+        err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
+        if not math.isfinite(err):
+            err = 1e6
+        total += w[i] * err
+        norm += w[i]
+    return total / max(norm, 1e-12)

@@ -1,0 +1,34 @@
+"""REAP expert-saliency baseline (MoE only): experts with the smallest router-weighted activation go.
+
+REAP saliency of expert j is the mean, over the tokens routed to j, of the gate value times the
+norm of j's output: an expert that is rarely chosen, or chosen with small weight, or whose output
+is small, matters little. One share of experts is removed per MoE layer (never below top-k); a
+uniform heads/channels magnitude trim closes any gap experts cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import nn
+
+from pruners.allocate import Allocation
+from pruners.base import Pruner, fill_experts_then_trim
+from pruners.importance import reap_saliency
+from tmpbench.pruning.tree import UnitTree
+
+
+class ReapPruner(Pruner):
+    """Drop the experts with the lowest REAP saliency per layer."""
+
+    name: ClassVar[str] = "reap"
+    families: ClassVar[frozenset[str]] = frozenset({"moe"})
+    needs_calibration: ClassVar[bool] = True
+    data_free_fallback: ClassVar[bool] = False
+    description: ClassVar[str] = "MoE: drop lowest gate x ||expert output|| experts per layer (width trim if needed)"
+    SETTINGS: ClassVar[dict[str, Any]] = {"round_to": None}
+
+    def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
+        sal = reap_saliency(model, tree, calibration)
+        info = fill_experts_then_trim(alloc, sal, "reap")
+        return {**info, "scorer": "reap_saliency"}

@@ -1,0 +1,80 @@
+"""Every pruner lands within 0.5% of the same target at 25% and 50%, and the pruned model generates."""
+
+import pytest
+import torch
+
+from pruner_checks import generate_with, plan_and_apply
+
+WIDTH_AND_DEPTH = ["random", "magnitude", "taylor", "block-influence", "late-drop"]
+
+
+@pytest.mark.parametrize("budget", ["25%", "50%"])
+@pytest.mark.parametrize("pruner", WIDTH_AND_DEPTH)
+def test_baselines_land_on_dense(dense, pruner, budget):
+    plan, pruned = plan_and_apply(dense, pruner, budget)
+    assert plan.pruner == pruner and plan.decisions
+    assert plan.settings["allocation"]["achieved"] == pytest.approx(plan.achieved_params)
+    if budget == "50%":
+        arr = generate_with(dense, pruned)
+        assert arr.dtype.name == "uint8"
+    if pruner in ("block-influence", "late-drop"):
+        assert any(d.policy == "drop_block" for d in plan.decisions)
+    else:
+        assert {d.policy for d in plan.decisions} <= {"prune_heads", "prune_channels"}
+
+
+@pytest.mark.parametrize("budget", ["25%", "50%"])
+@pytest.mark.parametrize("pruner", ["expert-frequency", "reap", "random"])
+def test_moe_pruners_land(moe, pruner, budget):
+    plan, pruned = plan_and_apply(moe, pruner, budget)
+    assert any(d.policy == "prune_experts" for d in plan.decisions)
+    for d in plan.decisions:
+        if d.policy == "prune_experts":
+            assert len(d.keep) >= 2  # top_k
+    if budget == "50%":
+        generate_with(moe, pruned)
+
+
+def test_late_drop_drops_latest_blocks_first(dense):
+    plan, _ = plan_and_apply(dense, "late-drop", "25%")
+    dropped = sorted(int(d.path.split(".")[1]) for d in plan.decisions if d.policy == "drop_block")
+    assert dropped == list(range(4 - len(dropped), 4))
+    assert plan.settings["dropped"] == [f"layers.{i}" for i in reversed(dropped)]
+
+
+def test_block_influence_drops_the_least_influential(dense):
+    plan, _ = plan_and_apply(dense, "block-influence", "25%")
+    influence = plan.settings["block_influence"]
+    dropped = {d.path for d in plan.decisions if d.policy == "drop_block"}
+    kept = set(influence) - dropped
+    assert dropped and max(influence[p] for p in dropped) <= min(influence[p] for p in kept)
+
+
+def test_magnitude_keeps_the_largest_units(dense):
+    plan, _ = plan_and_apply(dense, "magnitude", "25%")
+    d = next(d for d in plan.decisions if d.policy == "prune_channels")
+    ffn = dense.model.get_submodule(d.path)
+    norms = (ffn.w1.weight.pow(2).sum(1) + ffn.w3.weight.pow(2).sum(1) + ffn.w2.weight.pow(2).sum(0)).sqrt()
+    dropped = sorted(set(range(ffn.w1.out_features)) - set(d.keep))
+    assert norms[dropped].max() <= norms[d.keep].min()
+
+
+def test_seeded_determinism(dense):
+    a, _ = plan_and_apply(dense, "random", "25%")
+    b, _ = plan_and_apply(dense, "random", "25%")
+    assert a.to_json() == b.to_json()
+    from tmpbench.pruning import Budget
+    from tmpbench.registry import PRUNERS
+
+    c = PRUNERS.get("random")(seed=1).plan(dense.model, dense.tree, Budget.parse("25%"), None)
+    assert c.decisions != a.decisions
+
+
+def test_rounding_is_reported(dense):
+    plan, _ = plan_and_apply(dense, "magnitude", "25%", round_to=8)
+    alloc = plan.settings["allocation"]
+    assert alloc["rounding_multiple"] == 8 and alloc["rounding_step"] > 0
+    for d in plan.decisions:
+        if d.policy == "prune_channels":
+            assert len(d.keep) % 8 == 0
+    assert torch.isfinite(torch.tensor(alloc["relative_error"]))

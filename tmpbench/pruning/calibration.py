@@ -1,0 +1,274 @@
+"""Calibration data: the denoiser's own inputs along the teacher's sampling trajectory.
+
+Pruners that score with data (TMP's masked-output sensitivity, activation/Taylor, block influence,
+routing frequency, REAP) all read the same :class:`Calibration`. It is collected by running the
+generator's ordinary sampling loop with a forward pre-hook on its denoiser, so every denoising
+timestep of the real schedule is represented (a pruned block that only matters at high noise is
+seen at high noise). Nothing model-specific is assumed about the call: the ``(args, kwargs)`` of
+each ``denoiser.forward`` call are stored detached on the CPU and replayed as they came.
+
+Linear maps for ``linear_replace`` decisions are fitted here too (:func:`fit_linear_maps`), from
+the unpruned model's block inputs and outputs on the same calibration inputs.
+
+Example::
+
+    >>> calib = collect_calibration(gen, ["a red circle"], seeds=[0], steps=4, size=32)  # doctest: +SKIP
+    >>> len(calib.inputs), calib.timesteps                                              # doctest: +SKIP
+    (4, [0.0, 0.25, 0.5, 0.75])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.pruning.plan import Plan
+from tmpbench.pruning.surgery import fit_linear_map
+
+
+def _map_tensors(obj: Any, fn) -> Any:
+    """Apply ``fn`` to every tensor inside nested lists/tuples/dicts (other leaves pass through)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, list):
+        return [_map_tensors(o, fn) for o in obj]
+    if isinstance(obj, tuple):
+        return tuple(_map_tensors(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    return obj
+
+
+def _to_cpu(obj: Any) -> Any:
+    return _map_tensors(obj, lambda t: t.detach().to("cpu").clone())
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    return _map_tensors(obj, lambda t: t.to(device))
+
+
+def flatten_output(out: Any) -> torch.Tensor:
+    """The denoiser's prediction as one flat float tensor (``.sample``, a tuple's first item, or a
+    list of per-sample tensors, concatenated)."""
+    if hasattr(out, "sample"):
+        out = out.sample
+    elif isinstance(out, tuple):
+        out = out[0]
+    if isinstance(out, (list, tuple)):
+        parts = [flatten_output(o) for o in out]
+        return torch.cat(parts) if parts else torch.zeros(0)
+    if not isinstance(out, torch.Tensor):
+        raise TmpbenchError(f"denoiser returned {type(out).__name__}; expected a tensor, a list of tensors or .sample")
+    return out.detach().float().reshape(-1)
+
+
+def _timestep_of(args: tuple, kwargs: dict) -> float:
+    """The (first sample's) timestep of one denoiser call: kwarg ``t``/``timestep``, else the first
+    small float tensor among the positional arguments (Z-Image: ``forward(x, t, cap_feats)``)."""
+    for key in ("t", "timestep", "timesteps"):
+        value = kwargs.get(key)
+        if isinstance(value, torch.Tensor):
+            return float(value.reshape(-1)[0])
+        if isinstance(value, (int, float)):
+            return float(value)
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.dim() <= 1 and a.is_floating_point() and a.numel() >= 1:
+            return float(a.reshape(-1)[0])
+    return float("nan")
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@dataclass
+class Calibration:
+    """Captured denoiser calls, replayable on any copy of the denoiser.
+
+    ``identity`` describes how the set was made (prompt hash, seeds, steps, size, guidance,
+    timesteps) and is recorded with every plan and result. ``inputs[i]`` is the ``(args, kwargs)``
+    of call ``i`` (detached, CPU), ``timesteps[i]`` its timestep.
+    """
+
+    identity: dict
+    inputs: list[tuple[tuple, dict]]
+    timesteps: list[float]
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.inputs) != len(self.timesteps):
+            raise TmpbenchError(f"calibration has {len(self.inputs)} inputs but {len(self.timesteps)} timesteps")
+        if not self.inputs:
+            raise TmpbenchError("calibration captured no denoiser calls; give at least one prompt and one step")
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def call(self, denoiser: nn.Module, i: int) -> Any:
+        """Run ``denoiser`` on captured input ``i`` (moved to its device) and return the raw output."""
+        args, kwargs = self.inputs[i]
+        device = _device_of(denoiser)
+        return denoiser(*_to_device(args, device), **_to_device(kwargs, device))
+
+    @torch.no_grad()
+    def outputs(self, denoiser: nn.Module) -> list[torch.Tensor]:
+        """Re-run ``denoiser`` on every captured input (no grad); one flat float tensor per input."""
+        return [flatten_output(self.call(denoiser, i)).cpu() for i in range(len(self))]
+
+    def subset(self, max_inputs: int | None) -> Calibration:
+        """At most ``max_inputs`` inputs, evenly spaced over the captured order (so over timesteps)."""
+        if max_inputs is None or max_inputs >= len(self):
+            return self
+        if max_inputs < 1:
+            raise TmpbenchError(f"max_inputs must be >= 1, got {max_inputs}")
+        idx = _spread(len(self), max_inputs)
+        ident = {**self.identity, "subset": idx, "n_inputs": len(idx)}
+        return Calibration(ident, [self.inputs[i] for i in idx], [self.timesteps[i] for i in idx])
+
+
+def _spread(n: int, k: int) -> list[int]:
+    if k == 1:
+        return [n // 2]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+def collect_calibration(
+    generator: Any,
+    prompts: list[str],
+    seeds: list[int],
+    steps: int,
+    size: int,
+    guidance: float = 1.0,
+    max_inputs: int | None = None,
+) -> Calibration:
+    """Run ``generator.generate`` and capture every call of ``generator.denoiser`` along the way.
+
+    A forward pre-hook (``with_kwargs=True``) copies each call's arguments to the CPU, so the
+    calibration spans all ``steps`` denoising timesteps of the generator's own schedule. With
+    ``max_inputs`` the captured calls are thinned evenly over the trajectory. Returns a
+    :class:`Calibration` whose ``identity`` hashes the prompts and records seeds, steps, size,
+    guidance and the timesteps kept.
+    """
+    prompts = [str(p) for p in prompts]
+    seeds = [int(s) for s in seeds]
+    if not prompts:
+        raise TmpbenchError("calibration needs at least one prompt")
+    if len(prompts) != len(seeds):
+        raise TmpbenchError(f"calibration got {len(prompts)} prompts but {len(seeds)} seeds; pass one seed per prompt")
+    if steps < 1:
+        raise TmpbenchError(f"calibration steps={steps} must be at least 1")
+    if max_inputs is not None and max_inputs < 1:
+        raise TmpbenchError(f"calibration max_inputs={max_inputs} must be >= 1 (or None for all)")
+    denoiser = generator.denoiser
+    captured: list[tuple[tuple, dict]] = []
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        captured.append((_to_cpu(args), _to_cpu(kwargs)))
+
+    handle = denoiser.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        generator.generate(prompts, seeds=seeds, steps=steps, guidance=guidance, size=size)
+    finally:
+        handle.remove()
+    if not captured:
+        raise TmpbenchError(f"generator {getattr(generator, 'name', '?')!r} never called its denoiser during calibration")
+    timesteps = [_timestep_of(a, k) for a, k in captured]
+    identity = {
+        "prompts_sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest()[:16],
+        "n_prompts": len(prompts),
+        "seeds": seeds,
+        "steps": int(steps),
+        "size": int(size),
+        "guidance": float(guidance),
+        "max_inputs": max_inputs,
+        "n_calls": len(captured),
+    }
+    calib = Calibration(identity, captured, timesteps)
+    calib = calib.subset(max_inputs)
+    calib.identity["n_inputs"] = len(calib)
+    calib.identity["timesteps"] = [round(t, 6) for t in calib.timesteps]
+    return calib
+
+
+def data_free_calibration(tree: Any) -> None:
+    """Calibration for meta-device planning: there is none (``None``); pruners that can fall back to
+    data-free proxies do (see docs/tmp.md), the others refuse with a one-line error."""
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# block inputs and outputs, and the fitted linear maps
+# --------------------------------------------------------------------------------------------
+@contextmanager
+def capture_blocks(model: nn.Module, paths: list[str]) -> Iterator[dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
+    """While active, record (input hidden state, output hidden state) of each block in ``paths``
+    at every forward pass, detached on the CPU: ``records[path] = [(x_in, x_out), ...]``."""
+    records: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {p: [] for p in paths}
+    handles = []
+
+    def make(path: str):
+        def hook(_m: nn.Module, args: tuple, kwargs: dict, out: Any) -> None:
+            x = args[0] if args else next(iter(kwargs.values()))
+            y = out[0] if isinstance(out, tuple) else out
+            records[path].append((x.detach().float().cpu(), y.detach().float().cpu()))
+
+        return hook
+
+    try:
+        for p in paths:
+            handles.append(model.get_submodule(p).register_forward_hook(make(p), with_kwargs=True))
+        yield records
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def fit_block_maps(
+    model: nn.Module, paths: list[str], calibration: Calibration, ridge: float | dict[str, float] = 0.0
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Least-squares linear map (W, b) from each block's input hidden state to its output, over all
+    tokens of all calibration inputs (every timestep), on the unpruned ``model``. ``ridge`` is one
+    value or one per path."""
+    if not paths:
+        return {}
+    with capture_blocks(model, paths) as records:
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    maps = {}
+    dtype = next(model.parameters()).dtype
+    for p in paths:
+        xs = torch.cat([x.reshape(-1, x.shape[-1]) for x, _ in records[p]])
+        ys = torch.cat([y.reshape(-1, y.shape[-1]) for _, y in records[p]])
+        r = ridge.get(p, 0.0) if isinstance(ridge, dict) else ridge
+        w, b = fit_linear_map(xs, ys, ridge=float(r))
+        maps[p] = (w.to(dtype), b.to(dtype))
+    return maps
+
+
+def fit_linear_maps(model: nn.Module, plan: Plan, calibration: Calibration | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Fitted ``(W, b)`` for every ``linear_replace`` decision of ``plan``, keyed by block path.
+
+    Fitted on the UNPRUNED ``model`` (the teacher) from its block inputs/outputs on the calibration
+    inputs, through :func:`tmpbench.pruning.surgery.fit_linear_map`; pass the result to
+    ``apply_plan(model, plan, linear_maps=...)``. A plan without such decisions gives ``{}``.
+    """
+    paths = [d.path for d in plan.decisions if d.policy == "linear_replace"]
+    if not paths:
+        return {}
+    if calibration is None:
+        raise TmpbenchError(
+            f"plan replaces {len(paths)} block(s) with fitted linear maps ({paths[0]}...) but no calibration data "
+            "was given to fit them; collect calibration (the runner does) or plan without linear_replace"
+        )
+    ridge = {d.path: float((d.linear or {}).get("ridge", 0.0)) for d in plan.decisions if d.policy == "linear_replace"}
+    return fit_block_maps(model, paths, calibration, ridge=ridge)
