@@ -40,9 +40,29 @@ def _root(
 
 def _register_commands() -> None:
     # imported here so each module can import `app` from this package without a cycle
-    from tmpbench.cli import fid_cmd, models_cmd, score_cmd, suites_cmd, train_cmd
+    from tmpbench.cli import (
+        fid_cmd,
+        generate_cmd,
+        models_cmd,
+        prune_cmd,
+        report_cmd,
+        run_cmd,
+        score_cmd,
+        suites_cmd,
+        train_cmd,
+    )
 
-    for module in (suites_cmd, score_cmd, fid_cmd, models_cmd, train_cmd):
+    for module in (
+        suites_cmd,
+        models_cmd,
+        generate_cmd,
+        run_cmd,
+        score_cmd,
+        fid_cmd,
+        prune_cmd,
+        report_cmd,
+        train_cmd,
+    ):
         module.register(app)
 
 
@@ -52,7 +72,7 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, printing user errors as one line (exit 2) instead of a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)  # non-standalone click returns typer.Exit codes
     except TmpbenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -72,3 +92,4 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("TMPBENCH_DEBUG"):
             raise
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)

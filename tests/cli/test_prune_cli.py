@@ -1,0 +1,108 @@
+"""`tmpbench pruners list`, `tree`, `plan` and `prune`: outputs and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.zimage import ZImageGenerator
+from tmpbench.registry import PRUNERS
+
+RUN = CliRunner()
+
+
+def ensure_pruners() -> None:
+    for name, target in (("random", "pruners.random_pruner:RandomPruner"),):
+        if name not in PRUNERS:
+            PRUNERS.register_lazy(name, target)
+
+
+@pytest.fixture(scope="module")
+def app():
+    from tmpbench.cli.prune_cmd import register
+
+    ensure_pruners()
+    app = typer.Typer()
+    register(app)
+    return app
+
+
+def invoke(app, *args):
+    return RUN.invoke(app, list(args), catch_exceptions=True)
+
+
+def test_pruners_list_json(app):
+    out = invoke(app, "pruners", "list", "--json")
+    assert out.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    assert "random" in rows and set(rows["random"]["families"]) == {"dit", "moe"}
+
+
+def test_tree_meta_json(app):
+    out = invoke(app, "tree", "--model", "zimage", "--meta", "--depth", "1", "--json")
+    assert out.exit_code == 0, out.output
+    tree = json.loads(out.stdout)
+    assert tree["root"]["params"] == 6_154_908_736
+    assert all("children" not in s for s in tree["root"]["children"])
+    text = invoke(app, "tree", "--model", "hunyuanimage3", "--meta", "--depth", "0")
+    assert text.exit_code == 0 and "HunYuanMoEV1ForCausalLM: 81G params" in text.stdout
+
+
+def test_plan_json_fields(app):
+    out = invoke(app, "plan", "--model", "tiny-dit", "--meta", "--pruner", "random", "--budget", "20%", "--json")
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["requested"]["budget"] == "20%"
+    assert abs(data["achieved_params"] - data["requested"]["target"]) / data["requested"]["target"] <= 0.005
+    assert data["budget_check"]["ok"] is True and data["decisions"] and data["data_free"] is True
+
+
+@pytest.mark.parametrize("args,match", [
+    (("--pruner", "randm", "--budget", "20%"), "did you mean 'random'"),
+    (("--pruner", "random", "--budget", "100%"), "strictly between 0% and 100%"),
+    (("--pruner", "random", "--budget", "1k"), "smallest feasible model keeps"),
+    (("--pruner", "random", "--budget", "20%", "--set", "nonsense"), "must look like key=value"),
+])
+def test_plan_errors_are_one_line(app, args, match):
+    from tmpbench.cli import main
+
+    import tmpbench.cli as cli
+
+    if "plan" not in {c.name or c.callback.__name__ for c in cli.app.registered_commands}:
+        from tmpbench.cli.prune_cmd import register
+
+        register(cli.app)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["plan", "--model", "tiny-dit", "--meta", *args])
+    assert exit_info.value.code == 2
+
+
+def test_plan_error_messages(app, capsys):
+    out = invoke(app, "plan", "--model", "tiny-dit", "--meta", "--pruner", "randm", "--budget", "20%")
+    assert out.exit_code != 0 and "did you mean 'random'" in str(out.exception)
+    out = invoke(app, "plan", "--model", "tiny-dit-20%", "--meta", "--pruner", "random", "--budget", "20%")
+    assert "already names a size" in str(out.exception)
+
+
+def test_prune_writes_loadable_folder(app, tmp_path):
+    from tmpbench.pruning.io import load_pruned
+
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
+    gen = ZImageGenerator(tz.make_pipeline(tz.build_components(cfg)), name="tiny-dit", model="tiny-dit",
+                          edit_fn=tz.edit_in_sequence, max_sequence_length=24,
+                          save_fn=lambda p, d: tz.save_pipeline(p, d, cfg, dtype=torch.float32))
+    gen.save(tmp_path / "base")
+    out = invoke(app, "prune", "--model", str(tmp_path / "base"), "--pruner", "random", "--budget", "10%",
+                 "--out", str(tmp_path / "out"), "--calib-prompts", "2")
+    assert out.exit_code == 0, out.output
+    assert "meets the budget" in out.stdout
+    loaded = load_pruned(tmp_path / "out")
+    assert loaded.generate(["a photo of a circle"], [0], 2, 1.0, 32)[0].size == (32, 32)
+    again = invoke(app, "prune", "--model", str(tmp_path / "base"), "--pruner", "random", "--budget", "10%",
+                   "--out", str(tmp_path / "out"))
+    assert "exists and is not empty" in str(again.exception)

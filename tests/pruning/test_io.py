@@ -1,0 +1,117 @@
+"""Save/load of pruned models: exact shapes and identical outputs after a round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tmpbench.errors import DataFormatError, TmpbenchError
+from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
+from tmpbench.models.spec import MARKER_FILE, detect_model_name
+from tmpbench.models.zimage import ZImageGenerator
+from tmpbench.pruning.budget import Budget, check_achieved
+from tmpbench.pruning.io import ARCH_FILE, WEIGHTS_FILE, load_pruned, save_pruned
+from tmpbench.pruning.plan import Decision, Plan
+from tmpbench.pruning.runner import PruneResult, apply, base_config, unit_tree, weights_fingerprint, with_denoiser
+
+MOE = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 16, "num_shared_expert": 1}
+
+
+def tiny(moe: bool) -> ZImageGenerator:
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2,
+                              moe=MOE if moe else None)
+    pipe = tz.make_pipeline(tz.build_components(cfg))
+    name = "tiny-moe" if moe else "tiny-dit"
+    # float32 save: the random-init text encoder is not fp16-representable (trained references are)
+    return ZImageGenerator(pipe, name=name, model=name, edit_fn=tz.edit_in_sequence, max_sequence_length=24,
+                           save_fn=lambda p, d: tz.save_pipeline(p, d, cfg, dtype=torch.float32))
+
+
+def result_for(gen, decisions, name, maps=None) -> PruneResult:
+    model = gen.denoiser
+    tree = unit_tree(model)
+    plan = Plan(model={"class": tree.model_class, "name": name}, budget=Budget.parse("1%").to_dict(), pruner="hand",
+                decisions=decisions)
+    pruned = apply(model, plan, linear_maps=maps)
+    achieved = sum(p.numel() for p in pruned.parameters())
+    report = check_achieved(tree.params, achieved, Budget.parse(str(achieved)))
+    return PruneResult(with_denoiser(gen, pruned), plan, report, {"hash": "c"}, {"hash": "r"}, tree.params, achieved,
+                       base={"model": name, "class": tree.model_class, "weights": weights_fingerprint(model),
+                             "config": base_config(model)})
+
+
+def images(gen, seed=0):
+    return np.stack([np.asarray(im) for im in gen.generate(["a photo of a circle", "two squares"], [seed, seed + 1], 2, 1.0, 32)])
+
+
+def test_dense_round_trip_identical_images(tmp_path):
+    gen = tiny(moe=False)
+    w = torch.eye(32) * 0.5
+    decisions = [Decision("layers.0", "linear_replace", linear={"fit": "hand"}),
+                 Decision("layers.1.attention", "prune_heads", keep=[0]),
+                 Decision("layers.1.feed_forward", "prune_channels", keep=[1, 5, 7, 30]),
+                 Decision("context_refiner.0.feed_forward", "prune_channels", keep=list(range(40)))]
+    result = result_for(gen, decisions, "tiny-dit", maps={"layers.0": (w, torch.zeros(32))})
+    save_pruned(result, tmp_path / "p")
+    arch = json.loads((tmp_path / "p" / "transformer" / ARCH_FILE).read_text())
+    blocks = arch["lists"]["layers"]["blocks"]
+    assert blocks[0] == {"index": 0, "type": "linear", "dim": 32, "bias": True}
+    assert blocks[1]["parts"]["attention"] == {"kind": "attention", "heads": 1}
+    assert blocks[1]["parts"]["feed_forward"] == {"kind": "ffn", "channels": 4}
+    loaded = load_pruned(tmp_path / "p")
+    assert type(loaded.pipe).__name__ == "ZImagePipeline"
+    assert sum(p.numel() for p in loaded.denoiser.parameters()) == result.achieved_params
+    assert np.array_equal(images(result.generator), images(loaded))
+    assert detect_model_name(tmp_path / "p") == "tiny-dit"
+    assert json.loads((tmp_path / "p" / MARKER_FILE).read_text())["pruned"] is True
+
+
+def test_moe_round_trip_with_drop_and_merged_router(tmp_path):
+    gen = tiny(moe=True)
+    decisions = [Decision("layers.0", "drop_block"),
+                 Decision("layers.1.feed_forward", "merge_experts", groups=[[0, 3], [1], [2]]),
+                 Decision("layers.1.feed_forward.shared_mlp", "prune_channels", keep=[0, 2, 4, 6])]
+    result = result_for(gen, decisions, "tiny-moe")
+    save_pruned(result, tmp_path / "m")
+    arch = json.loads((tmp_path / "m" / "transformer" / ARCH_FILE).read_text())
+    assert arch["lists"]["layers"]["dropped"] == [0]
+    moe = arch["lists"]["layers"]["blocks"][0]["parts"]["feed_forward"]
+    assert moe == {"kind": "moe", "experts": 3, "top_k": 2, "intermediate": 16, "router_bias": True}
+    loaded = load_pruned(tmp_path / "m")
+    assert np.array_equal(images(result.generator, 5), images(loaded, 5))
+
+
+def test_hunyuan_standin_round_trip(tmp_path):
+    model = build_hunyuan_moe_standin()
+    gen = HunyuanImage3Generator(model, name="hunyuanimage3")
+    decisions = [Decision("model.layers.0.self_attn", "prune_heads", keep=[1]),
+                 Decision("model.layers.0.mlp", "prune_experts", keep=[0, 2, 3]),
+                 Decision("model.layers.0.mlp.shared_mlp", "prune_channels", keep=[1, 2, 3]),
+                 Decision("model.layers.1", "drop_block")]
+    result = result_for(gen, decisions, "hunyuanimage3")
+    save_pruned(result, tmp_path / "h")
+    loaded = load_pruned(tmp_path / "h")
+    ids = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(result.generator.denoiser(ids).logits, loaded.denoiser(ids).logits)
+    assert len(loaded.denoiser.model.layers) == 1
+
+
+def test_load_refuses_mismatched_weights(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    gen = tiny(moe=False)
+    result = result_for(gen, [Decision("layers.1.attention", "prune_heads", keep=[1])], "tiny-dit")
+    save_pruned(result, tmp_path / "p")
+    wfile = tmp_path / "p" / "transformer" / WEIGHTS_FILE
+    state = load_file(str(wfile))
+    state.pop("layers.1.attention.to_q.weight")
+    save_file(state, str(wfile))
+    with pytest.raises(DataFormatError, match="missing .*layers.1.attention.to_q.weight"):
+        load_pruned(tmp_path / "p")
+    with pytest.raises(TmpbenchError, match="not a pruned model folder"):
+        load_pruned(tmp_path)

@@ -1,0 +1,169 @@
+"""``tmpbench pruners list``, ``tmpbench tree``, ``tmpbench plan`` and ``tmpbench prune``.
+
+* ``pruners list [--json]``: registered pruners, the model families they accept, whether they use
+  calibration data.
+* ``tree --model SPEC [--depth N] [--meta] [--size PX] [--json]``: the unit tree (model > stage >
+  block > component > unit group) with parameters, FLOPs, policies and constraints.
+* ``plan --model SPEC --pruner P --budget B [--meta] [--json] [--set key=value ...]``: the Plan,
+  without cutting anything. ``--meta`` plans the full-size model on the meta device with
+  data-free proxies. The JSON carries ``original_params``, ``achieved_params``, ``requested`` (the
+  budget text and its target), ``budget_check`` and the per-node ``decisions``.
+* ``prune --model SPEC --pruner P --budget B --out DIR [--recover-steps N] [--calib-prompts N]``:
+  plan, cut, check the budget, recover by distillation and write a loadable folder.
+
+Every user error (impossible budget, unknown pruner, a policy the architecture does not admit)
+is one line and exit code 2 (see :func:`tmpbench.cli.main`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from tmpbench.errors import TmpbenchError
+
+
+def parse_settings(items: list[str] | None) -> dict[str, Any]:
+    """``["tree_depth=2", "policy_mix=[\\"drop_block\\"]"]`` -> dict; values are JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TmpbenchError(f"--set {item!r} must look like key=value, e.g. --set tree_depth=2")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _denoiser(spec: str, meta: bool) -> tuple[Any, Any, str]:
+    """(denoiser, generator or None, model name) for a spec."""
+    from tmpbench.models.spec import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.budget is not None:
+        raise TmpbenchError(f"--model {spec!r} already names a size; give the base model and --budget {parsed.budget}")
+    if meta:
+        from tmpbench.models.counting import build_meta
+
+        return build_meta(spec), None, parsed.base
+    from tmpbench.models.base import load_model
+
+    gen = load_model(spec)
+    return gen.denoiser, gen, parsed.base
+
+
+def register(app: typer.Typer) -> None:
+    pruners_app = typer.Typer(help="Registered pruners (TMP and baselines).", no_args_is_help=True)
+    app.add_typer(pruners_app, name="pruners")
+
+    @pruners_app.command("list")
+    def pruners_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+        """List pruners: name, model families, calibration use."""
+        from tmpbench.pruning.runner import pruner_list
+
+        rows = pruner_list()
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            typer.echo("no pruners registered")
+        width = max((len(r["name"]) for r in rows), default=4)
+        for r in rows:
+            fam = ",".join(r["families"]) or "-"
+            calib = "calibration" if r["needs_calibration"] else "data-free"
+            typer.echo(f"{r['name']:<{width}}  {fam:<8} {calib:<12} {r['description']}")
+
+    @app.command("tree")
+    def tree_cmd(
+        model: str = typer.Option(..., "--model", help="Model spec (zimage, hunyuanimage3, tiny-dit) or a directory."),
+        depth: int = typer.Option(2, "--depth", help="Print down to this level: 0 model, 1 stage, 2 block, 3 component, 4 unit."),
+        meta: bool = typer.Option(False, "--meta", help="Build the full-size model on the meta device (no weights)."),
+        size: int | None = typer.Option(None, "--size", help="Image side in pixels the FLOPs are counted at."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Print the unit tree of a model: params, FLOPs, admitted policies and constraints per node."""
+        from tmpbench.pruning.runner import unit_tree
+        from tmpbench.pruning.tree import format_tree
+
+        if not 0 <= depth <= 4:
+            raise TmpbenchError(f"--depth {depth} must be in 0..4 (0 model, 1 stage, 2 block, 3 component, 4 unit)")
+        denoiser, _, _ = _denoiser(model, meta)
+        tree = unit_tree(denoiser, size=size)
+        typer.echo(json.dumps(tree.to_dict(depth), indent=2) if as_json else format_tree(tree, depth=depth))
+
+    @app.command("plan")
+    def plan_cmd(
+        model: str = typer.Option(..., "--model", help="Model spec or directory."),
+        pruner: str = typer.Option(..., "--pruner", help="Pruner name (`tmpbench pruners list`)."),
+        budget: str = typer.Option(..., "--budget", help="Budget: 4b, 20b, 33% (share removed), flops@1024:50%."),
+        meta: bool = typer.Option(False, "--meta", help="Plan the full-size model on the meta device (data-free proxies)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
+        calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts (loaded models, pruners that use data)."),
+        seed: int = typer.Option(0, "--seed", help="Pruner seed."),
+    ) -> None:
+        """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
+        from tmpbench.pruning.runner import (
+            CalibrationSpec,
+            default_calibration,
+            make_pruner,
+            model_defaults,
+            plan_model,
+        )
+
+        pruner_settings = parse_settings(settings)
+        denoiser, gen, name = _denoiser(model, meta)
+        calibration = None
+        if gen is not None and getattr(make_pruner(pruner, seed, pruner_settings), "needs_calibration", False):
+            base = default_calibration(name)
+            spec = CalibrationSpec(suite=base.suite, n_prompts=calib_prompts).resolved(*model_defaults(gen))
+            calibration = spec.collect(gen)
+        outcome = plan_model(denoiser, pruner, budget, pruner_settings=pruner_settings, calibration=calibration,
+                             seed=seed, model_name=name)
+        outcome.report.require()
+        if as_json:
+            data = outcome.to_dict()
+            data["meta"] = meta
+            data["data_free"] = calibration is None
+            typer.echo(json.dumps(data, indent=2, default=str))
+            return
+        typer.echo(outcome.plan.summary())
+        typer.echo(outcome.report.message)
+
+    @app.command("prune")
+    def prune_cmd(
+        model: str = typer.Option(..., "--model", help="Model spec or directory."),
+        pruner: str = typer.Option(..., "--pruner", help="Pruner name (`tmpbench pruners list`)."),
+        budget: str = typer.Option(..., "--budget", help="Budget: 4b, 33% (share removed), flops@1024:50%."),
+        out: str = typer.Option(..., "--out", help="Folder to write the pruned model to (must not exist or be empty)."),
+        recover_steps: int = typer.Option(0, "--recover-steps", help="Distillation steps after pruning (0: none)."),
+        calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts drawn from the suite."),
+        calib_suite: str | None = typer.Option(None, "--calib-suite", help="Calibration suite (default shapes-t2i for ShapesWorld models)."),
+        lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
+        settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
+        seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
+    ) -> None:
+        """Prune a model to a budget, optionally recover it, and save it as a loadable folder."""
+        from pathlib import Path
+
+        from tmpbench.pruning.io import save_pruned
+        from tmpbench.pruning.runner import CalibrationSpec, RecoveryRecipe, default_calibration, prune_generator
+
+        target = Path(out)
+        if target.exists() and any(target.iterdir()):
+            raise TmpbenchError(f"--out {out!r} exists and is not empty; pick a new folder")
+        denoiser, gen, name = _denoiser(model, meta=False)
+        suite = calib_suite or default_calibration(name).suite
+        result = prune_generator(
+            gen, pruner, budget, pruner_settings=parse_settings(settings),
+            calibration=CalibrationSpec(suite=suite, n_prompts=calib_prompts),
+            recovery=RecoveryRecipe(steps=recover_steps, lr=lr, seed=seed), seed=seed,
+        )
+        save_pruned(result, target, spec_text=model)
+        typer.echo(result.budget_report.message)
+        typer.echo(f"wrote {target} ({result.achieved_params:,} of {result.original_params:,} params, "
+                   f"{len(result.plan.decisions)} decisions)")

@@ -1,0 +1,368 @@
+"""Save and load pruned models: config + safetensors + a per-layer architecture spec + the Plan.
+
+diffusers and transformers configs hold one width per model (``n_heads``, ``intermediate_size``),
+so a model whose blocks were pruned unevenly cannot be rebuilt from its config alone (see
+Torch-Pruning #495 and transformers #40759). A pruned folder therefore keeps the BASE config and
+says per block what survived; loading builds the base on the meta device, reshapes each block to
+the spec with the same surgery functions that pruned it, materialises it and loads the weights
+strictly (every key, every shape).
+
+Folder layout (on top of what the generator's own ``save`` writes: text encoder, VAE, tokenizer,
+scheduler, the diffusers/transformers config)::
+
+    DIR/tmpbench_model.json           marker: {"model": BASE, "pruned": true, "loader": ...}
+    DIR/pruned.json                   identity: base, budget check, calibration and recovery, plan summary
+    DIR/plan.json                     the Plan (replayable on a fresh base model)
+    DEN/tmpbench_arch.json            base config + class + per-block architecture spec
+    DEN/tmpbench_denoiser.safetensors the pruned denoiser's weights in their own dtypes
+
+``DEN`` is ``DIR/transformer`` for diffusers pipelines and ``DIR`` for single-model folders
+(HunyuanImage-3.0). The per-block spec names the heads (or KV groups) kept, FFN widths, experts
+kept with top-k and expert width, a merged router's bias, blocks replaced by a linear map and the
+original indices of the surviving blocks (so dropped blocks are explicit).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tmpbench.errors import DataFormatError, TmpbenchError
+from tmpbench.models.base import resolve_target
+from tmpbench.models.spec import MARKER_FILE
+
+FORMAT = "tmpbench-pruned"
+FORMAT_VERSION = 1
+PRUNED_FILE = "pruned.json"
+PLAN_FILE = "plan.json"
+ARCH_FILE = "tmpbench_arch.json"
+WEIGHTS_FILE = "tmpbench_denoiser.safetensors"
+LOADER = "tmpbench.pruning.io:load_pruned_hook"
+
+
+# --------------------------------------------------------------------------------------------
+# architecture spec
+# --------------------------------------------------------------------------------------------
+def _block_lists(model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+    from tmpbench.pruning.hunyuan_tree import decoder_layers
+    from tmpbench.pruning.tree import BLOCK_LISTS
+
+    found = decoder_layers(model)
+    if found is not None:
+        return [found]
+    return [(name, getattr(model, name)) for name in BLOCK_LISTS if isinstance(getattr(model, name, None), nn.ModuleList)]
+
+
+def describe_block(block: nn.Module) -> dict[str, Any]:
+    """What survives in one block: attention heads, FFN widths, experts, router bias; or a linear map."""
+    from tmpbench.models.moe import MoEBlockView
+    from tmpbench.pruning.hunyuan_tree import attention_layout, gqa_geometry, is_swiglu_split, mlp_width
+    from tmpbench.pruning.surgery import LinearBlock
+    from tmpbench.pruning.tree import attention_geometry, ffn_hidden, is_attention, is_dense_ffn, is_moe
+
+    if isinstance(block, LinearBlock):
+        return {"type": "linear", "dim": block.dim, "bias": block.linear.bias is not None}
+    parts: dict[str, Any] = {}
+    moe_paths: list[str] = []
+    for name, mod in block.named_modules():
+        if not name or any(name.startswith(p + ".experts") for p in moe_paths):
+            continue
+        if is_attention(mod):
+            parts[name] = {"kind": "attention", "heads": attention_geometry(mod)[0]}
+        elif hasattr(mod, "o_proj") and hasattr(mod, "head_dim"):
+            try:
+                attention_layout(mod)
+            except TmpbenchError:
+                continue
+            heads, kv, _ = gqa_geometry(mod)
+            parts[name] = {"kind": "gqa_attention", "heads": heads, "kv_groups": kv}
+        elif is_moe(mod):
+            view = MoEBlockView(name, mod)
+            parts[name] = {"kind": "moe", "experts": view.num_experts, "top_k": view.top_k,
+                           "intermediate": view.intermediate_size, "router_bias": view.router_bias is not None}
+            moe_paths.append(name)
+        elif is_swiglu_split(mod):
+            parts[name] = {"kind": "ffn", "channels": mlp_width(mod)}
+        elif is_dense_ffn(mod):
+            parts[name] = {"kind": "ffn", "channels": ffn_hidden(mod)}
+    return {"type": "block", "parts": parts}
+
+
+def architecture_spec(model: nn.Module, base_model: nn.Module, plan: Any) -> dict[str, Any]:
+    """The per-layer spec of pruned ``model`` (``base_model`` is the unpruned one, ``plan`` what was done)."""
+    dropped = {d.path for d in plan.decisions if d.policy == "drop_block"}
+    lists = {}
+    base_lists = dict(_block_lists(base_model))
+    for name, blocks in _block_lists(model):
+        original = len(base_lists[name])
+        kept = [i for i in range(original) if f"{name}.{i}" not in dropped]
+        if len(kept) != len(blocks):
+            raise TmpbenchError(f"{name}: the plan keeps {len(kept)} blocks but the model has {len(blocks)}")
+        lists[name] = {
+            "original_count": original,
+            "dropped": [i for i in range(original) if i not in kept],
+            "blocks": [{"index": i, **describe_block(b)} for i, b in zip(kept, blocks)],
+        }
+    return {"lists": lists}
+
+
+def _config_dict(model: nn.Module) -> dict[str, Any]:
+    config = model.config
+    data = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return {k: v for k, v in data.items() if not (str(k).startswith("_") and k != "_attn_implementation")}
+
+
+def _class_path(model: nn.Module) -> str:
+    cls = type(model)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def build_base(arch: dict[str, Any], device: str = "meta") -> nn.Module:
+    """The unpruned denoiser the spec was cut from, on ``device`` (meta by default)."""
+    cls = resolve_target(arch["class"])
+    config = dict(arch["base_config"])
+    with torch.device(device):
+        if hasattr(cls, "config_class") and getattr(cls, "config_class", None) is not None and not hasattr(cls, "from_config"):
+            config.pop("_attn_implementation", None)
+            return cls(cls.config_class.from_dict(config))
+        return cls.from_config(config)
+
+
+def apply_architecture(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
+    """Reshape the base ``model`` (any device, meta included) in place to ``spec``; weights are not kept."""
+    from tmpbench.models.moe import MoEBlockView
+    from tmpbench.pruning.hunyuan_tree import prune_kv_groups, prune_mlp_channels
+    from tmpbench.pruning.surgery import LinearBlock, prune_heads
+
+    lists = dict(_block_lists(model))
+    for name, entry in spec["lists"].items():
+        if name not in lists:
+            raise DataFormatError(f"architecture spec names block list {name!r}, which {type(model).__name__} lacks")
+        blocks = lists[name]
+        if len(blocks) != entry["original_count"]:
+            raise DataFormatError(f"{name}: base model has {len(blocks)} blocks, spec says {entry['original_count']}")
+        survivors = []
+        for b in entry["blocks"]:
+            block = blocks[b["index"]]
+            if b["type"] == "linear":
+                ref = next(block.parameters())
+                survivors.append(LinearBlock(b["dim"], bias=b["bias"], device=ref.device, dtype=ref.dtype))
+                continue
+            for path, part in b["parts"].items():
+                mod = block.get_submodule(path)
+                kind = part["kind"]
+                if kind == "attention":
+                    prune_heads(mod, range(part["heads"]))
+                elif kind == "gqa_attention":
+                    prune_kv_groups(mod, range(part["kv_groups"]))
+                elif kind == "ffn":
+                    prune_mlp_channels(mod, range(part["channels"]))
+                elif kind == "moe":
+                    view = MoEBlockView(path, mod)
+                    if part["top_k"] < view.top_k:
+                        view.top_k = part["top_k"]
+                    view.keep_experts(range(part["experts"]))
+                    view.top_k = part["top_k"]
+                    if part["intermediate"] != view.intermediate_size:
+                        view.keep_intermediate(range(part["intermediate"]))
+                    wg = view.router
+                    if part["router_bias"] and wg.bias is None:
+                        mod.gate.wg = nn.Linear(wg.in_features, wg.out_features, bias=True,
+                                                device=wg.weight.device, dtype=wg.weight.dtype)
+                else:
+                    raise DataFormatError(f"architecture spec part {path!r} has unknown kind {kind!r}")
+            survivors.append(block)
+        while len(blocks):  # refill the same ModuleList object in survivor order
+            del blocks[len(blocks) - 1]
+        blocks.extend(survivors)
+    from tmpbench.pruning.hunyuan_tree import sync_layer_count
+
+    sync_layer_count(model)  # decoders: layer count and KV-cache slots follow the survivors
+    return model
+
+
+def _restore_non_persistent(model: nn.Module, device: str) -> None:
+    """Rebuild modules whose non-persistent buffers (e.g. rotary inv_freq) were left empty by to_empty."""
+    for name, mod in list(model.named_modules()):
+        if getattr(mod, "_non_persistent_buffers_set", None):
+            if not hasattr(mod, "config"):
+                raise TmpbenchError(f"cannot rebuild non-persistent buffers of {name!r} ({type(mod).__name__})")
+            with torch.device(device):
+                fresh = type(mod)(config=mod.config)
+            parent_name, _, attr = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, attr, fresh)
+
+
+# --------------------------------------------------------------------------------------------
+# save
+# --------------------------------------------------------------------------------------------
+def _denoiser_dir(generator: Any, path: Path) -> Path:
+    return path / "transformer" if getattr(generator, "pipe", None) is not None else path
+
+
+def _state_dict_unique(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    seen: dict[tuple, str] = {}
+    for key, value in model.state_dict().items():
+        ident = (value.data_ptr(), value.shape, value.dtype) if value.numel() else (key,)
+        if ident in seen:
+            aliases[key] = seen[ident]
+            continue
+        seen[ident] = key
+        tensors[key] = value.detach().contiguous().cpu()
+    return tensors, aliases
+
+
+def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> Path:
+    """Write a :class:`~tmpbench.pruning.runner.PruneResult` to folder ``path`` (see the module docstring)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    generator = result.generator
+    pruned = generator.denoiser
+    base_cls = resolve_target(_class_path(pruned))  # the denoiser's class is also the base's
+    generator.save(path)
+    den = _denoiser_dir(generator, path)
+    den.mkdir(parents=True, exist_ok=True)
+    for stale in list(den.glob("*.safetensors")) + list(den.glob("*.safetensors.index.json")) + list(den.glob("*.bin")):
+        stale.unlink()  # written by the generator's own save with the base config; unloadable as such
+    base = build_base({"class": _class_path(pruned), "base_config": result.base.get("config") or _config_dict(pruned)})
+    arch = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "class": f"{base_cls.__module__}:{base_cls.__qualname__}",
+        "base_config": result.base.get("config") or _config_dict(pruned),
+        **architecture_spec(pruned, base, result.plan),
+    }
+    tensors, aliases = _state_dict_unique(pruned)
+    arch["tied"] = aliases
+    save_file(tensors, str(den / WEIGHTS_FILE), metadata={"format": FORMAT})
+    (den / ARCH_FILE).write_text(json.dumps(arch, indent=2, sort_keys=True) + "\n")
+    result.plan.save(path / PLAN_FILE)
+    identity = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "base": {k: v for k, v in result.base.items() if k != "config"},
+        "spec": spec_text,
+        "denoiser_dir": str(den.relative_to(path)) if den != path else ".",
+        "original_params": result.original_params,
+        "achieved_params": result.achieved_params,
+        "budget_report": result.budget_report.to_dict(),
+        "calibration": result.calibration_identity,
+        "recovery": result.recovery_identity,
+        "recovery_log": {k: v for k, v in result.recovery_log.items() if k != "losses"},
+        "plan_summary": result.plan.summary().splitlines()[0],
+    }
+    (path / PRUNED_FILE).write_text(json.dumps(identity, indent=2, sort_keys=True, default=str) + "\n")
+    marker = path / MARKER_FILE
+    data = json.loads(marker.read_text()) if marker.is_file() else {}
+    data.update(model=result.base.get("model") or data.get("model"), pruned=True, loader=LOADER)
+    marker.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# load
+# --------------------------------------------------------------------------------------------
+def is_pruned_dir(path: str | Path) -> bool:
+    return (Path(path) / PRUNED_FILE).is_file()
+
+
+def load_denoiser(den: Path, device: str = "cpu") -> nn.Module:
+    """Rebuild a pruned denoiser from ``den``'s architecture spec and load its weights strictly."""
+    from safetensors.torch import load_file
+
+    arch_file = den / ARCH_FILE
+    if not arch_file.is_file():
+        raise DataFormatError(f"{den} has no {ARCH_FILE}; it was not written by tmpbench.pruning.io.save_pruned")
+    arch = json.loads(arch_file.read_text())
+    if arch.get("format") != FORMAT or arch.get("version") != FORMAT_VERSION:
+        raise DataFormatError(f"{arch_file}: format {arch.get('format')!r} v{arch.get('version')} is not {FORMAT} v{FORMAT_VERSION}")
+    model = apply_architecture(build_base(arch, "meta"), arch)
+    model = model.to_empty(device=device)
+    _restore_non_persistent(model, device)
+    state = load_file(str(den / WEIGHTS_FILE), device=device)
+    for alias, source in arch.get("tied", {}).items():
+        state[alias] = state[source]
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    if missing or unexpected:
+        raise DataFormatError(
+            f"{den}: weights do not match the rebuilt architecture (missing {missing[:4]}, unexpected {unexpected[:4]})"
+        )
+    for alias, source in arch.get("tied", {}).items():  # re-share what was shared when saved
+        parent, _, attr = alias.rpartition(".")
+        sparent, _, sattr = source.rpartition(".")
+        setattr(model.get_submodule(parent), attr, getattr(model.get_submodule(sparent), sattr))
+    return model.eval()
+
+
+def load_pruned(path: str | Path, device: str = "cpu") -> Any:
+    """Load a folder written by :func:`save_pruned` as a Generator of its base family."""
+    from tmpbench.registry import MODELS
+
+    path = Path(path).expanduser()
+    if not is_pruned_dir(path):
+        raise TmpbenchError(f"{str(path)!r} is not a pruned model folder (no {PRUNED_FILE}); write one with `tmpbench prune`")
+    meta = json.loads((path / PRUNED_FILE).read_text())
+    den_dir = path / meta.get("denoiser_dir", ".")
+    denoiser = load_denoiser(den_dir, device=device)
+    marker = json.loads((path / MARKER_FILE).read_text()) if (path / MARKER_FILE).is_file() else {}
+    base = meta.get("base", {}).get("model") or marker.get("model")
+    family = MODELS.get(base).family if base in MODELS else ("hunyuanimage3" if den_dir == path else "zimage")
+    if family == "hunyuanimage3":
+        from tmpbench.models.hunyuan import HunyuanImage3Generator
+
+        return HunyuanImage3Generator(denoiser, name=marker.get("name", base), source_dir=str(path))
+    return _load_zimage(path, denoiser, base, marker.get("name", base), device)
+
+
+def _load_zimage(path: Path, transformer: nn.Module, base: str, name: str, device: str) -> Any:
+    from tmpbench.models.zimage import ZImageGenerator
+
+    if (path / "tmpbench.json").is_file():  # a tiny reference pipeline (tmpbench.models.tiny_zimage layout)
+        from diffusers import FlowMatchEulerDiscreteScheduler
+        from transformers import PreTrainedTokenizerFast, Qwen3Model
+
+        from tmpbench.models import tiny_zimage as tz
+
+        cfg = tz.TinyZImageConfig(**json.loads((path / "tmpbench.json").read_text())["tiny_config"])
+        dtype = next(transformer.parameters()).dtype
+        components = dict(
+            transformer=transformer,
+            text_encoder=Qwen3Model.from_pretrained(path / "text_encoder", torch_dtype=dtype),
+            tokenizer=PreTrainedTokenizerFast.from_pretrained(path / "tokenizer"),
+            vae=tz.PixelShuffleAutoencoder.from_config(tz.PixelShuffleAutoencoder.load_config(path / "vae")),
+            scheduler=FlowMatchEulerDiscreteScheduler.from_pretrained(path / "scheduler"),
+        )
+        pipe = tz.make_pipeline(components).to(device)
+        return ZImageGenerator(pipe, name=name, model=base, edit_fn=tz.edit_in_sequence,
+                               max_sequence_length=cfg.max_sequence_length,
+                               save_fn=lambda p, d: tz.save_pipeline(p, d, cfg))
+    from diffusers import ZImagePipeline
+
+    from tmpbench.models.base import quiet_hub_logs
+
+    with quiet_hub_logs():
+        pipe = ZImagePipeline.from_pretrained(str(path), transformer=transformer, local_files_only=True,
+                                              dtype=next(transformer.parameters()).dtype)
+    return ZImageGenerator(pipe.to(device), name=name, model=base)
+
+
+def load_pruned_hook(entry: Any, path: str | None, device: str = "cpu") -> Any:
+    """``ModelEntry.loader``-shaped hook: ``load_model(DIR)`` routes a pruned folder here."""
+    if path is None:
+        raise TmpbenchError("a pruned model loads from its folder; pass --model DIR")
+    return load_pruned(path, device=device)
+
+
+def copy_pruned(src: str | Path, dst: str | Path) -> Path:
+    """Copy a pruned folder (e.g. out of the run cache)."""
+    shutil.copytree(src, dst)
+    return Path(dst)
