@@ -92,4 +92,5 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("TMPBENCH_DEBUG"):
             raise
         raise
-    sys.exit(rc if isinstance(rc, int) else 0)
+    if isinstance(rc, int) and rc != 0:
+        sys.exit(rc)

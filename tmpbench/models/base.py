@@ -218,8 +218,14 @@ def load_model(spec: str, device: str = "cpu", path: str | Path | None = None) -
     parsed = parse_spec(spec)
     if parsed.budget is not None:
         raise TmpbenchError(
-            f"model spec {spec!r} names a pruned model; run `tmpbench prune {spec} --out DIR` "
-            f"and pass --model DIR (loading pruned specs directly is not supported yet)"
+            f"model spec {spec!r} names a pruned model; `tmpbench run` prunes it (cached), or run "
+            f"`tmpbench prune --model {spec} --out DIR` and pass --model DIR"
         )
+    folder = path if path is not None else parsed.path
+    if folder is not None:
+        from tmpbench.pruning.io import is_pruned_dir, load_pruned
+
+        if is_pruned_dir(folder):  # a folder written by `tmpbench prune`: rebuild its pruned shapes
+            return load_pruned(folder, device=device)
     entry = resolve_entry(parsed)
     return entry.load(path=path if path is not None else parsed.path, device=device)
