@@ -59,6 +59,11 @@ class RunConfig:
     metrics: str | None = None  # "geneval,fid:shapes"; None = the suite's metrics
     device: str | None = None
     recover_steps: int = 0
+    # shared pruning inputs (a sweep passes the same objects to every run; None = the runner's defaults)
+    calibration: Any = None  # tmpbench.pruning.runner.CalibrationSpec
+    recovery: Any = None  # tmpbench.pruning.runner.RecoveryRecipe
+    pruner_settings: dict | None = None  # e.g. {"tree_depth": 1} for TMP
+    seed: int = 0  # pruner seed
     prune_cache: Path | None = None
     progress: bool = True
     judges: dict = field(default_factory=dict)  # in-code judges / detectors by metric name (tests, plug-ins)
@@ -124,6 +129,10 @@ def manifest(cfg: RunConfig, p: Prepared) -> dict:
         "seeds": p.seeds,
         "batch_size": cfg.batch_size,
         "recover_steps": cfg.recover_steps,
+        "calibration": getattr(cfg.calibration, "hash", None),
+        "recovery": getattr(cfg.recovery, "hash", None),
+        "pruner_settings": dict(sorted((cfg.pruner_settings or {}).items())),
+        "prune_seed": cfg.seed,
     }
 
 
@@ -166,7 +175,15 @@ def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any,
         "recover_steps": cfg.recover_steps,
     }
     params = inspect.signature(get_or_prune).parameters
-    for name, value in (("model_path", cfg.model_path), ("device", device), ("progress", cfg.progress)):
+    for name, value in (
+        ("model_path", cfg.model_path),
+        ("device", device),
+        ("progress", cfg.progress),
+        ("calibration", cfg.calibration),
+        ("recovery", cfg.recovery),
+        ("pruner_settings", cfg.pruner_settings),
+        ("seed", cfg.seed),
+    ):
         if name in params:
             kwargs[name] = value
     generator, info = get_or_prune(p.spec, **kwargs)
