@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -230,29 +231,9 @@ def tiny_moe_config(**overrides: Any) -> dict[str, Any]:
     dim 128, 4 main layers with 8 experts (top-2, width 96) + 1 shared expert each, 4 heads of 32
     (RoPE axes 8+12+12), 1 noise- and 1 context-refiner layer, 64-d caption features.
     """
-    config: dict[str, Any] = dict(
-        all_patch_size=(2,),
-        all_f_patch_size=(1,),
-        in_channels=12,
-        dim=128,
-        n_layers=4,
-        n_refiner_layers=1,
-        n_heads=4,
-        n_kv_heads=4,
-        norm_eps=1e-5,
-        qk_norm=True,
-        cap_feat_dim=64,
-        siglip_feat_dim=None,
-        rope_theta=256.0,
-        t_scale=1000.0,
-        axes_dims=[8, 12, 12],
-        axes_lens=[512, 64, 64],
-        num_experts=8,
-        moe_topk=2,
-        moe_intermediate_size=96,
-        num_shared_expert=1,
-        shared_intermediate_size=None,
-    )
+    # the constructor's defaults are the single source of truth
+    params = inspect.signature(TinyMoETransformer.__init__).parameters
+    config: dict[str, Any] = {n: p.default for n, p in params.items() if n != "self"}
     unknown = set(overrides) - set(config)
     if unknown:
         raise TmpbenchError(f"unknown tiny-moe config keys {sorted(unknown)}; known: {', '.join(sorted(config))}")
