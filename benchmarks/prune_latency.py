@@ -100,6 +100,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--round-to", nargs="+", default=["none"],
+                    help="kept-width rounding multiples to compare side by side (pruner setting round_to), e.g. none 8 32")
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -125,10 +127,13 @@ def main() -> None:
                 pass  # dense-capable pruners run on both models
             if getattr(pruner, "needs_calibration", False) and calib is None:
                 calib = spec.collect(gen)
-            for budget in args.budgets:
-                row = {"model": "tiny-moe" if moe else "tiny-dit", "pruner": name, "budget": budget, "flops_by": how}
+            for budget, rnd in [(b, r) for b in args.budgets for r in args.round_to]:
+                round_to = None if rnd.lower() == "none" else int(rnd)
+                row = {"model": "tiny-moe" if moe else "tiny-dit", "pruner": name, "budget": budget, "round_to": round_to,
+                       "flops_by": how}
                 try:
-                    outcome = plan_model(model, name, budget, calibration=calib, model_name=row["model"])
+                    outcome = plan_model(model, name, budget, calibration=calib, model_name=row["model"],
+                                         pruner_settings={"round_to": round_to})
                     outcome.report.require()
                     maps = None
                     if any(d.policy == "linear_replace" for d in outcome.plan.decisions):
@@ -147,13 +152,14 @@ def main() -> None:
                 except TmpbenchError as exc:
                     row["error"] = str(exc)
                 rows.append(row)
-    print(f"{'model':<9} {'pruner':<17} {'budget':>6} {'params':>7} {'flops':>7} {'latency':>8} {'lat/flops':>9}")
+    print(f"{'model':<9} {'pruner':<17} {'budget':>6} {'round':>5} {'params':>7} {'flops':>7} {'latency':>8} {'lat/flops':>9}")
     for r in rows:
+        rnd = str(r["round_to"] or "-")
         if "error" in r:
-            print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6}  error: {r['error'][:90]}")
+            print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5}  error: {r['error'][:90]}")
             continue
         flag = "" if r["lat_over_flops"] <= 1.10 else "  > 1.10"
-        print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {r['params_ratio']:>7.3f} {r['flops_ratio']:>7.3f} "
+        print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5} {r['params_ratio']:>7.3f} {r['flops_ratio']:>7.3f} "
               f"{r['latency_ratio']:>8.3f} {r['lat_over_flops']:>9.3f}{flag}")
     if args.json:
         with open(args.json, "w") as fh:

@@ -162,3 +162,23 @@ def fill_experts_then_trim(alloc: Allocation, scores: dict[str, Any], what: str)
     elif not landed:
         alloc.settle(what=what)
     return {"width_trim": trimmed}
+
+
+class ExpertScorePruner(Pruner):
+    """An MoE baseline that ranks each layer's experts by one calibration score and drops the
+    lowest (:func:`fill_experts_then_trim`). Subclasses set ``name``, ``description`` and
+    ``scorer`` (the score's name recorded in the Plan) and implement :meth:`score_experts`."""
+
+    families: ClassVar[frozenset[str]] = frozenset({"moe"})
+    needs_calibration: ClassVar[bool] = True
+    data_free_fallback: ClassVar[bool] = False
+    SETTINGS: ClassVar[dict[str, Any]] = {"round_to": None}
+    scorer: ClassVar[str] = "expert_score"
+
+    @abc.abstractmethod
+    def score_experts(self, model: nn.Module, tree: UnitTree, calibration: Any) -> dict[str, Any]:
+        """Importance of every expert, per expert-group path (higher is kept longer)."""
+
+    def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
+        info = fill_experts_then_trim(alloc, self.score_experts(model, tree, calibration), self.name)
+        return {**info, "scorer": self.scorer}

@@ -11,23 +11,17 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from pruners.allocate import Allocation
-from pruners.base import Pruner, fill_experts_then_trim
+from pruners.base import ExpertScorePruner
 from pruners.importance import expert_frequency
 from tmpbench.pruning.tree import UnitTree
 
 
-class ExpertFrequencyPruner(Pruner):
+class ExpertFrequencyPruner(ExpertScorePruner):
     """Drop the least-routed experts per layer."""
 
     name: ClassVar[str] = "expert-frequency"
-    families: ClassVar[frozenset[str]] = frozenset({"moe"})
-    needs_calibration: ClassVar[bool] = True
-    data_free_fallback: ClassVar[bool] = False
     description: ClassVar[str] = "MoE: drop least-routed experts per layer (width trim if needed)"
-    SETTINGS: ClassVar[dict[str, Any]] = {"round_to": None}
+    scorer: ClassVar[str] = "routing_frequency"
 
-    def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
-        freq = expert_frequency(model, tree, calibration)
-        info = fill_experts_then_trim(alloc, freq, "expert-frequency")
-        return {**info, "scorer": "routing_frequency"}
+    def score_experts(self, model: nn.Module, tree: UnitTree, calibration: Any) -> dict[str, Any]:
+        return expert_frequency(model, tree, calibration)

@@ -37,7 +37,7 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output
 from tmpbench.pruning.surgery import LinearBlock, merge_experts
-from tmpbench.pruning.tree import UnitTree, attention_geometry
+from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry
 
 
 def is_meta(model: nn.Module) -> bool:
@@ -269,19 +269,26 @@ def _routing(logits: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tens
     return w / w.sum(dim=-1, keepdim=True).clamp_min(1e-8), idx
 
 
-@torch.no_grad()
-def expert_frequency(model: nn.Module, tree: UnitTree, calibration: Calibration) -> dict[str, torch.Tensor]:
-    """Share of routed (token, slot) pairs each expert receives, per expert group path."""
-    out: dict[str, torch.Tensor] = {}
+def _routed_calibration(
+    model: nn.Module, tree: UnitTree, calibration: Calibration
+) -> list[tuple[UnitNode, MoEBlockView, list[tuple[torch.Tensor, torch.Tensor]]]]:
+    """Run every calibration call once and return, per MoE block, its experts node, its view and
+    the (input tokens, router logits) of each forward (the input the expert scores share)."""
     nodes = {n.module_path: n for n in _moe_nodes(tree)}
     with _router_capture(model, tree) as rec:
         for i in range(len(calibration)):
             calibration.call(model, i)
-    for path, items in rec.items():
-        node = nodes[path]
+    return [(nodes[path], MoEBlockView(path, model.get_submodule(path)), items) for path, items in rec.items()]
+
+
+@torch.no_grad()
+def expert_frequency(model: nn.Module, tree: UnitTree, calibration: Calibration) -> dict[str, torch.Tensor]:
+    """Share of routed (token, slot) pairs each expert receives, per expert group path."""
+    out: dict[str, torch.Tensor] = {}
+    for node, view, items in _routed_calibration(model, tree, calibration):
         counts = torch.zeros(node.count)
         for _x, logits in items:
-            _, idx = _routing(logits, MoEBlockView(path, model.get_submodule(path)).top_k)
+            _, idx = _routing(logits, view.top_k)
             counts += torch.bincount(idx.flatten().cpu(), minlength=node.count).float()
         out[node.path] = counts / counts.sum().clamp_min(1.0)
     return out
@@ -302,13 +309,7 @@ def reap_saliency(model: nn.Module, tree: UnitTree, calibration: Calibration) ->
     """REAP saliency per expert: mean over the tokens routed to it of gate value x ||expert output||
     (0 for an expert no token reaches)."""
     out: dict[str, torch.Tensor] = {}
-    nodes = {n.module_path: n for n in _moe_nodes(tree)}
-    with _router_capture(model, tree) as rec:
-        for i in range(len(calibration)):
-            calibration.call(model, i)
-    for path, items in rec.items():
-        node = nodes[path]
-        view = MoEBlockView(path, model.get_submodule(path))
+    for node, view, items in _routed_calibration(model, tree, calibration):
         total = torch.zeros(node.count)
         count = torch.zeros(node.count)
         for x, logits in items:

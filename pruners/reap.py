@@ -12,23 +12,17 @@ from typing import Any, ClassVar
 
 from torch import nn
 
-from pruners.allocate import Allocation
-from pruners.base import Pruner, fill_experts_then_trim
+from pruners.base import ExpertScorePruner
 from pruners.importance import reap_saliency
 from tmpbench.pruning.tree import UnitTree
 
 
-class ReapPruner(Pruner):
+class ReapPruner(ExpertScorePruner):
     """Drop the experts with the lowest REAP saliency per layer."""
 
     name: ClassVar[str] = "reap"
-    families: ClassVar[frozenset[str]] = frozenset({"moe"})
-    needs_calibration: ClassVar[bool] = True
-    data_free_fallback: ClassVar[bool] = False
     description: ClassVar[str] = "MoE: drop lowest gate x ||expert output|| experts per layer (width trim if needed)"
-    SETTINGS: ClassVar[dict[str, Any]] = {"round_to": None}
+    scorer: ClassVar[str] = "reap_saliency"
 
-    def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
-        sal = reap_saliency(model, tree, calibration)
-        info = fill_experts_then_trim(alloc, sal, "reap")
-        return {**info, "scorer": "reap_saliency"}
+    def score_experts(self, model: nn.Module, tree: UnitTree, calibration: Any) -> dict[str, Any]:
+        return reap_saliency(model, tree, calibration)

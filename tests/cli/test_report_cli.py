@@ -21,20 +21,6 @@ _sr = _synthetic_runs()
 BAD, GOOD, write_run = _sr.BAD, _sr.GOOD, _sr.write_run
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    from tmpbench.cli import app, main, report_cmd
-
-    if "compare" not in {c.name for c in app.registered_commands}:
-        report_cmd.register(app)  # until tmpbench/cli/__init__.py registers it
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture
 def runs(tmp_path):
     return {
@@ -46,37 +32,37 @@ def runs(tmp_path):
     }
 
 
-def test_compare_prints_and_writes_tables(runs, tmp_path, capsys):
-    code, out, _ = cli(["compare", str(runs["teacher"]), str(runs["tmp"]), str(runs["random"])], capsys)
+def test_compare_prints_and_writes_tables(runs, tmp_path, cli):
+    code, out, _ = cli("compare", str(runs["teacher"]), str(runs["tmp"]), str(runs["random"]))
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("| model") and "teacher" in lines[2] and "25% (750)" in lines[3] and "24.90% removed" in lines[3]
-    code, out, _ = cli(["compare", str(runs["tmp"]), str(runs["random"]), "--format", "latex", "--out", str(tmp_path / "t.tex"),
-                        "--report", str(tmp_path / "rep"), "--write-baseline", str(tmp_path / "b.json")], capsys)
+    code, out, _ = cli("compare", str(runs["tmp"]), str(runs["random"]), "--format", "latex", "--out", str(tmp_path / "t.tex"),
+                       "--report", str(tmp_path / "rep"), "--write-baseline", str(tmp_path / "b.json"))
     assert code == 0 and "\\begin{tabular}" in (tmp_path / "t.tex").read_text()
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "b.json").is_file()
 
 
 @pytest.mark.parametrize("other, pattern", [("other_suite", "runs are not comparable: .*hash dddddddddddd"),
                                             ("other_seeds", "runs are not comparable: .*used different seeds")])
-def test_compare_refuses_incomparable_runs_in_one_line(runs, other, pattern, capsys):
+def test_compare_refuses_incomparable_runs_in_one_line(runs, other, pattern, cli):
     import re
 
-    code, out, err = cli(["compare", str(runs["tmp"]), str(runs[other])], capsys)
+    code, out, err = cli("compare", str(runs["tmp"]), str(runs[other]))
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and re.match("error: compare: " + pattern, err.strip())
 
 
-def test_gate_exit_codes(runs, tmp_path, capsys):
+def test_gate_exit_codes(runs, tmp_path, cli):
     baseline = tmp_path / "reports" / "tiny.json"
-    code, out, _ = cli(["gate", "--write-baseline", "--baseline", str(baseline), "--run", str(runs["tmp"])], capsys)
+    code, out, _ = cli("gate", "--write-baseline", "--baseline", str(baseline), "--run", str(runs["tmp"]))
     assert code == 0 and baseline.is_file()
-    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["random"])], capsys)
+    code, out, _ = cli("gate", "--baseline", str(baseline), "--run", str(runs["random"]))
     assert code == 1
     assert "REGRESSED" in out and "McNemar exact" in out and "lost 13 / gained 0" in out and "FAIL:" in out
-    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["tmp"])], capsys)
+    code, out, _ = cli("gate", "--baseline", str(baseline), "--run", str(runs["tmp"]))
     assert code == 0 and "PASS" in out
-    code, out, _ = cli(["gate", "--baseline", str(baseline), "--run", str(runs["random"]), "--max-drop", "geneval=0.9"], capsys)
+    code, out, _ = cli("gate", "--baseline", str(baseline), "--run", str(runs["random"]), "--max-drop", "geneval=0.9")
     assert code == 0
 
 
@@ -86,7 +72,7 @@ def test_gate_exit_codes(runs, tmp_path, capsys):
     (["--baseline", "{base}", "--run", "{suite_run}"], "error: gate: .* is not comparable with the baseline: suite"),
     (["--baseline", "{base}", "--run", "{seed_run}"], "error: gate: .* is not comparable with the baseline: different seeds"),
 ])
-def test_gate_refusals_are_one_line(runs, tmp_path, capsys, args, message):
+def test_gate_refusals_are_one_line(runs, tmp_path, cli, args, message):
     import re
 
     from tmpbench.report.gate import write_baseline
@@ -94,16 +80,16 @@ def test_gate_refusals_are_one_line(runs, tmp_path, capsys, args, message):
     base = write_baseline([runs["tmp"]], tmp_path / "base.json")
     subst = {"tmp": str(tmp_path), "tmp_run": str(runs["tmp"]), "base": str(base), "suite_run": str(runs["other_suite"]),
              "seed_run": str(runs["other_seeds"])}
-    code, out, err = cli(["gate"] + [a.format(**subst) for a in args], capsys)
+    code, out, err = cli("gate", *(a.format(**subst) for a in args))
     assert code == 2 and len(err.strip().splitlines()) == 1 and re.match(message, err.strip()), err
 
 
-def test_ablate_and_sweep_validate_before_loading(capsys):
-    code, _, err = cli(["ablate", "--axis", "depth", "--model", "tiny-dit"], capsys)
+def test_ablate_and_sweep_validate_before_loading(cli):
+    code, _, err = cli("ablate", "--axis", "depth", "--model", "tiny-dit")
     assert code == 2 and err.strip() == "error: unknown --axis 'depth'; use one of tree-depth, policy-mix, arch-transfer"
-    code, _, err = cli(["sweep", "--model", "tiny-dit-50%", "--suite", "shapes-t2i"], capsys)
+    code, _, err = cli("sweep", "--model", "tiny-dit-50%", "--suite", "shapes-t2i")
     assert code == 2 and "must be a registered unpruned model name" in err
-    code, _, err = cli(["sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--pruners", "tmp,rand"], capsys)
+    code, _, err = cli("sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--pruners", "tmp,rand")
     assert code == 2 and "did you mean" in err and len(err.strip().splitlines()) == 1
-    code, _, err = cli(["sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--budgets", "25%,25%"], capsys)
+    code, _, err = cli("sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--budgets", "25%,25%")
     assert code == 2 and err.strip() == "error: --budgets lists '25%' twice; name each once"

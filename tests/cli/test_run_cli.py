@@ -4,12 +4,6 @@ import json
 
 import pytest
 
-from tmpbench.cli import app, generate_cmd, main, run_cmd
-
-if "run" not in {c.name for c in app.registered_commands}:  # until tmpbench/cli/__init__.py registers them
-    run_cmd.register(app)
-if "generate" not in {c.name for c in app.registered_commands}:
-    generate_cmd.register(app)
 
 
 @pytest.fixture(scope="module")
@@ -24,16 +18,6 @@ def tiny_pipe(tmp_path_factory):
     return d
 
 
-def cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def one_error_line(code, err):
     lines = [ln for ln in err.strip().splitlines() if not ln.startswith("Loading")]
     assert code == 2, err
@@ -41,46 +25,46 @@ def one_error_line(code, err):
     return lines[0]
 
 
-def test_missing_suite_file(tmp_path, capsys):
-    code, _, err = cli(capsys, "run", "--suite", "oneig", "--source", str(tmp_path / "nope.csv"), "--model", "tiny-dit", "--out", str(tmp_path / "o"))
+def test_missing_suite_file(tmp_path, cli):
+    code, _, err = cli("run", "--suite", "oneig", "--source", str(tmp_path / "nope.csv"), "--model", "tiny-dit", "--out", str(tmp_path / "o"))
     assert "nope.csv not found; pass --source PATH" in one_error_line(code, err)
 
 
-def test_csv_with_wrong_columns(tmp_path, capsys):
+def test_csv_with_wrong_columns(tmp_path, cli):
     bad = tmp_path / "OneIG-Bench.csv"
     bad.write_text("category,identifier,text\nPortrait,000,a face\n")
-    code, _, err = cli(capsys, "run", "--suite", "oneig", "--source", str(bad), "--model", "tiny-dit", "--out", str(tmp_path / "o"))
+    code, _, err = cli("run", "--suite", "oneig", "--source", str(bad), "--model", "tiny-dit", "--out", str(tmp_path / "o"))
     assert "missing columns id, prompt_en" in one_error_line(code, err)
 
 
-def test_unknown_metric_and_mode(tmp_path, capsys):
-    code, _, err = cli(capsys, "run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--metrics", "fid:incepton", "--out", str(tmp_path / "o"))
+def test_unknown_metric_and_mode(tmp_path, cli):
+    code, _, err = cli("run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--metrics", "fid:incepton", "--out", str(tmp_path / "o"))
     assert "unknown feature mode 'incepton'; did you mean 'inception'" in one_error_line(code, err)
-    code, _, err = cli(capsys, "run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--metrics", "clipscor", "--out", str(tmp_path / "o"))
+    code, _, err = cli("run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--metrics", "clipscor", "--out", str(tmp_path / "o"))
     assert "unknown metric 'clipscor'; did you mean 'clipscore'" in one_error_line(code, err)
 
 
-def test_unknown_model_spec(tmp_path, capsys):
-    code, _, err = cli(capsys, "generate", "--suite", "shapes-t2i", "--model", "tiny-dtt", "--out", str(tmp_path / "o"))
+def test_unknown_model_spec(tmp_path, cli):
+    code, _, err = cli("generate", "--suite", "shapes-t2i", "--model", "tiny-dtt", "--out", str(tmp_path / "o"))
     assert "bad model spec 'tiny-dtt'" in one_error_line(code, err)
 
 
-def test_generate_16_then_score_reads_them(tmp_path, capsys, tiny_pipe):
+def test_generate_16_then_score_reads_them(tmp_path, cli, tiny_pipe):
     out = tmp_path / "gen"
-    code, stdout, err = cli(capsys, "generate", "--model", "tiny-dit", "--model-path", str(tiny_pipe), "--suite", "shapes-t2i", "--limit", "16",
+    code, stdout, err = cli("generate", "--model", "tiny-dit", "--model-path", str(tiny_pipe), "--suite", "shapes-t2i", "--limit", "16",
                             "--steps", "2", "--out", str(out), "--quiet")
     assert code == 0, err
     assert "16 generated, 0 resumed" in stdout
     assert len(list(out.rglob("*.png"))) == 16
-    code, stdout, err = cli(capsys, "score", "--suite", "shapes-t2i", "--images", str(out), "--limit", "16", "--json")
+    code, stdout, err = cli("score", "--suite", "shapes-t2i", "--images", str(out), "--limit", "16", "--json")
     assert code == 0, err
     assert json.loads(stdout)["images"] == 16
 
 
-def test_run_continues_when_scorer_weights_are_missing(tmp_path, capsys, tiny_pipe, monkeypatch):
+def test_run_continues_when_scorer_weights_are_missing(tmp_path, cli, tiny_pipe, monkeypatch):
     monkeypatch.setenv("TMPBENCH_CLIP_WEIGHTS", str(tmp_path / "missing-clip.safetensors"))
     out = tmp_path / "run"
-    code, stdout, err = cli(capsys, "run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--model-path", str(tiny_pipe), "--limit", "2",
+    code, stdout, err = cli("run", "--suite", "shapes-t2i", "--model", "tiny-dit", "--model-path", str(tiny_pipe), "--limit", "2",
                             "--steps", "2", "--metrics", "geneval,clipscore", "--out", str(out), "--quiet")
     assert code == 0, err
     assert "clipscore" in stdout and "not scored: $TMPBENCH_CLIP_WEIGHTS=" in stdout

@@ -9,49 +9,37 @@ import numpy as np
 import pytest
 
 from suites.shapes import render_ground_truth
-from tmpbench.cli import main
 from tmpbench.layout import load_image, read_folder
 from tmpbench.shapes.edits import EditCase
 from tmpbench.shapes.world import render
 from tmpbench.suite import load_suite
 
 
-def run(capsys, *args):
-    """Run the CLI in-process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_list_json_and_text(capsys):
-    code, out, _ = run(capsys, "suites", "list", "--json")
+def test_list_json_and_text(cli):
+    code, out, _ = cli("suites", "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0
     assert set(rows) >= {"shapes-t2i", "shapes-edit", "geneval", "oneig", "oneig-zh", "imgedit", "gedit"}
     assert (rows["shapes-edit"]["kind"], rows["oneig"]["source"]) == ("edit", "OneIG-Bench/OneIG-Bench")
-    code, out, _ = run(capsys, "suites", "list")
+    code, out, _ = cli("suites", "list")
     assert code == 0 and any(line.startswith("imgedit ") for line in out.splitlines())
 
 
-def test_show_prints_count_categories_and_hash(capsys):
-    code, out, _ = run(capsys, "suites", "show", "shapes-edit", "--json")
+def test_show_prints_count_categories_and_hash(cli):
+    code, out, _ = cli("suites", "show", "shapes-edit", "--json")
     summary = json.loads(out)
     assert code == 0
     assert summary["count"] == 300
     assert summary["by_category"] == {"recolor": 60, "remove": 60, "add": 60, "move": 60, "replace": 60}
     assert summary["hash"] == load_suite("shapes-edit").hash
-    code, out, _ = run(capsys, "suites", "show", "shapes-t2i", "--limit", "12")
+    code, out, _ = cli("suites", "show", "shapes-t2i", "--limit", "12")
     assert code == 0
     assert "count: 12" in out.splitlines() and "  counting: 2" in out.splitlines()
     assert f"hash: {load_suite('shapes-t2i', limit=12).hash}" in out.splitlines()
 
 
-def test_render_t2i_ground_truth_layout(tmp_path, capsys):
-    code, out, _ = run(capsys, "suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "12", "--size", "16")
+def test_render_t2i_ground_truth_layout(tmp_path, cli):
+    code, out, _ = cli("suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "12", "--size", "16")
     assert code == 0 and out.startswith("rendered 12 ground-truth images of shapes-t2i")
     folders = read_folder(tmp_path, expected_items=12, samples_per_item=1)
     suite = load_suite("shapes-t2i", limit=12)
@@ -62,16 +50,16 @@ def test_render_t2i_ground_truth_layout(tmp_path, capsys):
         np.testing.assert_array_equal(image, render_ground_truth("t2i", item, 16))
 
 
-def test_render_refuses_a_folder_with_stale_items(tmp_path, capsys):
-    assert run(capsys, "suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "8")[0] == 0
-    assert run(capsys, "suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "8")[0] == 0  # same: fine
-    code, _, err = run(capsys, "suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "6")
+def test_render_refuses_a_folder_with_stale_items(tmp_path, cli):
+    assert cli("suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "8")[0] == 0
+    assert cli("suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "8")[0] == 0  # same: fine
+    code, _, err = cli("suites", "render", "shapes-t2i", "--out", str(tmp_path), "--limit", "6")
     assert code == 2
     assert err.strip() == f"error: --out {tmp_path} already holds item 00006 beyond this suite's 6 items; use an empty folder"
 
 
-def test_render_edit_writes_the_exact_target(tmp_path, capsys):
-    code, _, _ = run(capsys, "suites", "render", "shapes-edit", "--out", str(tmp_path), "--limit", "5")
+def test_render_edit_writes_the_exact_target(tmp_path, cli):
+    code, _, _ = cli("suites", "render", "shapes-edit", "--out", str(tmp_path), "--limit", "5")
     assert code == 0
     folders = read_folder(tmp_path, expected_items=5)
     assert sorted(f.metadata["tag"] for f in folders) == ["add", "move", "recolor", "remove", "replace"]
@@ -91,23 +79,23 @@ def test_render_edit_writes_the_exact_target(tmp_path, capsys):
         (["suites", "show", "shapes-t2i", "--limit", "0"], r"^error: limit must be a positive number of items, got 0"),
     ],
 )
-def test_errors_are_one_line(tmp_path, capsys, args, message):
+def test_errors_are_one_line(tmp_path, cli, args, message):
     args = [a.replace("OUT", str(tmp_path / "out")).replace("MISSING", str(tmp_path / "none.jsonl")) for a in args]
-    code, out, err = run(capsys, *args)
+    code, out, err = cli(*args)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert re.match(message, err.strip()), err
     assert "Traceback" not in err and out == ""
 
 
-def test_bad_data_errors_are_one_line(tmp_path, capsys):
+def test_bad_data_errors_are_one_line(tmp_path, cli):
     bad = tmp_path / "evaluation_metadata.jsonl"
     bad.write_text('{"tag": "colors", "prompt": "a photo of a red car", "include": [{"class": "car", "count": 1}]}\n{oops\n')
-    code, _, err = run(capsys, "suites", "show", "geneval", "--source", str(bad))
+    code, _, err = cli("suites", "show", "geneval", "--source", str(bad))
     assert code == 2 and err.strip().splitlines() == [f"error: {bad}:2: malformed JSON (Expecting property name enclosed in double quotes at column 2)"]
     csv = tmp_path / "OneIG-Bench.csv"
     csv.write_text("category,id,prompt,class\nPortrait,000,a face,\n")
-    code, _, err = run(capsys, "suites", "show", "oneig", "--source", str(csv))
+    code, _, err = cli("suites", "show", "oneig", "--source", str(csv))
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "missing columns prompt_en, type, prompt_length" in err
 

@@ -11,22 +11,24 @@ from pathlib import Path
 
 import typer
 
+from tmpbench.cli import _options as opt
+
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
     def generate(
         model: str = typer.Option(..., "--model", help="Model spec: NAME or a directory (unpruned, or a pruned model's folder)."),
-        suite: str = typer.Option(..., "--suite", help="Suite name (`tmpbench suites list`) or a suite YAML."),
+        suite: str = opt.suite(),
         out: Path = typer.Option(..., "--out", help="Output folder (the suite's layout)."),
         limit: int = typer.Option(None, "--limit", help="Generate the first N items (round-robin over categories)."),
-        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1; OneIG 4)."),
-        batch_size: int = typer.Option(8, "--batch-size", help="Images per generator call."),
-        steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
-        guidance: float = typer.Option(None, "--guidance", help="Guidance scale (default: the model's)."),
-        size: int = typer.Option(None, "--size", help="Image side in pixels (default: the model's)."),
-        model_path: str = typer.Option(None, "--model-path", help="Local weights directory for the model."),
-        source: str = typer.Option(None, "--source", help="The suite's source file or folder, if it needs one."),
-        device: str = typer.Option(None, "--device", help="Torch device (default: cuda if available, else cpu)."),
+        seeds: int = opt.seeds(),
+        batch_size: int = opt.batch_size(),
+        steps: int = opt.steps(),
+        guidance: float = opt.guidance(),
+        size: int = opt.size(),
+        model_path: str = opt.model_path(),
+        source: str = opt.source(),
+        device: str = opt.device(),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
         """Generate a suite's images (resumable) for `tmpbench score --images DIR`."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from tmpbench.cli import _options as opt
 from tmpbench.errors import TmpbenchError
 
 DEMO_BUDGETS = "25%,50%"
@@ -43,17 +44,17 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option(..., "--suite", help="Suite name, e.g. shapes-t2i."),
         pruners: str = typer.Option("tmp,random", "--pruners", help="Comma-separated pruners (`tmpbench pruners list`)."),
         budgets: str = typer.Option("25%,50%", "--budgets", help="Comma-separated shares removed, e.g. 25%,50%."),
-        limit: int = typer.Option(None, "--limit", help="Evaluate the first K items (round-robin over categories)."),
+        limit: int = opt.limit_evaluated(),
         out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder (runs already done are reused)."),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery distillation steps, the same for every pruner."),
         seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1)."),
-        steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
-        size: int = typer.Option(None, "--size", help="Image side in pixels (default: the model's)."),
-        model_path: str = typer.Option(None, "--model-path", help="Local weights directory for the model."),
+        steps: int = opt.steps(),
+        size: int = opt.size(),
+        model_path: str = opt.model_path(),
         metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics (default: the suite's)."),
         calib_prompts: int = typer.Option(None, "--calib-prompts", help="Calibration prompts (default: the prune runner's)."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+        quiet: bool = opt.quiet_output(),
     ) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
         from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
@@ -107,10 +108,10 @@ def register(app: typer.Typer) -> None:
         other_model_path: str = typer.Option(None, "--other-model-path", help="Local weights directory for --other-model."),
         metric: str = typer.Option(None, "--metric", help="Per-sample metric to compare (default: the suite's first)."),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery steps, the same for every variant."),
-        steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
+        steps: int = opt.steps(),
         calib_prompts: int = typer.Option(None, "--calib-prompts", help="Calibration prompts."),
         grid: str = typer.Option(None, "--grid", help="arch-transfer: JSON list of TMP settings dicts to tune over."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+        quiet: bool = opt.quiet_output(),
     ) -> None:
         """TMP ablations (tree depth, policy mix, architecture transfer), each as a table with CIs."""
         from tmpbench.pruning.budget import Budget
@@ -170,7 +171,7 @@ def register(app: typer.Typer) -> None:
         recover_steps: int = typer.Option(DEMO_RECOVER, "--recover-steps", help="Short recovery, the same for every pruner."),
         calib_prompts: int = typer.Option(DEMO_CALIB_PROMPTS, "--calib-prompts", help="Calibration prompts (default: the prune runner's)."),
         model_path: str = typer.Option(None, "--model-path", help="tiny-dit weights (default: the embedded reference)."),
-        quiet: bool = typer.Option(False, "--quiet", help="No progress output."),
+        quiet: bool = opt.quiet_output(),
     ) -> None:
         """The README's main job: tiny-dit, TMP vs the baselines at two budgets on shapes-t2i; prints the table."""
         from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep

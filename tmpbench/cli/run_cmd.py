@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from tmpbench.cli import _options as opt
+
 
 def format_summary(results: dict) -> str:
     """One line per metric: value, 95% CI, or the "not scored" reason."""
@@ -43,20 +45,20 @@ def format_summary(results: dict) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
-        suite: str = typer.Option(..., "--suite", help="Suite name (`tmpbench suites list`) or a suite YAML."),
+        suite: str = opt.suite(),
         model: str = typer.Option(..., "--model", help="Model spec: NAME, NAME-SIZE (pruned, e.g. tiny-dit-50%), or a directory."),
         out: Path = typer.Option(Path("runs/latest"), "--out", help="Output folder (resumes when it holds the same run)."),
         pruner: str = typer.Option(None, "--pruner", help="Pruner for a spec with a size (default tmp)."),
-        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1; OneIG 4)."),
-        limit: int = typer.Option(None, "--limit", help="Evaluate the first K items (round-robin over categories)."),
-        batch_size: int = typer.Option(8, "--batch-size", help="Images per generator call."),
-        steps: int = typer.Option(None, "--steps", help="Sampler steps (default: the model's)."),
-        guidance: float = typer.Option(None, "--guidance", help="Guidance scale (default: the model's)."),
-        size: int = typer.Option(None, "--size", help="Image side in pixels (default: the model's)."),
-        model_path: str = typer.Option(None, "--model-path", help="Local weights directory for the model."),
-        source: str = typer.Option(None, "--source", help="The suite's source file or folder, if it needs one."),
+        seeds: int = opt.seeds(),
+        limit: int = opt.limit_evaluated(),
+        batch_size: int = opt.batch_size(),
+        steps: int = opt.steps(),
+        guidance: float = opt.guidance(),
+        size: int = opt.size(),
+        model_path: str = opt.model_path(),
+        source: str = opt.source(),
         metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics, e.g. geneval,fid:shapes (default: the suite's)."),
-        device: str = typer.Option(None, "--device", help="Torch device (default: cuda if available, else cpu)."),
+        device: str = opt.device(),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery fine-tuning steps after pruning."),
         prune_cache: Path = typer.Option(None, "--prune-cache", help="Pruned-model cache folder (default DIR/pruned-cache)."),
         as_json: bool = typer.Option(False, "--json", help="Print results.json instead of the summary."),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import importlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from tmpbench.errors import OfflineError, TmpbenchError
+from tmpbench.models.spec import MARKER_FILE
 
 if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
     import torch
@@ -144,6 +146,38 @@ def check_batch(prompts: list[Any], seeds: list[int], steps: int, size: int, mul
         raise TmpbenchError(f"size={size} must be a positive multiple of {multiple} for this model")
 
 
+def check_edit_batch(
+    images: list[Any], instructions: list[Any], seeds: list[int], steps: int, size: int, multiple: int = 16
+) -> None:
+    """:func:`check_batch` for :meth:`Generator.edit`, plus exactly one source image per instruction."""
+    check_batch(instructions, seeds, steps, size, multiple)
+    if len(images) != len(instructions):
+        raise TmpbenchError(f"got {len(images)} images but {len(instructions)} instructions; pass one of each")
+
+
+def pipeline_call_kwargs(pipe: Any, seeds: list[int], steps: int, size: int, max_sequence_length: int) -> dict[str, Any]:
+    """The arguments a diffusers adapter passes to every pipeline call (T2I and img2img alike):
+    a ``size`` x ``size`` image, ``steps`` steps, PIL output, and one generator per image seeded
+    with its own seed, so that each image depends on its own seed only, not on its batch neighbours
+    (``randn_tensor`` draws each sample's noise from its own generator)."""
+    import torch
+
+    device = pipe._execution_device
+    return {
+        "height": size,
+        "width": size,
+        "num_inference_steps": steps,
+        "generator": [torch.Generator(device=device).manual_seed(int(s)) for s in seeds],
+        "max_sequence_length": max_sequence_length,
+        "output_type": "pil",
+    }
+
+
+def write_marker(directory: str | Path, **fields: Any) -> None:
+    """Write the marker file by which ``--model DIR`` recognises a saved generator's registered model."""
+    (Path(directory) / MARKER_FILE).write_text(json.dumps(fields, indent=2) + "\n")
+
+
 def hub_offline() -> bool:
     """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` set)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
@@ -195,6 +229,39 @@ def quiet_hub_logs() -> Iterator[None]:
     finally:
         dlog.set_verbosity(before[0])
         tlog.set_verbosity(before[1])
+
+
+@contextlib.contextmanager
+def loading_weights(entry: ModelEntry, local: bool = False) -> Iterator[None]:
+    """Wrap ``from_pretrained`` calls: hub logs are silenced and an ``OSError`` (what hub errors
+    subclass) or ``ValueError`` becomes the one-line :func:`weights_unavailable` error."""
+    try:
+        with quiet_hub_logs():
+            yield
+    except (OSError, ValueError) as exc:
+        raise weights_unavailable(entry, f"{type(exc).__name__}: {exc}", local=local) from None
+
+
+def checkpoint_dtype(entry: ModelEntry) -> torch.dtype:
+    """The dtype ``entry``'s weights load in: bfloat16 unless ``entry.extra["dtype"]`` names another (float32)."""
+    import torch
+
+    return torch.bfloat16 if entry.extra.get("dtype", "bfloat16") == "bfloat16" else torch.float32
+
+
+def load_diffusers_pipeline(entry: ModelEntry, path: str | None, pipeline_cls: Any, device: str = "cpu") -> Any:
+    """``pipeline_cls.from_pretrained`` for a diffusers adapter's loader hook, moved to ``device``.
+
+    The weights come from :func:`weights_source` (``path``, else the entry's environment variable,
+    else its hub id) in :func:`checkpoint_dtype`; anything that stops them loading raises one
+    OfflineError line (:func:`loading_weights`).
+    """
+    source, local = weights_source(entry, path)
+    dtype = checkpoint_dtype(entry)
+    with loading_weights(entry, local=local):
+        pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=local)
+    pipe.to(device)
+    return pipe
 
 
 def set_eval(pipe: Any) -> None:

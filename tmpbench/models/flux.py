@@ -14,7 +14,6 @@ against an empty negative prompt.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +21,12 @@ from tmpbench.models.base import (
     Generator,
     ModelEntry,
     check_batch,
-    quiet_hub_logs,
+    check_edit_batch,
+    load_diffusers_pipeline,
+    pipeline_call_kwargs,
     set_eval,
-    weights_source,
-    weights_unavailable,
+    write_marker,
 )
-from tmpbench.models.spec import MARKER_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -84,13 +83,6 @@ class FluxGenerator(Generator):
         """Image sides must be multiples of this (VAE downsampling times the 2x2 latent packing)."""
         return int(self.pipe.vae_scale_factor) * 2
 
-    def _generators(self, seeds: list[int]) -> list[torch.Generator]:
-        import torch
-
-        # one generator per image so each image depends on its own seed only
-        device = self.pipe._execution_device
-        return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-
     def _guidance_kwargs(self, guidance: float, batch: int) -> dict[str, Any]:
         if self.pipe.transformer.config.guidance_embeds:
             return {"guidance_scale": guidance}
@@ -106,12 +98,7 @@ class FluxGenerator(Generator):
             return []
         out = self.pipe(
             prompt=list(prompts),
-            height=size,
-            width=size,
-            num_inference_steps=steps,
-            generator=self._generators(seeds),
-            max_sequence_length=self.max_sequence_length,
-            output_type="pil",
+            **pipeline_call_kwargs(self.pipe, seeds, steps, size, self.max_sequence_length),
             **self._guidance_kwargs(guidance, len(prompts)),
         )
         return [im.convert("RGB") for im in out.images]
@@ -125,9 +112,7 @@ class FluxGenerator(Generator):
         guidance: float,
         size: int,
     ) -> list[Image.Image]:
-        check_batch(instructions, seeds, steps, size, self.size_multiple)
-        if len(images) != len(instructions):
-            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions; pass one of each")
+        check_edit_batch(images, instructions, seeds, steps, size, self.size_multiple)
         if not images:
             return []
         if self._img2img is None:
@@ -139,12 +124,7 @@ class FluxGenerator(Generator):
             prompt=list(instructions),
             image=[im.convert("RGB").resize((size, size)) for im in images],
             strength=self.edit_strength,
-            height=size,
-            width=size,
-            num_inference_steps=steps,
-            generator=self._generators(seeds),
-            max_sequence_length=self.max_sequence_length,
-            output_type="pil",
+            **pipeline_call_kwargs(self.pipe, seeds, steps, size, self.max_sequence_length),
             **self._guidance_kwargs(guidance, len(images)),
         )
         return [im.convert("RGB") for im in out.images]
@@ -153,22 +133,14 @@ class FluxGenerator(Generator):
         directory = Path(path)
         directory.mkdir(parents=True, exist_ok=True)
         self.pipe.save_pretrained(directory)
-        (directory / MARKER_FILE).write_text(json.dumps({"model": self.model, "name": self.name}, indent=2) + "\n")
+        write_marker(directory, model=self.model, name=self.name)
 
 
 def load_flux(entry: ModelEntry, path: str | None, device: str = "cpu") -> FluxGenerator:
     """Loader hook for the ``flux`` entry: a local directory if given, else the hub id."""
-    import torch
     from diffusers import FluxPipeline
 
-    source, local = weights_source(entry, path)
-    dtype = torch.bfloat16 if entry.extra.get("dtype", "bfloat16") == "bfloat16" else torch.float32
-    try:
-        with quiet_hub_logs():
-            pipe = FluxPipeline.from_pretrained(source, dtype=dtype, local_files_only=local)
-    except (OSError, ValueError) as exc:  # hub errors subclass OSError
-        raise weights_unavailable(entry, f"{type(exc).__name__}: {exc}", local=local) from None
-    pipe.to(device)
+    pipe = load_diffusers_pipeline(entry, path, FluxPipeline, device)
     return FluxGenerator(pipe, name=entry.name, model=entry.name)
 
 

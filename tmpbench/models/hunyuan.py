@@ -45,12 +45,14 @@ from tmpbench.models.base import (
     Generator,
     ModelEntry,
     check_batch,
+    check_edit_batch,
+    loading_weights,
     path_hint,
     quiet_hub_logs,
     weights_source,
     weights_unavailable,
+    write_marker,
 )
-from tmpbench.models.spec import MARKER_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -223,9 +225,7 @@ class HunyuanImage3Generator(Generator):
         guidance: float,
         size: int,
     ) -> list[Image.Image]:
-        check_batch(instructions, seeds, steps, size, multiple=16)
-        if len(images) != len(instructions):
-            raise TmpbenchError(f"got {len(images)} images but {len(instructions)} instructions; pass one of each")
+        check_edit_batch(images, instructions, seeds, steps, size, multiple=16)
         self._require_image_model()
         if not self.supports_edit:
             raise TmpbenchError(
@@ -250,7 +250,7 @@ class HunyuanImage3Generator(Generator):
                 if item.is_file() and not item.name.endswith((".safetensors", ".bin", ".index.json")):
                     if not (directory / item.name).exists():
                         shutil.copy2(item, directory / item.name)
-        (directory / MARKER_FILE).write_text(json.dumps({"model": self.name}, indent=2) + "\n")
+        write_marker(directory, model=self.name)
 
 
 def _read_architectures(directory: Path, entry: ModelEntry) -> list[str]:
@@ -296,12 +296,9 @@ def load_hunyuanimage3(entry: ModelEntry, path: str | None, device: str = "cpu")
     )
     if device in ("auto", "cuda"):
         kwargs["device_map"] = "auto"  # 80B in bf16 needs several GPUs
-    try:
-        with quiet_hub_logs():
-            model = AutoModelForCausalLM.from_pretrained(str(directory), **kwargs)
-            model.load_tokenizer(str(directory))
-    except (OSError, ValueError) as exc:
-        raise weights_unavailable(entry, f"{type(exc).__name__}: {exc}") from None
+    with loading_weights(entry, local=True):  # always a local folder (trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(directory), **kwargs)
+        model.load_tokenizer(str(directory))
     if "device_map" not in kwargs:
         model = model.to(torch.device(device))
     return HunyuanImage3Generator(

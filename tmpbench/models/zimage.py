@@ -12,7 +12,6 @@ The denoiser pruners see is ``pipe.transformer`` (a ``ZImageTransformer2DModel``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,12 +20,12 @@ from tmpbench.models.base import (
     Generator,
     ModelEntry,
     check_batch,
-    quiet_hub_logs,
+    check_edit_batch,
+    load_diffusers_pipeline,
+    pipeline_call_kwargs,
     set_eval,
-    weights_source,
-    weights_unavailable,
+    write_marker,
 )
-from tmpbench.models.spec import MARKER_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -107,14 +106,6 @@ class ZImageGenerator(Generator):
         """Image sides must be multiples of this (VAE downsampling times the patch size 2)."""
         return int(self.pipe.vae_scale_factor) * 2
 
-    def _generators(self, seeds: list[int]) -> list[torch.Generator]:
-        import torch
-
-        # one generator per image: randn_tensor draws each sample's noise from its own generator,
-        # so an image depends on its own seed only, not on its batch neighbours
-        device = self.pipe._execution_device
-        return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
-
     def generate(
         self, prompts: list[str], seeds: list[int], steps: int, guidance: float, size: int
     ) -> list[Image.Image]:
@@ -123,13 +114,8 @@ class ZImageGenerator(Generator):
             return []
         out = self.pipe(
             prompt=list(prompts),
-            height=size,
-            width=size,
-            num_inference_steps=steps,
             guidance_scale=guidance,
-            generator=self._generators(seeds),
-            max_sequence_length=self.max_sequence_length,
-            output_type="pil",
+            **pipeline_call_kwargs(self.pipe, seeds, steps, size, self.max_sequence_length),
         )
         return [im.convert("RGB") for im in out.images]
 
@@ -142,9 +128,7 @@ class ZImageGenerator(Generator):
         guidance: float,
         size: int,
     ) -> list[Image.Image]:
-        check_batch(instructions, seeds, steps, size, self.size_multiple)
-        if len(images) != len(instructions):
-            raise ValueError(f"got {len(images)} images but {len(instructions)} instructions; pass one of each")
+        check_edit_batch(images, instructions, seeds, steps, size, self.size_multiple)
         if not images:
             return []
         sources = [im.convert("RGB").resize((size, size)) for im in images]
@@ -164,13 +148,8 @@ class ZImageGenerator(Generator):
             prompt=list(instructions),
             image=sources,
             strength=self.edit_strength,
-            height=size,
-            width=size,
-            num_inference_steps=steps,
             guidance_scale=guidance,
-            generator=self._generators(seeds),
-            max_sequence_length=self.max_sequence_length,
-            output_type="pil",
+            **pipeline_call_kwargs(self.pipe, seeds, steps, size, self.max_sequence_length),
         )
         return [im.convert("RGB") for im in out.images]
 
@@ -181,22 +160,14 @@ class ZImageGenerator(Generator):
             self.save_fn(self.pipe, directory)
         else:
             self.pipe.save_pretrained(directory)
-        (directory / MARKER_FILE).write_text(json.dumps({"model": self.model, "name": self.name}, indent=2) + "\n")
+        write_marker(directory, model=self.model, name=self.name)
 
 
 def load_zimage(entry: ModelEntry, path: str | None, device: str = "cpu") -> ZImageGenerator:
     """Loader hook for the ``zimage`` entry: a local directory if given, else the hub id."""
-    import torch
     from diffusers import ZImagePipeline
 
-    source, local = weights_source(entry, path)
-    dtype = torch.bfloat16 if entry.extra.get("dtype", "bfloat16") == "bfloat16" else torch.float32
-    try:
-        with quiet_hub_logs():
-            pipe = ZImagePipeline.from_pretrained(source, dtype=dtype, local_files_only=local)
-    except (OSError, ValueError) as exc:  # hub errors subclass OSError
-        raise weights_unavailable(entry, f"{type(exc).__name__}: {exc}", local=local) from None
-    pipe.to(device)
+    pipe = load_diffusers_pipeline(entry, path, ZImagePipeline, device)
     return ZImageGenerator(pipe, name=entry.name, model=entry.name)
 
 

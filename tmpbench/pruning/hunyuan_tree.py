@@ -39,7 +39,6 @@ Example::
 
 from __future__ import annotations
 
-import copy as copy_module
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,15 +47,8 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
-from tmpbench.pruning.plan import BLOCK_POLICIES, Plan, check_indices, validate_plan
-from tmpbench.pruning.surgery import (
-    drop_block,
-    merge_experts,
-    prune_experts,
-    prune_ffn_channels,
-    replace_with_linear,
-    slice_linear,
-)
+from tmpbench.pruning.plan import Plan, check_indices
+from tmpbench.pruning.surgery import prune_ffn_channels, replay_plan, slice_linear
 from tmpbench.pruning.tree import (
     UnitNode,
     UnitTree,
@@ -349,34 +341,10 @@ def apply_hunyuan_plan(
     Same order as :func:`tmpbench.pruning.surgery.apply_plan`: validate against the tree, width
     cuts, then block replacements and drops from the highest index down.
     """
-    tree = build_hunyuan_tree(model)
-    validate_plan(plan, tree)
-    if copy:
-        model = copy_module.deepcopy(model)
-    maps = dict(linear_maps or {})
-    block_ops = []
-    for d in plan.decisions:
-        if d.policy in BLOCK_POLICIES:
-            block_ops.append(d)
-            continue
-        module = model.get_submodule(d.path)
-        if d.policy == "prune_heads":
-            prune_kv_groups(module, d.keep)
-        elif d.policy == "prune_channels":
-            prune_mlp_channels(module, d.keep)
-        elif d.policy == "prune_experts":
-            prune_experts(module, d.keep)
-        elif d.policy == "merge_experts":
-            merge_experts(module, d.groups, d.weights, router=d.merge_router or "lse")
-    for d in sorted(block_ops, key=lambda d: int(d.path.rpartition(".")[2]), reverse=True):
-        if d.policy == "drop_block":
-            drop_block(model, d.path)
-        else:
-            if d.path not in maps:
-                raise TmpbenchError(f"plan replaces {d.path!r} with a fitted linear map but no weights were given")
-            m = maps[d.path]
-            w, b = (m["weight"], m.get("bias")) if isinstance(m, Mapping) else m
-            replace_with_linear(model, d.path, w, b)
+    model = replay_plan(
+        model, plan, build_hunyuan_tree(model), prune_heads=prune_kv_groups, prune_channels=prune_mlp_channels,
+        linear_maps=linear_maps, copy=copy,
+    )
     _sync_layer_count(model)
     return model
 

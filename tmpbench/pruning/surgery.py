@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy as copy_module
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.pruning.plan import BLOCK_POLICIES, Plan, check_groups, check_indices, validate_plan
 from tmpbench.pruning.tree import (
+    UnitTree,
     attention_geometry,
     build_unit_tree,
     ffn_hidden,
@@ -325,7 +326,27 @@ def apply_plan(
     original model. ``linear_maps[path]`` gives ``(weight, bias)`` (or ``{"weight", "bias"}``) for
     each ``linear_replace`` decision.
     """
-    tree = build_unit_tree(model)
+    return replay_plan(
+        model, plan, build_unit_tree(model), prune_heads=prune_heads, prune_channels=prune_ffn_channels,
+        linear_maps=linear_maps, copy=copy,
+    )
+
+
+def replay_plan(
+    model: nn.Module,
+    plan: Plan,
+    tree: UnitTree,
+    *,
+    prune_heads: Callable[[nn.Module, Sequence[int]], Any],
+    prune_channels: Callable[[nn.Module, Sequence[int]], Any],
+    linear_maps: Mapping[str, Any] | None = None,
+    copy: bool = True,
+) -> nn.Module:
+    """The replay every layout shares (:func:`apply_plan`, ``apply_hunyuan_plan``): validate ``plan``
+    against ``tree`` (the unit tree of ``model``), cut widths with the layout's own ``prune_heads``
+    and ``prune_channels`` (experts are cut the same way in every layout), then replace and drop
+    blocks from the highest index down. Returns the pruned model (a deep copy unless ``copy=False``).
+    """
     validate_plan(plan, tree)
     if copy:
         model = copy_module.deepcopy(model)
@@ -339,7 +360,7 @@ def apply_plan(
         if d.policy == "prune_heads":
             prune_heads(module, d.keep)
         elif d.policy == "prune_channels":
-            prune_ffn_channels(module, d.keep)
+            prune_channels(module, d.keep)
         elif d.policy == "prune_experts":
             prune_experts(module, d.keep)
         elif d.policy == "merge_experts":

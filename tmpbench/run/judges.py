@@ -13,13 +13,19 @@ OneIG-Bench (maths re-implemented from the benchmark's description and scripts):
   edit distance ED, completion rate CR (ED == 0) and word accuracy WAC (matched ground-truth words /
   ground-truth words); ``text score = 1 - min(M, ED) * (1 - CR) * (1 - WAC) / M`` with M = 100 (EN)
   or 50 (ZH) (:func:`text_score`), computed from the set means, as OneIG does.
-* **reasoning** (Knowledge_Reasoning) -- cosine between the image and the reference answer text in a
-  judge's joint embedding (OneIG: LLM2CLIP); **style** (Anime_Stylization) -- cosine between the
-  image and the style's reference embedding (OneIG: CSD + a style encoder); **diversity** -- mean
-  pairwise ``1 - cos`` between a prompt's four cells in a judge's image embedding (OneIG: DreamSim).
-  These three take an *embedding judge*: any object with ``embed_images(list[np.ndarray]) -> Tensor``
-  (and ``embed_texts`` for reasoning, ``style_reference(style) -> Tensor`` for style), given in code
-  or by ``TMPBENCH_ONEIG_<DIM>_JUDGE=module:factory`` (``factory(device)`` returns it).
+* **reasoning** (Knowledge_Reasoning) -- cosine between the image and the reference answer text
+  (``scripts/reasoning/gt_answer[_zh].json``) in LLM2CLIP's joint embedding; **style**
+  (Anime_Stylization) -- ``(max(max_r CSD.ref_r, 0) + max(max_r SE.ref_r, 0)) / 2`` against the
+  style's three references in ``scripts/style/CSD_embed.pt`` and ``SE_embed.pt``; **diversity** --
+  mean pairwise DreamSim distance ``1 - cos`` between a prompt's non-black cells.
+  Built-in judges load OneIG's own models and reference files from local folders
+  (:mod:`tmpbench.run.oneig_judges`: LLM2CLIP or an explicitly named CLIP stand-in, CSD +
+  OneIG-StyleEncoder with ``CSD_embed.pt``/``SE_embed.pt``, DreamSim or a named stand-in; see its
+  docstring for the exact maths and environment variables). A plug-in judge given in code or by
+  ``TMPBENCH_ONEIG_<DIM>_JUDGE=module:factory`` (``factory(device)`` returns it) overrides them: it
+  answers ``reasoning_score``/``style_score``/``diversity_score``, or is an *embedding judge* with
+  ``embed_images(list[np.ndarray]) -> Tensor`` (and ``embed_texts`` for reasoning,
+  ``style_reference(style) -> Tensor`` for style).
 
 GenEval on real photos -- an open-vocabulary detector through transformers (OWLv2, local weights in
 ``$TMPBENCH_GENEVAL_DETECTOR``) with GenEval's thresholds (0.3, 0.9 for counting, 16 objects per
@@ -199,9 +205,10 @@ def _factory_from_env(var: str, device: str):
 _ONEIG_JUDGE_NEEDS = {
     "oneig_alignment": f"a VQA judge (OneIG uses Qwen2.5-VL-7B-Instruct): set ${VQA_ENV}=DIR and ${QD_ENV}=OneIG's scripts/alignment/Q_D",
     "oneig_text": f"an OCR-capable VQA judge: set ${VQA_ENV}=DIR and ${TEXT_CSV_ENV}=OneIG's scripts/text/text_content.csv",
-    "oneig_reasoning": "an image-text embedding judge (OneIG uses LLM2CLIP) with the reference answers: set $TMPBENCH_ONEIG_REASONING_JUDGE=module:factory",
-    "oneig_style": "a style embedding judge (OneIG uses CSD and a style encoder) with reference style embeddings: set $TMPBENCH_ONEIG_STYLE_JUDGE=module:factory",
-    "oneig_diversity": "an image-similarity judge (OneIG uses DreamSim): set $TMPBENCH_ONEIG_DIVERSITY_JUDGE=module:factory",
+    # built-in loaders: tmpbench.run.oneig_judges; $TMPBENCH_ONEIG_<DIM>_JUDGE=module:factory overrides them
+    "oneig_reasoning": "an image-text judge (OneIG uses LLM2CLIP): set $TMPBENCH_ONEIG_REASONING_DIR=folder with the LLM2CLIP models (or $TMPBENCH_ONEIG_REASONING_SUBSTITUTE=CLIP folder) and $TMPBENCH_ONEIG_SCRIPTS=OneIG's scripts folder",
+    "oneig_style": "OneIG's style encoders (CSD and OneIG-StyleEncoder): set $TMPBENCH_ONEIG_STYLE_DIR=folder with checkpoint.pth and OneIG-StyleEncoder/, and $TMPBENCH_ONEIG_SCRIPTS=OneIG's scripts folder",
+    "oneig_diversity": "an image-similarity judge (OneIG uses DreamSim): set $TMPBENCH_ONEIG_DIVERSITY_DIR=DreamSim's weights folder (or $TMPBENCH_ONEIG_DIVERSITY_SUBSTITUTE=CLIP folder)",
 }
 _ONEIG_CATEGORY = {
     "oneig_text": "Text_Rendering",
@@ -232,7 +239,12 @@ class OneIGJudged(SampleScorer):
         if self.name in ("oneig_alignment", "oneig_text"):
             path = os.environ.get(VQA_ENV)
             return TransformersVQAJudge(path, self.device) if path else None
-        return _factory_from_env(f"TMPBENCH_{self.name.upper()}_JUDGE", self.device)
+        plugin = _factory_from_env(f"TMPBENCH_{self.name.upper()}_JUDGE", self.device)
+        if plugin is not None:
+            return plugin
+        from tmpbench.run.oneig_judges import load_builtin_judge
+
+        return load_builtin_judge(self.name, self.device, zh=self.zh)
 
     def available(self) -> tuple[bool, str]:
         if self._judge_error:
@@ -313,11 +325,17 @@ class OneIGJudged(SampleScorer):
     def _score_reasoning(self, s):
         from tmpbench.metrics.clip_score import cosine_rows
 
+        if hasattr(self._judge, "reasoning_score"):  # built-in judges (tmpbench.run.oneig_judges)
+            return {self.name: self._judge.reasoning_score(s.item, s.image)}
+
         answer = self._judge.reference_answer(s.item)
         return {self.name: float(cosine_rows(self._judge.embed_images([s.image]), self._judge.embed_texts([answer]))[0])}
 
     def _score_style(self, s):
         from tmpbench.metrics.clip_score import cosine_rows
+
+        if hasattr(self._judge, "style_score"):
+            return {self.name: self._judge.style_score(s.item, s.image)}
 
         ref = self._judge.style_reference(s.item)
         return {self.name: float(cosine_rows(self._judge.embed_images([s.image]), ref.reshape(1, -1))[0])}
@@ -329,6 +347,8 @@ class OneIGJudged(SampleScorer):
         cells = s.cells
         if cells is None:
             raise _NotScored("diversity needs the prompt's four images together (OneIG grid layout)")
+        if hasattr(self._judge, "diversity_score"):
+            return {self.name: self._judge.diversity_score(cells)}
         return {self.name: mean_pairwise_distance(self._judge.embed_images(cells))}
 
     def summary(self, rows: list[dict]) -> dict | None:

@@ -1,0 +1,60 @@
+"""Typer options that several commands share, defined once so that their flag, default and help
+text cannot drift apart between commands.
+
+Each function returns a fresh ``typer.Option`` to use as a parameter default::
+
+    def generate(steps: int = opt.steps(), size: int = opt.size()) -> None: ...
+
+Options whose help differs between commands (``--limit`` of ``generate``, ``--seeds`` of
+``sweep``) stay written out where they are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+
+def suite() -> Any:
+    return typer.Option(..., "--suite", help="Suite name (`tmpbench suites list`) or a suite YAML.")
+
+
+def seeds() -> Any:
+    return typer.Option(None, "--seeds", help="Samples per prompt (default 1; OneIG 4).")
+
+
+def limit_evaluated() -> Any:
+    return typer.Option(None, "--limit", help="Evaluate the first K items (round-robin over categories).")
+
+
+def batch_size() -> Any:
+    return typer.Option(8, "--batch-size", help="Images per generator call.")
+
+
+def steps() -> Any:
+    return typer.Option(None, "--steps", help="Sampler steps (default: the model's).")
+
+
+def guidance() -> Any:
+    return typer.Option(None, "--guidance", help="Guidance scale (default: the model's).")
+
+
+def size() -> Any:
+    return typer.Option(None, "--size", help="Image side in pixels (default: the model's).")
+
+
+def model_path() -> Any:
+    return typer.Option(None, "--model-path", help="Local weights directory for the model.")
+
+
+def source() -> Any:
+    return typer.Option(None, "--source", help="The suite's source file or folder, if it needs one.")
+
+
+def device() -> Any:
+    return typer.Option(None, "--device", help="Torch device (default: cuda if available, else cpu).")
+
+
+def quiet_output() -> Any:
+    return typer.Option(False, "--quiet", help="No progress output.")
