@@ -78,3 +78,44 @@ def test_training_resume_is_bit_identical(tmp_path):
     assert sa == sb == 4
     for pa, pb in zip(a.transformer.parameters(), b.transformer.parameters()):
         assert torch.equal(pa, pb)
+
+
+def test_tag_schedule_draws_only_the_weighted_tags():
+    from tmpbench.training.reference import ShapesStream, tag_weights_at
+
+    schedule = [[0, {"colors": 1, "color_attr": 1}], [150, {}]]
+    assert tag_weights_at(0, schedule) == {"colors": 1, "color_attr": 1}
+    assert tag_weights_at(149, schedule) == {"colors": 1, "color_attr": 1}
+    assert tag_weights_at(150, schedule) == {}
+    stream = ShapesStream(0, 2, 32)
+    prompts, _ = stream.t2i(40, {"colors": 1})
+    colour_words = ("red", "orange", "yellow", "green", "blue", "purple")
+    # every "colors" caption names exactly one colour and one object
+    assert all(sum(w in colour_words for w in p.split()) == 1 and " and " not in p for p in prompts)
+    with pytest.raises(ValueError, match="unknown GenEval tag 'colour'"):
+        stream.t2i(1, {"colour": 1})
+    with pytest.raises(ValueError, match="positive sum"):
+        stream.t2i(1, {"colors": 0})
+
+
+def test_sigma_shift_moves_noise_levels_up_and_keeps_range():
+    from tmpbench.training.reference import _noisy
+
+    x0 = torch.zeros(4000, 1, 1, 1)
+    _, t1, _ = _noisy(x0, torch.Generator().manual_seed(0), "uniform", 1.0)
+    _, t3, _ = _noisy(x0, torch.Generator().manual_seed(0), "uniform", 3.0)
+    s1, s3 = 1 - t1, 1 - t3
+    assert torch.allclose(s3, 3 * s1 / (1 + 2 * s1), atol=1e-6)  # same draws, shifted as the sampler shifts them
+    assert s3.min() >= 0 and s3.max() <= 1
+    assert abs(float(s1.mean()) - 0.5) < 0.02 and float(s3.mean()) > 0.65
+
+
+def test_frozen_text_encoder_is_not_trained(tmp_path):
+    cfg = _cfg(2)
+    cfg.text_encoder = "frozen"
+    ckpt = train(cfg, tmp_path / "frozen", log=lambda m: None)
+    trained, _, _ = load_checkpoint_pipeline(ckpt)
+    fresh = tz.make_pipeline(tz.build_components(SMALL))
+    for a, b in zip(trained.text_encoder.parameters(), fresh.text_encoder.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(trained.transformer.parameters(), fresh.transformer.parameters()))

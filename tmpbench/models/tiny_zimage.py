@@ -183,6 +183,9 @@ class TinyZImageConfig:
     max_sequence_length: int = 24
     moe: dict | None = None  # tiny-moe: extra TinyMoETransformer config fields
     seed: int = 0
+    # FlowMatchEulerDiscreteScheduler shift (Z-Image-Turbo ships 3.0): more sampling steps at high
+    # noise, where colour and layout are decided. 1.0 in folders saved before the field existed.
+    scheduler_shift: float = 1.0
 
     @property
     def axes_dims(self) -> list[int]:
@@ -221,7 +224,7 @@ def build_components(cfg: TinyZImageConfig) -> dict:
     else:
         transformer = ZImageTransformer2DModel(**transformer_kwargs(cfg))
     vae = PixelShuffleAutoencoder(factor=cfg.factor, block_out_channels=(3,) * (int(np.log2(cfg.factor)) + 1))
-    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0, use_dynamic_shifting=False)
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg.scheduler_shift, use_dynamic_shifting=False)
     return dict(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, scheduler=scheduler)
 
 

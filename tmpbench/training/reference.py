@@ -38,7 +38,7 @@ class TrainConfig:
 
     model: str = "tiny-dit"
     arch: tz.TinyZImageConfig = field(default_factory=tz.TinyZImageConfig)
-    steps: int = 1400
+    steps: int = 1500
     t2i_batch: int = 32
     edit_batch: int = 12
     lr: float = 1e-3
@@ -54,11 +54,17 @@ class TrainConfig:
     seed: int = 1234
     # [start_step, kind] pairs: the noise-level distribution from each step on (see _sample_sigma)
     sigma_schedule: list = field(default_factory=lambda: [[0, "mixed"]])
+    # noise levels drawn by sigma_schedule are shifted as the sampler shifts them,
+    # s -> shift*s / (1 + (shift-1)*s), so training spends its effort where sampling does
+    sigma_shift: float = 3.0
     # [start_step, {tag: weight}] pairs: how T2I captions are drawn over GenEval tags from each step
     # on ({} = uniform). A colour-only warm start is what makes colour binding learnable at all:
     # trained on the uniform mix from step 0, the model learns colour as noise-decided and never
     # reads colour words (measured: 0.05 on "colors" after 1400 steps; see ShapesStream.t2i)
-    tag_schedule: list = field(default_factory=lambda: [[0, {}]])
+    tag_schedule: list = field(default_factory=lambda: [
+        [0, {"colors": 1, "color_attr": 1}],
+        [150, {"colors": 2, "color_attr": 2, "single_object": 1, "two_object": 1, "counting": 1, "position": 1}],
+    ])
     ckpt_every: int = 100
     threads: int = 2
 
@@ -71,10 +77,11 @@ class TrainConfig:
 
 def default_config(model: str) -> TrainConfig:
     if model == "tiny-dit":
-        return TrainConfig(model=model)
+        return TrainConfig(model=model, arch=tz.TinyZImageConfig(scheduler_shift=3.0))
     if model == "tiny-moe":
         arch = tz.TinyZImageConfig(
-            dim=128, n_layers=4, moe={"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1}
+            dim=128, n_layers=4, moe={"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
+            scheduler_shift=3.0,
         )
         return TrainConfig(model=model, arch=arch)
     raise ValueError(f"unknown reference model {model!r}; choose tiny-dit or tiny-moe")
@@ -157,8 +164,10 @@ def sigma_kind_at(step: int, schedule: list) -> str:
     return kind
 
 
-def _noisy(x0: torch.Tensor, gen: torch.Generator, kind: str = "logit_normal") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _noisy(x0: torch.Tensor, gen: torch.Generator, kind: str = "logit_normal", shift: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s = _sample_sigma(x0.shape[0], kind, gen)
+    if shift != 1.0:
+        s = shift * s / (1 + (shift - 1) * s)
     eps = torch.randn(x0.shape, generator=gen)
     xs = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * eps
     return xs, 1 - s, x0 - eps
@@ -169,20 +178,20 @@ def _drop(texts: list[str], p: float, gen: torch.Generator) -> list[str]:
     return [t if k else "" for t, k in zip(texts, keep.tolist())]
 
 
-def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal") -> torch.Tensor:
+def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal", shift: float = 1.0) -> torch.Tensor:
     x0 = tz.images_to_latents(images, pipe.vae.config.factor)
-    xs, t, target = _noisy(x0, gen, sigma_kind)
+    xs, t, target = _noisy(x0, gen, sigma_kind, shift)
     caps = tz.encode_prompts(pipe, _drop(prompts, cfg_dropout, gen))
     out = pipe.transformer([x.unsqueeze(1) for x in xs], t, caps, return_dict=False)[0]
     pred = torch.stack([o.squeeze(1) for o in out])
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def flow_loss_edit(pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal") -> torch.Tensor:
+def flow_loss_edit(pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal", shift: float = 1.0) -> torch.Tensor:
     factor = pipe.vae.config.factor
     cond = tz.images_to_latents(src, factor)
     x0 = tz.images_to_latents(tgt, factor)
-    xs, t, target = _noisy(x0, gen, sigma_kind)
+    xs, t, target = _noisy(x0, gen, sigma_kind, shift)
     caps = tz.encode_edit_segments(pipe, _drop(instr, cfg_dropout, gen))
     x = [[cond[j].unsqueeze(1), xs[j].unsqueeze(1)] for j in range(len(instr))]
     out = pipe.transformer(
@@ -255,10 +264,10 @@ def train(cfg: TrainConfig, out_dir: str | Path, max_minutes: float | None = Non
             g["lr"] = _lr_at(step, cfg)
         kind = sigma_kind_at(step, cfg.sigma_schedule)
         prompts, images = stream.t2i(cfg.t2i_batch, tag_weights_at(step, cfg.tag_schedule))
-        loss = flow_loss_t2i(pipe, prompts, images, gen, cfg.cfg_dropout, kind)
+        loss = flow_loss_t2i(pipe, prompts, images, gen, cfg.cfg_dropout, kind, cfg.sigma_shift)
         if cfg.edit_batch:
             instr, src, tgt = stream.edits(cfg.edit_batch)
-            loss = loss + flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout, kind) * (cfg.edit_batch / cfg.t2i_batch)
+            loss = loss + flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout, kind, cfg.sigma_shift) * (cfg.edit_batch / cfg.t2i_batch)
         aux = _aux_loss(pipe.transformer)
         total = loss + cfg.aux_loss_weight * aux
         opt.zero_grad(set_to_none=True)
