@@ -41,6 +41,9 @@ def evaluate(pipe, limit: int | None, steps: int, guidance: float, batch: int = 
             rows.append({"tag": it.category, "correct": ok})
     out["t2i_seconds_per_image"] = (time.time() - t0) / len(t2i.items)
     out["t2i"] = summarize(rows)
+    from tmpbench.report.stats import bootstrap_ci
+
+    _, out["t2i"]["overall_ci95"] = bootstrap_ci([float(r["correct"]) for r in rows], [r["tag"] for r in rows], category_mean=True)
     ed = load_suite("shapes-edit", limit=limit // 2 if limit else None)
     erows = []
     t0 = time.time()
@@ -56,8 +59,10 @@ def evaluate(pipe, limit: int | None, steps: int, guidance: float, batch: int = 
     by = {}
     for r in erows:
         by.setdefault(r["tag"], []).append(bool(r["correct"]))
+    _, success_ci = bootstrap_ci([float(r["correct"]) for r in erows], [r["tag"] for r in erows])
     out["edit"] = {
         "success": float(np.mean([r["correct"] for r in erows])),
+        "success_ci95": success_ci,
         "psnr_outside_vs_source": float(np.nanmean([r["psnr_source"] for r in erows])),
         "by_type": {k: float(np.mean(v)) for k, v in sorted(by.items())},
     }
@@ -74,7 +79,11 @@ def main() -> None:
     ap.add_argument("--edit-guidance", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json-out")
+    ap.add_argument("--record", action="store_true",
+                    help="write the scores into --model-dir's tmpbench.json ('measured'), as committed with the model")
     a = ap.parse_args()
+    if a.record and (not a.model_dir or a.limit):
+        ap.error("--record needs --model-dir and the full suites (no --limit)")
     torch.set_num_threads(a.threads)
     if a.ckpt:
         from tmpbench.training.reference import load_checkpoint_pipeline
@@ -88,6 +97,21 @@ def main() -> None:
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump(res, f, indent=2)
+    if a.record:
+        import sys
+        from pathlib import Path
+
+        meta_path = Path(a.model_dir) / "tmpbench.json"
+        meta = json.loads(meta_path.read_text())
+        meta["measured"] = {
+            "command": "python benchmarks/eval_reference.py " + " ".join(sys.argv[1:]),
+            "seconds_per_image": {"t2i": round(res["t2i_seconds_per_image"], 3), "edit": round(res["edit_seconds_per_image"], 3),
+                                  "threads": a.threads},
+            "shapes-t2i": {**res["t2i"], "steps": a.steps, "guidance": a.guidance},
+            "shapes-edit": {**res["edit"], "steps": a.steps, "guidance": a.edit_guidance or a.guidance},
+        }
+        meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True))
+        print(f"recorded in {meta_path}")
 
 
 if __name__ == "__main__":

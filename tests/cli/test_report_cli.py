@@ -93,3 +93,13 @@ def test_ablate_and_sweep_validate_before_loading(cli):
     assert code == 2 and "did you mean" in err and len(err.strip().splitlines()) == 1
     code, _, err = cli("sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--budgets", "25%,25%")
     assert code == 2 and err.strip() == "error: --budgets lists '25%' twice; name each once"
+
+
+def test_sweep_all_pruners_follow_the_model_family():
+    from tmpbench.cli.report_cmd import pruners_for
+
+    dense, moe = pruners_for("tiny-dit"), pruners_for("tiny-moe")
+    assert dense[0] == moe[0] == "tmp"
+    assert "reap" in moe and "expert-frequency" in moe
+    assert "reap" not in dense and "expert-frequency" not in dense
+    assert {"random", "magnitude", "block-influence"} <= set(dense) & set(moe)

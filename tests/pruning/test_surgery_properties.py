@@ -229,7 +229,7 @@ def test_dense_zimage_surgery_matches_masked_reference(case):
     _check_case(*case)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@PROPERTY
 @given(dense_cases(moe=True))
 def test_moe_transformer_surgery_matches_masked_reference(case):
     _check_case(*case)

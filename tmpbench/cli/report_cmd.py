@@ -37,12 +37,22 @@ def dense_pruners() -> list[str]:
     return sorted(names, key=lambda n: (n != "tmp", names.index(n)))
 
 
+def pruners_for(model: str) -> list[str]:
+    """TMP first, then every registered pruner that handles ``model``'s family (dense DiT or MoE)."""
+    from tmpbench.pruning.runner import pruner_list
+    from tmpbench.report.ablate import model_is_moe
+
+    family = "moe" if model_is_moe(model) else "dit"
+    names = [r["name"] for r in pruner_list() if family in r["families"]]
+    return sorted(names, key=lambda n: (n != "tmp", names.index(n)))
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep(
         model: str = typer.Option(..., "--model", help="Registered model name, e.g. tiny-dit (local weights: --model-path)."),
         suite: str = typer.Option(..., "--suite", help="Suite name, e.g. shapes-t2i."),
-        pruners: str = typer.Option("tmp,random", "--pruners", help="Comma-separated pruners (`tmpbench pruners list`)."),
+        pruners: str = typer.Option("tmp,random", "--pruners", help="Comma-separated pruners (`tmpbench pruners list`), or 'all' for every pruner the model supports."),
         budgets: str = typer.Option("25%,50%", "--budgets", help="Comma-separated shares removed, e.g. 25%,50%."),
         limit: int = opt.limit_evaluated(),
         out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder (runs already done are reused)."),
@@ -59,7 +69,8 @@ def register(app: typer.Typer) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
         from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
 
-        cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in parse_list(pruners, "pruners")],
+        names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
+        cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
                           budgets=parse_budgets(budgets), out=out, limit=limit, seeds=seeds, steps=steps, size=size,
                           model_path=model_path, metrics=metrics, recover_steps=recover_steps,
                           calib_prompts=calib_prompts, seed=seed, progress=not quiet)
