@@ -156,12 +156,28 @@ def fill_experts_then_trim(alloc: Allocation, scores: dict[str, Any], what: str)
     experts = alloc.group_list(("experts",))
     landed = fill_uniform(alloc, experts, what=what, require=False)
     trimmed = False
-    if not landed and alloc.gap() > 0:
+    if not landed and alloc.gap() < 0:
+        # overshot: one expert can weigh more than the tolerance (tiny-moe: 1.5% of the model), so
+        # give back the most important removed experts until above the target, then trim widths
+        restore_until_above(alloc, experts)
+    if not alloc.landed() and alloc.gap() > 0:
         width_trim(alloc, what)
         trimmed = True
-    elif not landed:
+    elif not alloc.landed():
         alloc.settle(what=what)
     return {"width_trim": trimmed}
+
+
+def restore_until_above(alloc: Allocation, groups: list) -> None:
+    """Give back single valid steps of ``groups`` (most important removed units first) until the
+    size is at or above the target."""
+    while alloc.size() < alloc.target:
+        cands = [(g.norm_score(g.removed - n, n), g, n) for g in groups if g.removed
+                 for n in [g.step_up()] if n is not None]
+        if not cands:
+            return
+        _, g, n = max(cands, key=lambda c: c[0])
+        g.removed -= n
 
 
 class ExpertScorePruner(Pruner):

@@ -78,3 +78,24 @@ def test_rounding_is_reported(dense):
         if d.policy == "prune_channels":
             assert len(d.keep) % 8 == 0
     assert torch.isfinite(torch.tensor(alloc["relative_error"]))
+
+
+@pytest.mark.parametrize("pruner", ["expert-frequency", "reap"])
+def test_expert_pruners_land_when_one_expert_outweighs_the_tolerance(pruner):
+    """The committed tiny-moe: one expert is 1.5% of the model, so removing experts uniformly
+    overshot 25% by a whole expert (-1.64%, a miss before the fix); the pruner must give one back
+    and close the gap with widths."""
+    from tmpbench.models.base import load_model
+    from tmpbench.pruning import build_unit_tree
+    from tmpbench.pruning.calibration import collect_calibration
+
+    class Trained:
+        gen = load_model("tiny-moe")
+        model = gen.denoiser
+        tree = build_unit_tree(model, size=32)
+        calib = collect_calibration(gen, ["a photo of a red circle", "a photo of two blue squares"], [0, 1], steps=2, size=32)
+
+    expert = sum(p.numel() for p in Trained.model.layers[0].feed_forward.experts[0].parameters())
+    assert expert / sum(p.numel() for p in Trained.model.parameters()) > 0.01  # the hard case
+    plan, _ = plan_and_apply(Trained, pruner, "25%")  # lands within 0.5% (checked inside)
+    assert any(d.policy == "prune_experts" for d in plan.decisions)

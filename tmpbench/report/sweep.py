@@ -226,6 +226,12 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
     Returns ``sweep.json``'s content plus ``report`` (paths from :func:`tmpbench.report.html.write_report`).
     """
     suite, entry = validate(cfg)
+    if not cfg.progress:  # --quiet: also silence the libraries' own weight-loading bars
+        import diffusers.utils.logging as dlog
+        import transformers.utils.logging as tlog
+
+        tlog.disable_progress_bar()
+        dlog.disable_progress_bar()
     calib, recipe = shared_objects(cfg)
     resolved = calib.resolved(entry.default_steps, entry.default_size, entry.default_guidance)
     expected = {"calibration": resolved.hash, "recovery": recipe.hash}
