@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pruners.allocate import Allocation, BlockSlot, UnitGroup
+from pruners.allocate import UNIT_POLICY, Allocation, BlockSlot, UnitGroup
 from pruners.base import Pruner
 from pruners.importance import (
     activation_importance,
@@ -174,12 +174,18 @@ class TMPPruner(Pruner):
             if not alloc.landed():
                 alloc.raise_miss("tmp with tree_depth=1 (blocks only)")
         else:
-            pool = None if self.depth >= 3 else [alloc.groups[p] for p in touched]
-            ok = alloc.settle(pool, prefer="score", what="tmp", require=False)
+            # the landing uses only unit groups whose policy the mix allows, so a policy-mix
+            # ablation's "depth-only" or "experts-only" variant stays what it says
+            landing = [g for g in alloc.group_list() if UNIT_POLICY[g.kind] in allowed
+                       or (g.kind == "experts" and "merge_experts" in allowed)]
+            pool = landing if self.depth >= 3 else [alloc.groups[p] for p in touched if alloc.groups[p] in landing]
+            ok = alloc.settle(pool, prefer="score", what="tmp", require=False) if pool else alloc.landed()
             if not ok:
                 alloc.settle_blocks(allowed & set(BLOCK_POLICIES), priority=evaluator.block_priority)
                 if not alloc.landed():
-                    alloc.settle(None, prefer="score", what="tmp")
+                    if not landing:
+                        alloc.raise_miss(f"tmp with policy_mix {sorted(allowed)}")
+                    alloc.settle(landing, prefer="score", what="tmp")
         return {
             "search": {
                 "evaluator": evaluator.name,

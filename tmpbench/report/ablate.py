@@ -115,10 +115,13 @@ def pick_metric(run: RunRecord, metric: str | None) -> str:
 
 def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metric: str | None, reference: str) -> tuple[pd.DataFrame, str]:
     """Run (or reuse) ``variants`` at ``budget`` and tabulate them against variant ``reference``."""
-    cfg = dataclasses.replace(base, variants=variants, budgets=[budget], teacher=True)
-    run_sweep(cfg, report=False)
+    cfg = dataclasses.replace(base, variants=variants, budgets=[budget], teacher=True, record_misses=True)
+    manifest = run_sweep(cfg, report=False)
+    misses = {r["variant"]: r["error"] for r in manifest["runs"] if "error" in r}
+    if reference in misses:
+        raise TmpbenchError(misses[reference])
     teacher = load_run(Path(cfg.out) / "teacher")
-    runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
+    runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants if v.name not in misses}
     metric = pick_metric(next(iter(runs.values())), metric)
     ref = runs[reference]
     rows = []
@@ -126,6 +129,11 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     rows.append({"variant": "teacher (unpruned)", "settings": "-", "achieved": "0.00% removed", "vs target": "-",
                  metric: _fmt(t_point, t_ci), f"Δ vs {reference}": "", "p": ""})
     for v in variants:
+        if v.name in misses:  # not comparable at this budget: say why, with the nearest size it reaches
+            nearest = misses[v.name].split("nearest size it reaches is ")[-1].split(";")[0]
+            rows.append({"variant": v.name, "settings": json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)",
+                         "achieved": "cannot land", "vs target": nearest, metric: "-", f"Δ vs {reference}": "", "p": ""})
+            continue
         r = runs[v.name]
         point, ci, n = score(r, metric)
         diff, p, _ = paired(ref, r, metric) if v.name != reference else (0.0, 1.0, "")

@@ -67,6 +67,9 @@ class SweepConfig:
     device: str | None = None
     teacher: bool = True
     progress: bool = True
+    # ablations: a variant that cannot land the budget (e.g. depth-only on a model whose blocks
+    # are too coarse) becomes a recorded miss instead of stopping the whole sweep
+    record_misses: bool = False
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -243,7 +246,13 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         runs.append(run_one(cfg, None, None, calib, recipe, expected))
     for budget in cfg.budgets:
         for variant in cfg.variants:
-            runs.append(run_one(cfg, variant, budget, calib, recipe, expected))
+            try:
+                runs.append(run_one(cfg, variant, budget, calib, recipe, expected))
+            except TmpbenchError as exc:
+                if not cfg.record_misses or "cannot land" not in str(exc):
+                    raise
+                runs.append({"dir": run_dir_name(variant.name, budget), "variant": variant.name, "pruner": variant.pruner,
+                             "budget": budget, "settings": variant.settings, "error": str(exc)})
     manifest = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "suite_hash": suite.hash,
         "items": len(suite.items), "limit": cfg.limit, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,
@@ -256,7 +265,7 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         from tmpbench.report.html import write_report
         from tmpbench.report.tables import load_run
 
-        records = [load_run(out / r["dir"]) for r in runs]
+        records = [load_run(out / r["dir"]) for r in runs if "error" not in r]
         manifest["report"] = write_report(records, out / "report", title=f"tmpbench sweep: {cfg.model} on {cfg.suite}",
                                           notes=[f"calibration {expected['calibration']}, recovery {expected['recovery']} "
                                                  f"({cfg.recover_steps} steps), identical for every pruned run"])
