@@ -147,7 +147,10 @@ def test_registry_entry_loads_a_saved_pipeline_and_generates(tmp_path, monkeypat
     from tmpbench.models import load_model
     from tmpbench.models import tiny_zimage as tz
 
+    from tmpbench.models import assets
+
     monkeypatch.delenv("TMPBENCH_TINY_MOE_PATH", raising=False)
+    monkeypatch.setattr(assets, "ASSETS", tmp_path / "no-assets")  # as on a checkout without the trained model
     with pytest.raises(OfflineError, match=r"no trained tiny-moe weights in .*TMPBENCH_TINY_MOE_PATH=DIR"):
         load_model("tiny-moe")
     moe = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 8, "num_shared_expert": 1}
