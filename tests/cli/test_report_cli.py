@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import importlib.util
-from pathlib import Path
-
-
-def _synthetic_runs():
-    """tests/report/synthetic_runs.py, loaded by path (test folders are not packages)."""
-    path = Path(__file__).resolve().parents[1] / "report" / "synthetic_runs.py"
-    spec = importlib.util.spec_from_file_location("tmpbench_test_synthetic_runs", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_sr = _synthetic_runs()
-BAD, GOOD, write_run = _sr.BAD, _sr.GOOD, _sr.write_run
+from synthetic_runs import BAD, GOOD, write_run
 
 
 @pytest.fixture

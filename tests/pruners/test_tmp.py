@@ -106,8 +106,6 @@ def test_tmp_plans_full_size_zimage_on_meta():
 def test_policy_mix_is_honoured_by_the_landing_step():
     """The final landing may only use policies the mix allows (it once trimmed channels for a
     depth-only mix, which made the policy-mix ablation compare mixed variants)."""
-    import pytest as _pytest
-
     from tmpbench.errors import TmpbenchError
     from tmpbench.models.base import load_model
     from tmpbench.pruning.runner import plan_model
@@ -117,5 +115,5 @@ def test_policy_mix_is_honoured_by_the_landing_step():
     assert {d.policy for d in depth.plan.decisions} <= {"drop_block", "linear_replace"}
     width = plan_model(model, "tmp", "25%", pruner_settings={"policy_mix": ["prune_heads", "prune_channels"]})
     assert {d.policy for d in width.plan.decisions} <= {"prune_heads", "prune_channels"}
-    with _pytest.raises(TmpbenchError, match=r"policy_mix \['drop_block', 'linear_replace'\] cannot land budget '25%'"):
+    with pytest.raises(TmpbenchError, match=r"policy_mix \['drop_block', 'linear_replace'\] cannot land budget '25%'"):
         plan_model(model, "tmp", "25%", pruner_settings={"policy_mix": ["drop_block", "linear_replace"]})

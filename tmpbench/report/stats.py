@@ -23,24 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-N_BOOTSTRAP = 1000
-BOOTSTRAP_SEED = 0
-
-
-def bootstrap_ci(
-    values: Sequence[float],
-    categories: Sequence[str] | None = None,
-    category_mean: bool = False,
-    n_boot: int = N_BOOTSTRAP,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, list[float] | None]:
-    """``(statistic, [low, high])``: 95% stratified percentile bootstrap (NaNs dropped; None CI below 2 values).
-
-    Delegates to :func:`tmpbench.run.score.bootstrap_ci` so reports and ``results.json`` agree.
-    """
-    from tmpbench.run.score import bootstrap_ci as run_bootstrap_ci
-
-    return run_bootstrap_ci(values, categories, category_mean, n_boot=n_boot, seed=seed)
+# one bootstrap for reports and results.json (re-exported, so both always agree)
+from tmpbench.run.score import BOOTSTRAP_SEED, N_BOOTSTRAP, bootstrap_ci  # noqa: F401
 
 
 @dataclass(frozen=True)
