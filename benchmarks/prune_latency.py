@@ -28,26 +28,6 @@ from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning.runner import CalibrationSpec, apply, make_pruner, model_family, plan_model, unit_tree
 from tmpbench.registry import PRUNERS
 
-BUILTIN = {  # until tmpbench/builtins.py registers them
-    "tmp": "pruners.tmp:TMPPruner", "random": "pruners.random_pruner:RandomPruner",
-    "magnitude": "pruners.magnitude:MagnitudePruner", "taylor": "pruners.taylor:TaylorPruner",
-    "block-influence": "pruners.block_influence:BlockInfluencePruner", "late-drop": "pruners.late_drop:LateDropPruner",
-    "expert-frequency": "pruners.expert_frequency:ExpertFrequencyPruner", "reap": "pruners.reap:ReapPruner",
-}
-
-
-def ensure_pruners() -> None:
-    import importlib
-
-    for name, target in BUILTIN.items():
-        module = target.split(":")[0]
-        if name not in PRUNERS:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                continue
-            PRUNERS.register_lazy(name, target)
-
 
 def generator(moe: bool, dim: int, layers: int, heads: int) -> ZImageGenerator:
     extra = {"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": dim, "num_shared_expert": 1} if moe else None
@@ -105,7 +85,6 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="write the rows here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    ensure_pruners()
     names = args.pruners or PRUNERS.names()
     rows = []
     for moe in (False, True):
@@ -123,8 +102,6 @@ def main() -> None:
             family = model_family(model)
             if family not in getattr(pruner, "families", {family}):
                 continue
-            if moe and getattr(pruner, "families", None) == frozenset({"dit", "moe"}) and name not in ("tmp", "random"):
-                pass  # dense-capable pruners run on both models
             if getattr(pruner, "needs_calibration", False) and calib is None:
                 calib = spec.collect(gen)
             for budget, rnd in [(b, r) for b in args.budgets for r in args.round_to]:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import BudgetMissError, TmpbenchError
 from tmpbench.pruning.budget import TOLERANCE, Budget, original_for_tree
 from tmpbench.pruning.plan import Decision, Plan, model_identity
 from tmpbench.pruning.tree import UnitTree
@@ -56,6 +56,9 @@ class UnitGroup:
     merge: bool = False  # experts: merge the removed ones into kept ones instead of pruning
     router_bias: bool = False  # experts: router already has a bias (merging adds none)
     similarity: list[list[float]] | None = None  # experts: pairwise similarity for merge targets
+    experts: int = 0  # expert channels: number of experts E (a unit is one channel in every expert); 0 otherwise
+    link: UnitGroup | None = field(default=None, repr=False)  # expert channels <-> experts of the same MoE
+    sub_orders: list[list[int]] | None = None  # expert channels: each expert's own removal order
     _mean: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,13 +117,44 @@ class UnitGroup:
         return sum(self.scores[u] for u in self.order[start:start + n]) / n / self._mean
 
     def saving(self, removed: int | None = None, kind: str = "params") -> float:
+        """What this group's removed units save. For expert channels the parameters count only the
+        experts that stay (the experts group saves the removed experts whole), so the two groups of
+        one MoE add up exactly: ``r_e * expert + r_c * channel * (E - r_e)``."""
         n = self.removed if removed is None else removed
         if kind == "flops":
             return n * self.unit_flops
+        if self.experts:
+            kept_experts = self.link.kept if self.link is not None else self.experts
+            return float(n * (self.unit_params // self.experts) * kept_experts)
         saved = n * self.unit_params
         if self.merge and n > 0 and not self.router_bias:
             saved -= self.count - n  # surgery's "lse" router merge adds one bias per kept expert
         return float(saved)
+
+    def delta(self, n: int, kind: str = "params") -> float:
+        """Exact change of the model's saving when ``n`` more units go (``n < 0``: restored),
+        including the effect on a linked group (an expert removed takes its trimmed width along)."""
+        d = self.saving(self.removed + n, kind) - self.saving(kind=kind)
+        if kind == "params" and self.kind == "experts" and self.link is not None and self.link.removed:
+            ch = self.link
+            d -= n * ch.removed * (ch.unit_params // ch.experts)
+        return d
+
+    def kept_ids(self) -> list[int]:
+        """Kept unit ids as a Plan names them: group indices, or for expert channels flat ids
+        ``expert * count + channel`` (each expert keeps its own best ``kept`` channels)."""
+        if not self.experts:
+            return sorted(self.order[self.removed:])
+        out = []
+        for e in range(self.experts):
+            order = self.sub_orders[e] if self.sub_orders is not None else self.order
+            out.extend(e * self.count + c for c in sorted(order[self.removed:]))
+        return out
+
+    @property
+    def id_count(self) -> int:
+        """Range of the ids :meth:`kept_ids` returns."""
+        return self.count * (self.experts or 1)
 
 
 @dataclass
@@ -204,6 +238,11 @@ class Allocation:
                                   node.unit_params, node.unit_flops, max(1, min_keep), max(1, mult), rnd)
                     if node.kind == "experts" and model is not None:
                         g.router_bias = _router_has_bias(model, comp)
+                    if c.get("per_expert"):
+                        g.experts = int(c["experts"])
+                        g.link = self.groups.get(f"{c['moe']}#experts")
+                        if g.link is not None:
+                            g.link.link = g
                     self.groups[node.path] = g
                     slot.groups.append(node.path)
 
@@ -253,8 +292,24 @@ class Allocation:
 
     # --- edits -----------------------------------------------------------------------------------
     def set_order(self, path: str, scores: Any, *, tiebreak: Any = None) -> None:
-        """Set a group's importance ``scores`` (per original unit) and its removal order (ascending)."""
+        """Set a group's importance ``scores`` (per original unit) and its removal order (ascending).
+
+        Expert channels take ``(experts, channels)`` scores: each expert gets its own order, and the
+        group's score for its r-th removal is the mean over experts of their r-th lowest score."""
         g = self.groups[path]
+        t = scores if isinstance(scores, torch.Tensor) else torch.as_tensor(scores, dtype=torch.float64)
+        if t.dim() == 2:
+            if not g.experts or tuple(t.shape) != (g.experts, g.count):
+                raise TmpbenchError(f"{path}: got scores of shape {tuple(t.shape)}; expected ({g.count},)"
+                                    + (f" or ({g.experts}, {g.count})" if g.experts else ""))
+            rows = t.double().tolist()
+            g.sub_orders = [sorted(range(g.count), key=lambda i, r=r: (r[i], i)) for r in rows]
+            slots = [sum(rows[e][g.sub_orders[e][i]] for e in range(g.experts)) / g.experts for i in range(g.count)]
+            g.scores = slots
+            g._mean = None
+            g.order = list(range(g.count))
+            return
+        g.sub_orders = None
         s = [float(x) for x in (scores.tolist() if isinstance(scores, torch.Tensor) else scores)]
         if len(s) != g.count:
             raise TmpbenchError(f"{path}: got {len(s)} scores for {g.count} units")
@@ -295,7 +350,7 @@ class Allocation:
         half = 0.5 * self.tolerance
         size = self.size()
         def delta(g: UnitGroup, n: int) -> float:
-            return g.saving(g.removed + n, self.kind) - g.saving(kind=self.kind)
+            return g.delta(n, self.kind)
 
         # phase 1: remove while above the target
         while size > self.target + half:
@@ -325,7 +380,7 @@ class Allocation:
                 n = g.step_up()
                 if n is None:
                     continue
-                d = g.saving(kind=self.kind) - g.saving(g.removed - n, self.kind)
+                d = -g.delta(-n, self.kind)
                 cands.append((g.norm_score(g.removed - n, n), d, g, n))
             fitting = [c for c in cands if size + c[1] <= self.target + half]
             if not fitting:
@@ -365,10 +420,11 @@ class Allocation:
     def raise_miss(self, what: str) -> None:
         size, target = self.size(), self.target
         unit = "params" if self.kind == "params" else "FLOPs"
-        raise TmpbenchError(
+        raise BudgetMissError(
             f"{what} cannot land budget {self.budget.text!r} on this model: nearest size it reaches is "
             f"{size:,.0f} {unit} vs target {target:,.0f} ({(size - target) / target:+.2%}, tolerance "
-            f"{self.tolerance / target:.2%}); use a pruner with more policies (e.g. tmp) or a budget near {size:,.0f}"
+            f"{self.tolerance / target:.2%}); use a pruner with more policies (e.g. tmp) or a budget near {size:,.0f}",
+            achieved=size, target=target, unit=unit,
         )
 
     # --- export ----------------------------------------------------------------------------------
@@ -382,13 +438,12 @@ class Allocation:
         for g in self.groups.values():
             if g.removed == 0 or self.blocks[g.block].mode is not None:
                 continue
-            kept = sorted(g.order[g.removed:])
             if g.merge:
                 groups, weights = merge_groups(g)
                 out.append(Decision(g.component, "merge_experts", groups=groups, weights=weights, merge_router="lse",
                                     original_count=g.count))
             else:
-                out.append(Decision(g.component, UNIT_POLICY[g.kind], keep=kept, original_count=g.count))
+                out.append(Decision(g.component, UNIT_POLICY[g.kind], keep=g.kept_ids(), original_count=g.id_count))
         return out
 
     def report(self) -> dict[str, Any]:

@@ -98,14 +98,40 @@ def unit_reduce(module: nn.Module, kind: str, fn) -> torch.Tensor:
     raise TmpbenchError(f"no unit reduction for unit kind {kind!r}")
 
 
+def expert_channel_reduce(moe: nn.Module, fn) -> torch.Tensor:
+    """Sum of ``fn(param)`` over each routed expert's intermediate channel (its gate row, up row and
+    down column), shape ``(experts, I)``. ``fn`` sees the Parameters themselves (so ``p.grad`` works)
+    in both layouts."""
+    view = MoEBlockView("", moe)
+    width = view.intermediate_size
+    with torch.no_grad():
+        if view.layout == "expert-modules":
+            rows = []
+            for expert in moe.experts:
+                gu = fn(expert.gate_and_up_proj.weight).sum(dim=1)
+                if expert.gate_and_up_proj.bias is not None:
+                    gu = gu + fn(expert.gate_and_up_proj.bias)
+                rows.append(gu[:width] + gu[width:] + fn(expert.down_proj.weight).sum(dim=0))
+            return torch.stack(rows).float()
+        gu = fn(moe.experts.gate_up_proj).sum(dim=-1)  # (E, 2I)
+        return (gu[:, :width] + gu[:, width:] + fn(moe.experts.down_proj).sum(dim=1)).float()
+
+
+def node_reduce(model: nn.Module, node: UnitNode, fn) -> torch.Tensor:
+    """:func:`unit_reduce` for one unit-group node; expert channels give ``(experts, I)``."""
+    if node.constraints.get("per_expert"):
+        return expert_channel_reduce(model.get_submodule(node.constraints["moe"]), fn)
+    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn)
+
+
 def weight_magnitude(model: nn.Module, tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> dict[str, torch.Tensor]:
-    """L2 norm of each unit's weights, per unit group path. Data-free; ``{}`` on a meta model (no
-    values to read), where callers fall back to index order."""
+    """L2 norm of each unit's weights, per unit group path (expert channels: ``(experts, I)``).
+    Data-free; ``{}`` on a meta model (no values to read), where callers fall back to index order."""
     if is_meta(model):
         return {}
     out = {}
     for node in unit_groups(tree, kinds):
-        out[node.path] = unit_reduce(model.get_submodule(node.module_path), node.kind, lambda p: p.float() ** 2).sqrt()
+        out[node.path] = node_reduce(model, node, lambda p: p.float() ** 2).sqrt()
     return out
 
 
@@ -122,11 +148,37 @@ def _out_proj(module: nn.Module, kind: str) -> nn.Linear:
 def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibration,
                           kinds: tuple[str, ...] = ("heads", "channels")) -> dict[str, torch.Tensor]:
     """Mean L2 norm per token of each head's output / each channel's activation, measured at the
-    input of the output projection, over all calibration inputs (all timesteps)."""
+    input of the output projection, over all calibration inputs (all timesteps).
+
+    Routed expert channels (expert-module layouts) are measured per expert over the tokens routed
+    to it, giving ``(experts, I)``; fused 3-D experts have no per-expert hook point, so their
+    channels get weight norms instead."""
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     handles = []
     nodes = unit_groups(tree, tuple(k for k in kinds if k in ("heads", "channels")))
+    expert_nodes = [n for n in nodes if n.constraints.get("per_expert")]
+    nodes = [n for n in nodes if not n.constraints.get("per_expert")]
+    fallback: dict[str, torch.Tensor] = {}
+    expert_sums: dict[str, torch.Tensor] = {}
+    expert_counts: dict[str, torch.Tensor] = {}
+
+    def make_expert(node, e):
+        def hook(_m, args):
+            x = args[0].detach().float().reshape(-1, node.count).abs()
+            expert_sums[node.path][e] += x.sum(dim=0).cpu()
+            expert_counts[node.path][e] += x.shape[0]
+        return hook
+
+    for node in expert_nodes:
+        moe = model.get_submodule(node.constraints["moe"])
+        if MoEBlockView("", moe).layout != "expert-modules":
+            fallback[node.path] = expert_channel_reduce(moe, lambda p: p.float() ** 2).sqrt()
+            continue
+        expert_sums[node.path] = torch.zeros(node.constraints["experts"], node.count)
+        expert_counts[node.path] = torch.zeros(node.constraints["experts"], 1)
+        for e, expert in enumerate(moe.experts):
+            handles.append(expert.down_proj.register_forward_pre_hook(make_expert(node, e)))
 
     def make(node):
         def hook(_m, args):
@@ -145,7 +197,10 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
     finally:
         for h in handles:
             h.remove()
-    return {p: sums[p] / max(1, counts[p]) for p in sums}
+    out = {p: sums[p] / max(1, counts[p]) for p in sums}
+    out.update({p: expert_sums[p] / expert_counts[p].clamp_min(1.0) for p in expert_sums})
+    out.update(fallback)
+    return out
 
 
 def _zimage_call(calibration: Calibration, i: int) -> tuple[list[torch.Tensor], torch.Tensor, tuple, dict]:
@@ -201,15 +256,17 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
             loss = sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)
             loss.backward()
             for node in nodes:
-                module = model.get_submodule(node.module_path)
-                v = unit_reduce(module, node.kind, lambda p: (p.detach() * p.grad).abs().float() if p.grad is not None
+                v = node_reduce(model, node, lambda p: (p.detach() * p.grad).abs().float() if p.grad is not None
                                 else torch.zeros_like(p, dtype=torch.float32))
                 totals[node.path] = totals.get(node.path, 0) + v.cpu()
     finally:
+        from tmpbench.pruning.runner import detach_cached_tensors
+
         model.zero_grad(set_to_none=True)
         for p, f in zip(params, flags):
             p.requires_grad_(f)
         model.train(was_training)
+        detach_cached_tensors(model)  # e.g. an MoE block's aux_loss: the model must stay deep-copyable
     return totals
 
 
@@ -370,10 +427,13 @@ def apply_masks(
     """
     handles = []
     swaps: list[tuple[nn.ModuleList, int, nn.Module]] = []
+    restores: list[tuple[torch.Tensor, torch.Tensor]] = []
     try:
         for comp, (kind, kept, count) in (keep or {}).items():
             module = model.get_submodule(comp)
-            if kind in ("heads", "channels"):
+            if kind == "channels" and not _is_ffn(module):
+                _mask_expert_channels(model, comp, kept, count, handles, restores)
+            elif kind in ("heads", "channels"):
                 lin = _out_proj(module, kind)
                 width = lin.in_features // count
                 mask = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
@@ -413,8 +473,39 @@ def apply_masks(
     finally:
         for h in handles:
             h.remove()
+        with torch.no_grad():
+            for param, saved in reversed(restores):
+                param.copy_(saved)
         for parent, i, old in reversed(swaps):
             parent[i] = old
+
+
+def _is_ffn(module: nn.Module) -> bool:
+    return hasattr(module, "w2") or isinstance(getattr(module, "down_proj", None), nn.Linear)
+
+
+def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], count: int,
+                          handles: list, restores: list) -> None:
+    """Mask routed-expert channels (flat ids ``expert * I + channel``): zero each removed channel at
+    its expert's down projection input (a pre-hook per expert module; fused 3-D experts get the
+    down columns zeroed in place and restored on exit)."""
+    view = MoEBlockView("", model.get_submodule(experts_path.rpartition(".")[0]))
+    experts, width = view.num_experts, view.intermediate_size
+    if count != experts * width:
+        raise TmpbenchError(f"masking {experts_path!r}: {count} channel ids for {experts} experts x {width} channels")
+    mask = torch.zeros(experts * width)
+    mask[list(kept)] = 1
+    mask = mask.reshape(experts, width)
+    if view.layout == "expert-modules":
+        for e, expert in enumerate(view.block.experts):
+            lin = expert.down_proj
+            m = mask[e].to(lin.weight.device, lin.weight.dtype)
+            handles.append(lin.register_forward_pre_hook(lambda _m, a, m=m: (a[0] * m,) + tuple(a[1:])))
+        return
+    down = view.block.experts.down_proj  # (E, hidden, I)
+    restores.append((down, down.detach().clone()))
+    with torch.no_grad():
+        down.mul_(mask.to(down.device, down.dtype)[:, None, :])
 
 
 @torch.no_grad()

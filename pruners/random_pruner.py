@@ -35,6 +35,7 @@ class RandomPruner(Pruner):
     def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
         gen = torch.Generator().manual_seed(self.seed)
         for g in alloc.groups.values():
-            alloc.set_order(g.path, torch.rand(g.count, generator=gen))
+            shape = (g.experts, g.count) if g.experts else (g.count,)  # expert channels: each expert its own draw
+            alloc.set_order(g.path, torch.rand(shape, generator=gen))
         fill_uniform(alloc, alloc.group_list(tuple(self._settings["kinds"])), what="random (width only)")
         return {"scorer": "random"}

@@ -272,7 +272,7 @@ class _ProxyEvaluator(_Evaluator):
         self.role = {}
         for node in alloc.tree.walk():
             if node.level == "unit":
-                parent = node.module_path
+                parent = node.constraints.get("moe") or node.module_path
                 comp = alloc.tree[parent] if parent in alloc.tree else None
                 self.role[node.path] = ROLE_SHARE.get(comp.kind if comp is not None else "", 0.3)
         self._totals = {g.path: (sum(g.scores) if g.scores else float(g.count)) for g in alloc.groups.values()}
@@ -335,7 +335,7 @@ class _MeasuredEvaluator(_Evaluator):
 
                 merges[g.component] = merge_groups(g)
             else:
-                keep[g.component] = (g.kind, sorted(g.order[g.removed:]), g.count)
+                keep[g.component] = (g.kind, g.kept_ids(), g.id_count)
         with apply_masks(self.model, keep=keep, merges=merges, blocks=blocks, linear_maps=self.linear_maps,
                          merged_cache=self.merged_cache):
             return masked_output_error(self.model, self.calib, self.reference, self.weights)
@@ -413,7 +413,7 @@ class _Search:
         merge = g.merge
         g.merge = policy == "merge_experts"
         try:
-            return g.saving(g.removed + n, self.alloc.kind) - g.saving(kind=self.alloc.kind)
+            return g.delta(n, self.alloc.kind)
         finally:
             g.merge = merge
 

@@ -17,6 +17,21 @@ class UnknownNameError(TmpbenchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class BudgetMissError(TmpbenchError):
+    """A pruner cannot land a budget on a model; carries the nearest size it reached so a sweep or
+    an ablation can record the miss as a result instead of stopping."""
+
+    def __init__(self, message: str, *, achieved: float, target: float, unit: str = "params") -> None:
+        super().__init__(message)
+        self.achieved = float(achieved)
+        self.target = float(target)
+        self.unit = unit
+
+    @property
+    def relative_error(self) -> float:
+        return (self.achieved - self.target) / self.target if self.target else float("inf")
+
+
 class DataFormatError(TmpbenchError):
     """A file does not match the format its loader expects (names the file and line)."""
 

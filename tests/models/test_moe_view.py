@@ -253,3 +253,32 @@ def test_pruned_tiny_moe_round_trips_through_its_config(tmp_path):
     loaded = TinyMoETransformer.from_pretrained(tmp_path).eval()
     assert isinstance(loaded.layers[1].feed_forward, TinyMoEBlock)
     torch.testing.assert_close(_tiny_out(loaded), _tiny_out(model), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build, run", [(_standin, _standin_logits), (_tiny_moe, _tiny_out)])
+def test_per_expert_channel_permutations_keep_outputs(build, run):
+    # each expert permuted differently: the table form must slice every expert by its own row
+    model = build()
+    before = run(model)
+    gen = torch.Generator().manual_seed(2)
+    for block in find_moe_blocks(model):
+        table = torch.stack([torch.randperm(I, generator=gen) for _ in range(block.num_experts)])
+        block.keep_intermediate(table)
+    torch.testing.assert_close(run(model), before, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("build", [_standin, _tiny_moe, _HunyuanImage3Replica])
+def test_per_expert_channels_slice_each_expert_by_its_own_row(build):
+    model = build()
+    block = find_moe_blocks(model)[0]
+    gate_up = block.stacked_gate_up().detach().clone()
+    down = block.stacked_down().detach().clone()
+    width = block.intermediate_size
+    table = [[e % width, (e + 1) % width] for e in range(block.num_experts)]
+    block.keep_intermediate(table)
+    assert block.intermediate_size == 2
+    for e, (a, b) in enumerate(table):
+        assert torch.equal(block.expert_gate_up(e), gate_up[e][[a, b, a + width, b + width]])
+        assert torch.equal(block.expert_down(e), down[e][:, [a, b]])
+    with pytest.raises(TmpbenchError, match="one per expert"):
+        block.keep_intermediate([[0]] * (block.num_experts + 1))

@@ -54,7 +54,9 @@ def test_policy_mix_restricts_policies(dense):
 
 
 def test_merge_experts_policy_plans_merges(moe):
-    plan, pruned = plan_and_apply(moe, "tmp", "25%", policy_mix=["merge_experts", "prune_channels", "prune_heads"], **FAST)
+    # channels (dense FFNs and routed experts) at a high prior, so the search reaches for merges
+    mix = {"merge_experts": 1.0, "prune_channels": 100.0, "prune_heads": 1.0}
+    plan, pruned = plan_and_apply(moe, "tmp", "25%", policy_mix=mix, **FAST)
     merges = [d for d in plan.decisions if d.policy == "merge_experts"]
     assert merges
     for d in merges:

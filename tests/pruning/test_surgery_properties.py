@@ -26,6 +26,7 @@ from tmpbench.pruning import (
     fit_linear_map,
     merge_experts,
     model_identity,
+    prune_expert_channels,
     prune_experts,
     prune_ffn_channels,
     prune_heads,
@@ -112,6 +113,11 @@ def _masked_reference(model: torch.nn.Module, plan: Plan, linear_maps: dict) -> 
         if d.policy == "prune_heads":
             heads, head_dim = module.heads, module.to_q.out_features // module.heads
             _mask_input(module.to_out[0], _head_mask(heads, head_dim, d.keep))
+        elif d.policy == "prune_channels" and isinstance(module, torch.nn.ModuleList):  # routed experts
+            width = module[0].down_proj.in_features
+            for e, expert in enumerate(module):
+                mine = [i - e * width for i in d.keep if i // width == e]
+                _mask_input(expert.down_proj, _channel_mask(width, mine))
         elif d.policy == "prune_channels":
             down = module.w2 if hasattr(module, "w2") else module.down_proj
             _mask_input(down, _channel_mask(down.in_features, d.keep))
@@ -129,9 +135,13 @@ def _in_place(model: torch.nn.Module, plan: Plan, linear_maps: dict) -> torch.nn
     """Surgery called by hand (not through apply_plan): widths first, blocks from the top down."""
     m = copy.deepcopy(model)
     blocks = []
-    for d in plan.decisions:
+    # routed-expert channel ids name the original experts: cut them before experts go
+    for d in sorted(plan.decisions, key=lambda d: not d.path.endswith(".experts")):
         if d.policy in ("drop_block", "linear_replace"):
             blocks.append(d)
+            continue
+        if d.path.endswith(".experts"):
+            prune_expert_channels(m.get_submodule(d.path.rpartition(".")[0]), d.keep)
             continue
         module = m.get_submodule(d.path)
         {"prune_heads": prune_heads, "prune_channels": prune_ffn_channels, "prune_experts": prune_experts}[d.policy](
@@ -149,7 +159,15 @@ def _expected_params(model: torch.nn.Module, plan: Plan, linear_maps: dict) -> i
     """Parameter count the unit tree predicts for the plan (checks unit_params too)."""
     tree = build_unit_tree(model, size=32)
     total = tree.params
+    kept_experts = {d.path: len(d.keep) for d in plan.decisions if d.policy == "prune_experts"}
     for d in plan.decisions:
+        if d.path.endswith(".experts"):  # one channel costs gate row + up row + down column per kept expert
+            moe = d.path.rpartition(".")[0]
+            unit = tree[f"{d.path}#channels"]
+            experts = unit.constraints["experts"]
+            per_channel = unit.unit_params // experts
+            total -= (unit.count - len(d.keep) // experts) * per_channel * kept_experts.get(moe, experts)
+            continue
         node = tree[d.path]
         if d.policy in ("drop_block", "linear_replace"):
             total -= node.params
@@ -194,9 +212,17 @@ def dense_cases(draw, moe: bool = False):
                 decisions.append(Decision(f"{path}.attention", "prune_heads", keep=_subset(draw, n_heads), original_count=n_heads))
             ffn = block.feed_forward
             if hasattr(ffn, "experts"):
+                e, k = len(ffn.experts), ffn.gate.moe_topk
                 if draw(st.booleans()):
-                    e, k = len(ffn.experts), ffn.gate.moe_topk
                     decisions.append(Decision(f"{path}.feed_forward", "prune_experts", keep=_subset(draw, e, k)))
+                if draw(st.booleans()):  # routed-expert channels: each expert its own subset, one width
+                    width = ffn.experts[0].down_proj.in_features
+                    kept = draw(st.integers(1, width))
+                    flat = []
+                    for j in range(e):
+                        ids = draw(st.permutations(range(width)))[:kept]
+                        flat.extend(j * width + c for c in sorted(ids))
+                    decisions.append(Decision(f"{path}.feed_forward.experts", "prune_channels", keep=flat))
                 if ffn.shared_mlp is not None and draw(st.booleans()):
                     width = ffn.shared_mlp.down_proj.in_features
                     decisions.append(Decision(f"{path}.feed_forward.shared_mlp", "prune_channels", keep=_subset(draw, width)))

@@ -105,7 +105,13 @@ def test_moe_tree_nodes_and_constraints():
     experts = tree["layers.0.feed_forward#experts"]
     # expert: gate_and_up (128 -> 12) + down (6 -> 128); plus its router row (128)
     assert experts.count == 4 and experts.unit_params == 128 * 12 + 6 * 128 + 128
-    assert experts.min_params == 2 * experts.unit_params
+    # smallest: top-k experts of one channel each (router row + gate row + up row + down column)
+    assert experts.min_params == 2 * (128 + 3 * 128)
+    channels = tree["layers.0.feed_forward.experts#channels"]
+    assert channels.constraints["per_expert"] and channels.count == 6
+    assert channels.unit_params == 4 * 3 * 128  # one channel in each of the 4 experts
+    assert experts.params == experts.fixed_params + channels.params and experts.fixed_params == 4 * 128
+    assert tree.expert_channels("layers.0.feed_forward.experts") is channels
     shared = tree["layers.0.feed_forward.shared_mlp"]
     assert shared.kind == "shared_expert" and tree["layers.0.feed_forward.shared_mlp#channels"].count == 6
     # refiners keep dense FFNs

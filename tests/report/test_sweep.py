@@ -61,6 +61,21 @@ def test_sweep_runs_every_pruner_once_and_reuses(tiny_dir, tmp_path):
     assert all(r["reused"] for r in again["runs"])
 
 
+def test_sweep_records_a_budget_miss_and_goes_on(tiny_dir, tmp_path):
+    from tmpbench.errors import BudgetMissError
+
+    cfg = config(tiny_dir, tmp_path / "sweep", variants=[Variant("magnitude", "magnitude")], budgets=["14%"])
+    manifest = run_sweep(cfg)
+    teacher, miss = manifest["runs"]
+    assert teacher["dir"] == "teacher" and "error" not in teacher
+    assert miss["variant"] == "magnitude" and "cannot land budget '14%'" in miss["error"]
+    assert miss["nearest"] > miss["target"] and miss["relative_error"] > 0.005
+    assert not (tmp_path / "sweep" / miss["dir"] / "results.json").exists()  # a miss writes no results
+    with pytest.raises(BudgetMissError, match="nearest size it reaches"):
+        run_sweep(config(tiny_dir, tmp_path / "strict", variants=[Variant("magnitude", "magnitude")], budgets=["14%"],
+                         record_misses=False, teacher=False))
+
+
 def test_sweep_validates_before_loading(tiny_dir, tmp_path):
     with pytest.raises(TmpbenchError, match="sweep --model 'tiny-dit-50%' must be a registered unpruned model name"):
         run_sweep(config(tiny_dir, tmp_path, model="tiny-dit-50%"))

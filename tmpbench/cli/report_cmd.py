@@ -200,7 +200,11 @@ def _finish_sweep(manifest: dict, start: float) -> None:
     report = manifest.get("report") or {}
     if report.get("table_md") is not None:
         typer.echo(Path(report["table_md"]).read_text())
-    reused = sum(r["reused"] for r in manifest["runs"])
+    reused = sum(r.get("reused", False) for r in manifest["runs"])
+    for r in manifest["runs"]:
+        if "error" in r:
+            typer.echo(f"miss: {r['variant']} at {r['budget']}: cannot land, nearest size {r['nearest']:,.0f} "
+                       f"({r['relative_error']:+.2%} vs target); recorded in sweep.json, no results written")
     typer.echo(f"{len(manifest['runs'])} runs ({reused} reused) in {time.perf_counter() - start:.0f}s; "
                f"calibration {manifest['calibration']['hash']}, recovery {manifest['recovery']['hash']}")
     if report.get("report") is not None:

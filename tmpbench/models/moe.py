@@ -253,23 +253,39 @@ class MoEBlockView:
 
     @torch.no_grad()
     def keep_intermediate(self, channels: Sequence[int] | torch.Tensor) -> None:
-        """Keep intermediate ``channels`` in EVERY routed expert (fused layouts need one width)."""
-        idx = _as_index(channels, self.intermediate_size, "intermediate channel", self.name)
-        rows = torch.cat([idx, idx + self.intermediate_size])
+        """Keep intermediate ``channels`` in EVERY routed expert (fused layouts need one width).
+
+        ``channels`` is one index list for all experts, or an ``(experts, kept)`` table giving each
+        expert its own kept channels (the same number for every expert).
+        """
+        table = torch.as_tensor(channels, dtype=torch.long)
+        if table.dim() == 2:
+            if table.shape[0] != self.num_experts:
+                raise TmpbenchError(
+                    f"per-expert channels for {self.name!r} have {table.shape[0]} rows; expected one per expert ({self.num_experts})"
+                )
+            idx = [_as_index(row, self.intermediate_size, "intermediate channel", self.name) for row in table]
+        else:
+            idx = [_as_index(channels, self.intermediate_size, "intermediate channel", self.name)] * self.num_experts
+        width, full = len(idx[0]), self.intermediate_size  # read before the first cut changes it
         if self.layout == LAYOUT_EXPERT_MODULES:
-            for expert in self.block.experts:
-                _slice_linear_rows(expert.gate_and_up_proj, rows)
-                _slice_linear_cols(expert.down_proj, idx)
+            for expert, i in zip(self.block.experts, idx):
+                _slice_linear_rows(expert.gate_and_up_proj, torch.cat([i, i + full]))
+                _slice_linear_cols(expert.down_proj, i)
                 if isinstance(getattr(expert, "intermediate_size", None), int):
                     # HunyuanMLP stores the fused (2I) width under this name
-                    expert.intermediate_size = 2 * len(idx)
+                    expert.intermediate_size = 2 * width
         else:
             experts = self.block.experts
-            experts.gate_up_proj = nn.Parameter(experts.gate_up_proj.data[:, rows].clone())
-            experts.down_proj = nn.Parameter(experts.down_proj.data[:, :, idx].clone())
-            experts.intermediate_dim = len(idx)
+            rows = torch.stack([torch.cat([i, i + full]) for i in idx])  # (E, 2I')
+            gu = experts.gate_up_proj.data
+            experts.gate_up_proj = nn.Parameter(torch.gather(gu, 1, rows[:, :, None].expand(-1, -1, gu.shape[2])).clone())
+            dn = experts.down_proj.data
+            cols = torch.stack(idx)  # (E, I')
+            experts.down_proj = nn.Parameter(torch.gather(dn, 2, cols[:, None, :].expand(-1, dn.shape[1], -1)).clone())
+            experts.intermediate_dim = width
             config = getattr(experts, "config", None)
-            row_bytes = len(idx) * experts.down_proj.element_size()
+            row_bytes = width * experts.down_proj.element_size()
             if row_bytes % 16 and getattr(config, "_experts_implementation", None) == "grouped_mm":
                 # torch._grouped_mm needs 16-byte aligned strides; the eager loop computes the same result
                 config._experts_implementation = "eager"

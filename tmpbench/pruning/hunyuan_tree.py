@@ -56,6 +56,7 @@ from tmpbench.pruning.tree import (
     _count,
     _linear_flops,
     _split,
+    expert_units,
     is_dense_ffn,
     is_moe,
 )
@@ -192,17 +193,11 @@ def _moe_nodes(path: str, moe: nn.Module, tokens: int) -> list[UnitNode]:
     view = MoEBlockView(path, moe)
     n, k = view.num_experts, view.top_k
     router = view.router
-    unit_params = view.expert_param_count + router.in_features + _bias(router)
-    unit_flops = 2.0 * tokens * router.in_features
     shared = view.shared
-    constraints = {"experts": n, "top_k": k, "min_experts": k, "layout": view.layout}
-    units = UnitNode(path=f"{path}#experts", kind="experts", level="unit", params=n * unit_params,
-                     flops=n * unit_flops, policies=("prune_experts", "merge_experts"),
-                     constraints=dict(constraints), count=n, unit_params=unit_params, unit_flops=unit_flops,
-                     min_params=k * unit_params, min_flops=k * unit_flops)
+    units = expert_units(path, view, tokens)
     node = UnitNode(path=path, kind="moe", level="component", params=_count(moe) - _count(shared),
                     flops=2.0 * tokens * router.in_features * n + tokens * k * _expert_flops_per_token(view),
-                    policies=("prune_experts", "merge_experts"), constraints=constraints, children=[units])
+                    policies=("prune_experts", "merge_experts"), constraints=dict(units.constraints), children=[units])
     out = [_close(node)]
     if shared is not None:
         out.append(_mlp_node(f"{path}.shared_mlp", shared, tokens, "shared_expert"))

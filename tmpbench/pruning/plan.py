@@ -242,6 +242,11 @@ def validate_plan(plan: Plan, tree: Any) -> None:
     seen: dict[str, str] = {}
     removed_blocks: set[str] = set()
     for d in plan.decisions:
+        channels = tree.expert_channels(d.path) if hasattr(tree, "expert_channels") else None
+        if channels is not None:
+            _check_expert_channels(d, channels)
+            seen[d.path] = d.policy
+            continue
         node = tree[d.path]
         if d.policy not in node.policies:
             admitted = ", ".join(node.policies) or "none"
@@ -277,6 +282,20 @@ def validate_plan(plan: Plan, tree: Any) -> None:
         for block in removed_blocks:
             if path != block and path.startswith(block + "."):
                 raise TmpbenchError(f"{path!r} is inside {block!r}, which the plan removes; drop one of the two decisions")
+
+
+def _check_expert_channels(d: Decision, node: Any) -> None:
+    """A routed-expert channels decision: prune_channels with flat ids, the same count per expert."""
+    what = f"{d.policy} at {d.path!r}"
+    if d.policy != "prune_channels":
+        raise TmpbenchError(f"policy {d.policy!r} is not admitted at {d.path!r} (routed expert channels); it admits: prune_channels")
+    experts, width = int(node.constraints["experts"]), node.count
+    check_indices(d.keep or [], experts * width, f"{what} (ids are expert * {width} + channel)")
+    per = [0] * experts
+    for i in d.keep:
+        per[i // width] += 1
+    if len(set(per)) != 1:
+        raise TmpbenchError(f"{what}: experts keep {min(per)}..{max(per)} channels; every expert must keep the same number")
 
 
 def check_indices(keep: list[int], count: int, what: str) -> None:

@@ -224,7 +224,21 @@ def planned_size(tree: Any, plan: Plan, kind: str = "params") -> float:
         for child in node.children:
             parent[child.path] = node
     total = float(tree.params if kind == "params" else tree.flops)
+    kept_experts: dict[str, int] = {}  # MoE path -> experts left (expert channels cost per kept expert)
     for d in plan.decisions:
+        if d.policy in ("prune_experts", "merge_experts"):
+            kept_experts[d.path] = len(d.keep or d.groups or [])
+    for d in plan.decisions:
+        channels = tree.expert_channels(d.path) if hasattr(tree, "expert_channels") else None
+        if channels is not None:
+            experts = int(channels.constraints["experts"])
+            removed = channels.count - len(d.keep) // experts
+            if kind == "params":
+                moe = channels.constraints["moe"]
+                total -= removed * (channels.unit_params // experts) * kept_experts.get(moe, experts)
+            else:
+                total -= removed * channels.unit_flops
+            continue
         node = tree[d.path]
         cost = node.params if kind == "params" else node.flops
         if d.policy == "drop_block":

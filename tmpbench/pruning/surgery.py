@@ -144,6 +144,25 @@ def _moe_view(moe: nn.Module, what: str) -> MoEBlockView:
     return MoEBlockView(type(moe).__name__, moe)
 
 
+def prune_expert_channels(moe: nn.Module, keep: Sequence[int]) -> nn.Module:
+    """Keep routed-expert channels by flat id ``expert * I + channel`` (every expert must keep the
+    same number: one width per layer); in place, returns ``moe``."""
+    view = _moe_view(moe, "prune_channels on routed experts")
+    experts, width = view.num_experts, view.intermediate_size
+    check_indices(list(keep), experts * width, "prune_channels on routed experts")
+    rows: list[list[int]] = [[] for _ in range(experts)]
+    for i in keep:
+        rows[i // width].append(i % width)
+    sizes = {len(r) for r in rows}
+    if len(sizes) != 1:
+        raise TmpbenchError(
+            f"prune_channels on routed experts keeps {sorted(sizes)} channels in different experts; every expert "
+            "must keep the same number (one width per layer)"
+        )
+    view.keep_intermediate(rows)
+    return moe
+
+
 def prune_experts(moe: nn.Module, keep: Sequence[int]) -> nn.Module:
     """Keep experts ``keep``: router rows and the experts (modules or fused 3-D tensors). top_k must
     stay <= kept experts (an error otherwise; top-k is never clipped silently)."""
@@ -351,10 +370,14 @@ def replay_plan(
     if copy:
         model = copy_module.deepcopy(model)
     linear_maps = dict(linear_maps or {})
-    block_ops = []
-    for d in plan.decisions:
-        if d.policy in BLOCK_POLICIES:
-            block_ops.append(d)
+    # expert ops last: routed-expert channel ids name the ORIGINAL experts
+    width_ops = sorted((d for d in plan.decisions if d.policy not in BLOCK_POLICIES),
+                       key=lambda d: d.policy in ("prune_experts", "merge_experts"))
+    block_ops = [d for d in plan.decisions if d.policy in BLOCK_POLICIES]
+    for d in width_ops:
+        channels = tree.expert_channels(d.path)
+        if channels is not None:
+            prune_expert_channels(model.get_submodule(channels.constraints["moe"]), d.keep)
             continue
         module = model.get_submodule(d.path)
         if d.policy == "prune_heads":

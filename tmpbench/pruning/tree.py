@@ -160,6 +160,12 @@ class UnitTree:
     def __contains__(self, path: str) -> bool:
         return path in self._index
 
+    def expert_channels(self, path: str) -> UnitNode | None:
+        """The routed-expert channels unit group a Plan names by the experts' module path
+        (``layers.3.feed_forward.experts``), or None when ``path`` is not one."""
+        node = self._index.get(f"{path}#channels")
+        return node if node is not None and node.constraints.get("per_expert") else None
+
     def walk(self) -> Iterator[UnitNode]:
         return self.root.walk()
 
@@ -333,24 +339,59 @@ def _ffn_node(path: str, ffn: nn.Module, tokens: int, kind: str) -> UnitNode:
     return _close(node)
 
 
+def expert_units(path: str, view: MoEBlockView, tokens: float) -> UnitNode:
+    """The ``#experts`` unit group of an MoE component (both tree builders use it), with the
+    routed experts' intermediate width as its child unit group ``<moe>.experts#channels``.
+
+    An ``experts`` unit is one whole expert plus its router row. A ``channels`` unit of the child is
+    one intermediate channel *in every expert* (experts keep one width: fused 3-D layouts need it,
+    and the saved architecture spec records one width per layer); which channels each expert keeps
+    is chosen per expert, so a Plan names them by flat id ``expert * I + channel``. Its
+    ``unit_params`` counts all ``E`` experts; once experts go, a channel costs ``unit_params / E``
+    per kept expert (the Allocation does this accounting). Its ``unit_flops`` is the routed compute
+    of one channel: ``top_k`` experts per token, unchanged by expert removal.
+    """
+    n, k = view.num_experts, view.top_k
+    router = view.router
+    width = view.intermediate_size
+    gate_up = view.expert_tensors(0)
+    gu_bias = 1 if "gate_up.bias" in gate_up else 0
+    per_expert = 2 * (view.hidden_size + gu_bias) + view.hidden_size  # gate row + up row + down column
+    channel_flops = 6.0 * tokens * view.hidden_size * k
+    router_row = router.in_features + (router.bias is not None)
+    ch_constraints = {"channels": width, "min_channels": 1, "per_expert": True, "experts": n, "moe": path}
+    channels = UnitNode(path=f"{path}.experts#channels", kind="channels", level="unit", params=n * width * per_expert,
+                        flops=width * channel_flops, policies=("prune_channels",), constraints=ch_constraints,
+                        count=width, unit_params=n * per_expert, unit_flops=channel_flops,
+                        min_params=n * per_expert, min_flops=channel_flops)
+    unit_params = view.expert_param_count + router_row
+    unit_flops = 2.0 * tokens * router.in_features  # the router row; routed compute stays k per token
+    constraints = {"experts": n, "top_k": k, "min_experts": k, "layout": view.layout}
+    experts = UnitNode(path=f"{path}#experts", kind="experts", level="unit", params=n * unit_params,
+                       flops=n * unit_flops + width * channel_flops, policies=("prune_experts", "merge_experts"),
+                       constraints=constraints, children=[channels], count=n, unit_params=unit_params,
+                       unit_flops=unit_flops)
+    _close(experts)
+    # smallest: top_k experts of one channel each (plus what no unit owns)
+    other = view.expert_param_count - width * per_expert  # e.g. a down_proj bias
+    experts.min_params = k * (router_row + other + per_expert)
+    experts.min_flops = k * unit_flops + channel_flops
+    return experts
+
+
 def _moe_nodes(path: str, moe: nn.Module, tokens: int) -> list[UnitNode]:
     view = MoEBlockView(path, moe)
     n, k = view.num_experts, view.top_k
     router = view.router
     # routed compute per token: k experts of (gate/up: 2I x hidden, down: hidden x I) each
     per_token = 2.0 * (view.expert_gate_up(0).numel() + view.expert_down(0).numel())
-    unit_params = view.expert_param_count + router.in_features + (router.bias is not None)
-    unit_flops = 2.0 * tokens * router.in_features  # the router row; routed compute stays k per token
     shared = view.shared
     total = _count(moe) - _count(shared)
-    constraints = {"experts": n, "top_k": k, "min_experts": k, "layout": view.layout}
-    units = UnitNode(path=f"{path}#experts", kind="experts", level="unit", params=n * unit_params,
-                     flops=n * unit_flops, policies=("prune_experts", "merge_experts"),
-                     constraints=dict(constraints), count=n, unit_params=unit_params, unit_flops=unit_flops,
-                     min_params=k * unit_params, min_flops=k * unit_flops)
+    units = expert_units(path, view, tokens)
     node = UnitNode(path=path, kind="moe", level="component", params=total,
                     flops=_linear_flops(router, tokens) + tokens * k * per_token,
-                    policies=("prune_experts", "merge_experts"), constraints=constraints, children=[units])
+                    policies=("prune_experts", "merge_experts"), constraints=dict(units.constraints),
+                    children=[units])
     out = [_close(node)]
     if shared is not None and is_dense_ffn(shared):
         out.append(_ffn_node(f"{path}.shared_mlp", shared, tokens, "shared_expert"))
@@ -522,7 +563,7 @@ def format_tree(tree: UnitTree, depth: int = 2) -> str:
             return
         label = node.path.rsplit(".", 1)[-1] if node.level in ("component",) else node.path
         if node.level == "unit":
-            label = f"{node.kind} x{node.count}"
+            label = f"{'expert ' if node.constraints.get('per_expert') else ''}{node.kind} x{node.count}"
         pol = ",".join(node.policies) or "-"
         extra = ""
         if node.level == "component":

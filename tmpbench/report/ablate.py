@@ -117,9 +117,9 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     """Run (or reuse) ``variants`` at ``budget`` and tabulate them against variant ``reference``."""
     cfg = dataclasses.replace(base, variants=variants, budgets=[budget], teacher=True, record_misses=True)
     manifest = run_sweep(cfg, report=False)
-    misses = {r["variant"]: r["error"] for r in manifest["runs"] if "error" in r}
+    misses = {r["variant"]: r for r in manifest["runs"] if "error" in r}
     if reference in misses:
-        raise TmpbenchError(misses[reference])
+        raise TmpbenchError(misses[reference]["error"])
     teacher = load_run(Path(cfg.out) / "teacher")
     runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants if v.name not in misses}
     metric = pick_metric(next(iter(runs.values())), metric)
@@ -130,7 +130,8 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
                  metric: _fmt(t_point, t_ci), f"Δ vs {reference}": "", "p": ""})
     for v in variants:
         if v.name in misses:  # not comparable at this budget: say why, with the nearest size it reaches
-            nearest = misses[v.name].split("nearest size it reaches is ")[-1].split(";")[0]
+            miss = misses[v.name]
+            nearest = f"nearest {miss['nearest']:,.0f} ({miss['relative_error']:+.2%})"
             rows.append({"variant": v.name, "settings": json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)",
                          "achieved": "cannot land", "vs target": nearest, metric: "-", f"Δ vs {reference}": "", "p": ""})
             continue

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import BudgetMissError, TmpbenchError
 
 SWEEP_FILE = "sweep.json"
 INPUTS_FILE = "sweep_inputs.json"
@@ -67,9 +67,10 @@ class SweepConfig:
     device: str | None = None
     teacher: bool = True
     progress: bool = True
-    # ablations: a variant that cannot land the budget (e.g. depth-only on a model whose blocks
-    # are too coarse) becomes a recorded miss instead of stopping the whole sweep
-    record_misses: bool = False
+    # a pruner or variant that cannot land a budget (e.g. depth-only on a model whose blocks are
+    # too coarse) becomes a recorded miss, with the nearest size it reaches, instead of stopping
+    # the whole sweep; False re-raises the one-line error
+    record_misses: bool = True
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -248,11 +249,12 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         for variant in cfg.variants:
             try:
                 runs.append(run_one(cfg, variant, budget, calib, recipe, expected))
-            except TmpbenchError as exc:
-                if not cfg.record_misses or "cannot land" not in str(exc):
+            except BudgetMissError as exc:
+                if not cfg.record_misses:
                     raise
                 runs.append({"dir": run_dir_name(variant.name, budget), "variant": variant.name, "pruner": variant.pruner,
-                             "budget": budget, "settings": variant.settings, "error": str(exc)})
+                             "budget": budget, "settings": variant.settings, "error": str(exc), "reused": False,
+                             "nearest": exc.achieved, "target": exc.target, "relative_error": exc.relative_error})
     manifest = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "suite_hash": suite.hash,
         "items": len(suite.items), "limit": cfg.limit, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,

@@ -332,7 +332,7 @@ def expand_run_dirs(paths: list[str | Path]) -> list[Path]:
         manifest = p / "sweep.json"
         if manifest.is_file() and not (p / "results.json").is_file():
             data = json.loads(manifest.read_text())
-            out.extend(p / r["dir"] for r in data.get("runs", []))
+            out.extend(p / r["dir"] for r in data.get("runs", []) if "error" not in r)  # misses wrote no run
         else:
             out.append(p)
     return out
