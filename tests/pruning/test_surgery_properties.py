@@ -375,6 +375,30 @@ def tiny():
     return _zimage(n_heads=2, head_dim=8, n_layers=2, n_refiner=1, seed=0)
 
 
+def test_expert_channel_plans_are_checked_in_one_line():
+    moe_cfg = dict(num_experts=3, moe_topk=1, moe_intermediate_size=4, num_shared_expert=0)
+    model = _zimage(n_heads=2, head_dim=8, n_layers=1, n_refiner=0, seed=0, moe=moe_cfg)
+    path = "layers.0.feed_forward.experts"
+
+    def plan(*decisions):
+        return Plan(model=model_identity(model, "tiny"), budget={"text": "x"}, pruner="test", decisions=list(decisions))
+
+    with pytest.raises(ValueError, match="every expert must keep the same number"):
+        apply_plan(model, plan(Decision(path, "prune_channels", keep=[0, 1, 4])))  # expert 0 keeps 2, expert 1 keeps 1
+    with pytest.raises(ValueError, match="out of range for 12 units"):
+        apply_plan(model, plan(Decision(path, "prune_channels", keep=[0, 4, 12])))
+    with pytest.raises(ValueError, match="not admitted at 'layers.0.feed_forward.experts'"):
+        apply_plan(model, plan(Decision(path, "prune_experts", keep=[0])))
+    # ids name the original experts even when experts go in the same plan
+    pruned = apply_plan(model, plan(Decision("layers.0.feed_forward", "prune_experts", keep=[1, 2]),
+                                    Decision(path, "prune_channels", keep=[0, 5, 11])))
+    experts = pruned.layers[0].feed_forward.experts
+    original = model.layers[0].feed_forward.experts
+    assert len(experts) == 2 and experts[0].down_proj.in_features == 1
+    assert torch.equal(experts[0].down_proj.weight, original[1].down_proj.weight[:, [1]])
+    assert torch.equal(experts[1].down_proj.weight, original[2].down_proj.weight[:, [3]])
+
+
 def test_surgery_index_errors(tiny):
     attn = copy.deepcopy(tiny.layers[0].attention)
     with pytest.raises(ValueError, match="keep is empty"):
