@@ -69,6 +69,16 @@ def flops(model: torch.nn.Module, size: int, latent_factor: int) -> tuple[float,
     return float(unit_tree(model, size=size).flops), "unit_tree"
 
 
+def print_row(r: dict) -> None:
+    rnd = str(r["round_to"] or "-")
+    if "error" in r:
+        print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5}  error: {r['error'][:90]}", flush=True)
+        return
+    flag = "" if r["lat_over_flops"] <= 1.10 else "  > 1.10"
+    print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5} {r['params_ratio']:>7.3f} {r['flops_ratio']:>7.3f} "
+          f"{r['latency_ratio']:>8.3f} {r['lat_over_flops']:>9.3f}{flag}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budgets", nargs="+", default=["25%", "50%"])
@@ -87,6 +97,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = args.pruners or PRUNERS.names()
     rows = []
+    print(f"{'model':<9} {'pruner':<17} {'budget':>6} {'round':>5} {'params':>7} {'flops':>7} {'latency':>8} {'lat/flops':>9}",
+          flush=True)
     for moe in (False, True):
         gen = generator(moe, args.dim, args.layers, args.heads)
         model = gen.denoiser.eval()
@@ -129,15 +141,7 @@ def main() -> None:
                 except TmpbenchError as exc:
                     row["error"] = str(exc)
                 rows.append(row)
-    print(f"{'model':<9} {'pruner':<17} {'budget':>6} {'round':>5} {'params':>7} {'flops':>7} {'latency':>8} {'lat/flops':>9}")
-    for r in rows:
-        rnd = str(r["round_to"] or "-")
-        if "error" in r:
-            print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5}  error: {r['error'][:90]}")
-            continue
-        flag = "" if r["lat_over_flops"] <= 1.10 else "  > 1.10"
-        print(f"{r['model']:<9} {r['pruner']:<17} {r['budget']:>6} {rnd:>5} {r['params_ratio']:>7.3f} {r['flops_ratio']:>7.3f} "
-              f"{r['latency_ratio']:>8.3f} {r['lat_over_flops']:>9.3f}{flag}")
+                print_row(row)  # as each row finishes: a long run shows progress and keeps what it measured
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"settings": vars(args), "rows": rows}, fh, indent=2)
