@@ -37,7 +37,7 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output
 from tmpbench.pruning.surgery import LinearBlock, merge_experts
-from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry
+from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry, is_dense_ffn
 
 
 def is_meta(model: nn.Module) -> bool:
@@ -431,7 +431,7 @@ def apply_masks(
     try:
         for comp, (kind, kept, count) in (keep or {}).items():
             module = model.get_submodule(comp)
-            if kind == "channels" and not _is_ffn(module):
+            if kind == "channels" and not is_dense_ffn(module):  # routed experts of an MoE
                 _mask_expert_channels(model, comp, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
                 lin = _out_proj(module, kind)
@@ -478,10 +478,6 @@ def apply_masks(
                 param.copy_(saved)
         for parent, i, old in reversed(swaps):
             parent[i] = old
-
-
-def _is_ffn(module: nn.Module) -> bool:
-    return hasattr(module, "w2") or isinstance(getattr(module, "down_proj", None), nn.Linear)
 
 
 def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], count: int,

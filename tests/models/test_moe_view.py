@@ -174,13 +174,18 @@ def test_permuting_experts_keeps_outputs(build, run):
     torch.testing.assert_close(run(model), before, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("per_expert", [False, True], ids=["one-list", "per-expert-table"])
 @pytest.mark.parametrize("build, run", [(_standin, _standin_logits), (_tiny_moe, _tiny_out)])
-def test_permuting_intermediate_channels_keeps_outputs(build, run):
+def test_permuting_intermediate_channels_keeps_outputs(build, run, per_expert):
+    # per-expert table: each expert permuted differently, so every expert must be sliced by its own row
     model = build()
     before = run(model)
-    perm = torch.randperm(I, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
     for block in find_moe_blocks(model):
-        block.keep_intermediate(perm)
+        if per_expert:
+            block.keep_intermediate(torch.stack([torch.randperm(I, generator=gen) for _ in range(block.num_experts)]))
+        else:
+            block.keep_intermediate(torch.randperm(I, generator=gen))
     torch.testing.assert_close(run(model), before, rtol=1e-5, atol=1e-5)
 
 
@@ -253,18 +258,6 @@ def test_pruned_tiny_moe_round_trips_through_its_config(tmp_path):
     loaded = TinyMoETransformer.from_pretrained(tmp_path).eval()
     assert isinstance(loaded.layers[1].feed_forward, TinyMoEBlock)
     torch.testing.assert_close(_tiny_out(loaded), _tiny_out(model), rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("build, run", [(_standin, _standin_logits), (_tiny_moe, _tiny_out)])
-def test_per_expert_channel_permutations_keep_outputs(build, run):
-    # each expert permuted differently: the table form must slice every expert by its own row
-    model = build()
-    before = run(model)
-    gen = torch.Generator().manual_seed(2)
-    for block in find_moe_blocks(model):
-        table = torch.stack([torch.randperm(I, generator=gen) for _ in range(block.num_experts)])
-        block.keep_intermediate(table)
-    torch.testing.assert_close(run(model), before, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("build", [_standin, _tiny_moe, _HunyuanImage3Replica])

@@ -242,7 +242,7 @@ def validate_plan(plan: Plan, tree: Any) -> None:
     seen: dict[str, str] = {}
     removed_blocks: set[str] = set()
     for d in plan.decisions:
-        channels = tree.expert_channels(d.path) if hasattr(tree, "expert_channels") else None
+        channels = tree.expert_channels(d.path)
         if channels is not None:
             _check_expert_channels(d, channels)
             seen[d.path] = d.policy

@@ -229,7 +229,7 @@ def planned_size(tree: Any, plan: Plan, kind: str = "params") -> float:
         if d.policy in ("prune_experts", "merge_experts"):
             kept_experts[d.path] = len(d.keep or d.groups or [])
     for d in plan.decisions:
-        channels = tree.expert_channels(d.path) if hasattr(tree, "expert_channels") else None
+        channels = tree.expert_channels(d.path)
         if channels is not None:
             experts = int(channels.constraints["experts"])
             removed = channels.count - len(d.keep) // experts
