@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from suites.shapes import render_source
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.scoring.geneval_rule import summarize
 from tmpbench.scoring.shapes_scoring import score_edit_image, score_t2i_image
 from tmpbench.shapes.edits import EditCase
-from tmpbench.suite import load_suite
+from tmpbench.suites.core import load_suite
 
 
 def _batches(items, n):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tmpbench.layout import write_item
+from tmpbench.suites.layout import write_item
 from tmpbench.metrics.fid import fid_between_folders
 from tmpbench.shapes.grammar import balanced_records, sample_scene
 from tmpbench.shapes.world import Scene, render

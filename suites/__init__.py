@@ -1,7 +1,7 @@
 """Built-in suite definitions: one YAML per suite plus one loader module per benchmark format.
 
-The constants below are the YAML paths that tmpbench/builtins.py registers in the SUITES registry;
-:func:`tmpbench.suite.load_suite` parses a YAML on first use.
+The constants below are the YAML paths that tmpbench/catalog.py registers in the SUITES registry;
+:func:`tmpbench.suites.core.load_suite` parses a YAML on first use.
 """
 
 from pathlib import Path

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.suite import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id
+from tmpbench.suites.core import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id
 
 _FILE_BUILDERS = {".parquet": "parquet", ".arrow": "arrow", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 

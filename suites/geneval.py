@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from tmpbench.errors import DataFormatError
-from tmpbench.suite import SuiteItem, SuiteSpec, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tmpbench.errors import DataFormatError
-from tmpbench.suite import SuiteItem, SuiteSpec, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:

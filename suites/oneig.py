@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 
 from tmpbench.errors import DataFormatError
-from tmpbench.suite import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:

@@ -17,7 +17,7 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.shapes.edits import EditCase, balanced_edits
 from tmpbench.shapes.grammar import balanced_records, sample_scene
 from tmpbench.shapes.world import Scene, render
-from tmpbench.suite import SuiteItem, SuiteSpec
+from tmpbench.suites.core import SuiteItem, SuiteSpec
 
 
 def _no_source(spec: SuiteSpec, source: str | None) -> None:

@@ -5,6 +5,9 @@ Entries are registered by decorator (``@PRUNERS.register("tmp")``) or lazily by 
 Duplicates are rejected; an unknown name answers with a "did you mean" suggestion. Outside
 packages add entries through the entry-point group ``tmpbench.<kind>`` (e.g. ``tmpbench.pruners``).
 
+The project's own tables (``MODELS``, ``PRUNERS``, ``SUITES``, ``METRICS``, ``SCORERS``) and
+their built-in entries live in :mod:`tmpbench.catalog`; this module holds only the type.
+
 Example::
 
     >>> from tmpbench.registry import Registry
@@ -73,8 +76,6 @@ class Registry(Generic[T]):
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        if self in _BUILTIN_REGISTRIES:
-            import tmpbench.builtins  # noqa: F401  (registers the built-in lazy entries)
         for ep in metadata.entry_points(group=self.entry_point_group):
             if ep.name not in self._objects and ep.name not in self._lazy:
                 self._lazy[ep.name] = ep.value
@@ -111,12 +112,3 @@ class Registry(Generic[T]):
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}{did_you_mean} (known: {', '.join(self.names()) or 'none'})"
         )
-
-
-# The four registries of the project. Built-in entries are registered lazily next to their code
-# (see tmpbench/builtins.py) so that `tmpbench --help` stays fast.
-MODELS: Registry = Registry("model")
-PRUNERS: Registry = Registry("pruner")
-SUITES: Registry = Registry("suite")
-METRICS: Registry = Registry("metric")
-_BUILTIN_REGISTRIES = (MODELS, PRUNERS, SUITES, METRICS)

@@ -104,7 +104,7 @@ def test_offline_load_exits_2_without_traceback(tmp_path):
     script = (
         "import sys\n"
         "from tmpbench.cli import app, main\n"
-        "from tmpbench.models import load_model\n"
+        "from tmpbench.loading import load_model\n"
         "@app.command('try-load')\n"
         "def try_load(spec: str):\n"
         "    load_model(spec)\n"

@@ -9,9 +9,9 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
-from tmpbench.registry import PRUNERS
+from tmpbench.catalog import PRUNERS
 
 RUN = CliRunner()
 

@@ -61,7 +61,7 @@ def test_gate_exit_codes(runs, tmp_path, cli):
 def test_gate_refusals_are_one_line(runs, tmp_path, cli, args, message):
     import re
 
-    from tmpbench.report.gate import write_baseline
+    from tmpbench.experiments.gate import write_baseline
 
     base = write_baseline([runs["tmp"]], tmp_path / "base.json")
     subst = {"tmp": str(tmp_path), "tmp_run": str(runs["tmp"]), "base": str(base), "suite_run": str(runs["other_suite"]),

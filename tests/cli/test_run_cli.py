@@ -10,7 +10,7 @@ import pytest
 def tiny_pipe(tmp_path_factory):
     import torch
 
-    from tmpbench.models import tiny_zimage as tz
+    from tmpbench.models.reference import tiny_zimage as tz
 
     d = tmp_path_factory.mktemp("tinypipe")
     cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from suites.shapes import render_ground_truth
-from tmpbench.layout import sample_path, write_item
-from tmpbench.suite import load_suite
+from tmpbench.suites.layout import sample_path, write_item
+from tmpbench.suites.core import load_suite
 
 
 def write_ground_truth(root, suite_name, limit, positions_of_full=False):

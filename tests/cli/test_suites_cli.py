@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from suites.shapes import render_ground_truth
-from tmpbench.layout import load_image, read_folder
+from tmpbench.suites.layout import load_image, read_folder
 from tmpbench.shapes.edits import EditCase
 from tmpbench.shapes.world import render
-from tmpbench.suite import load_suite
+from tmpbench.suites.core import load_suite
 
 
 def test_list_json_and_text(cli):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tmpbench.layout import write_item
+from tmpbench.suites.layout import write_item
 from tmpbench.shapes.grammar import balanced_records, sample_scene
 from tmpbench.shapes.world import render
 

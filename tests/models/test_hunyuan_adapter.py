@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.models import load_model
+from tmpbench.loading import load_model
 from tmpbench.models.hunyuan import (
     HUNYUANIMAGE3_CONFIG,
     HUNYUANIMAGE3_ENTRY,
@@ -22,7 +22,7 @@ from tmpbench.models.hunyuan import (
 )
 from tmpbench.models.moe import LAYOUT_FUSED_3D, find_moe_blocks
 from tmpbench.models.spec import MARKER_FILE
-from tmpbench.registry import MODELS
+from tmpbench.catalog import MODELS
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from tmpbench.models.moe import (
     find_moe_blocks,
     moe_config_lists,
 )
-from tmpbench.models.tiny_moe import TinyMoEBlock, build_tiny_moe
+from tmpbench.models.reference.tiny_moe import TinyMoEBlock, build_tiny_moe
 
 H, I, E, K = 16, 8, 4, 2
 
@@ -234,7 +234,7 @@ def test_keep_validates_indices():
 
 
 def test_pruned_tiny_moe_round_trips_through_its_config(tmp_path):
-    from tmpbench.models.tiny_moe import TinyMoETransformer
+    from tmpbench.models.reference.tiny_moe import TinyMoETransformer
 
     model = _tiny_moe()
     blocks = find_moe_blocks(model)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tmpbench.models.assets import asset_dir
-from tmpbench.models.base import load_model
-from tmpbench.registry import MODELS
+from tmpbench.loading import load_model
+from tmpbench.catalog import MODELS
 from tmpbench.training.reference import default_config
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.models import ModelEntry, load_model
+from tmpbench.loading import load_model
+from tmpbench.models import ModelEntry
 from tmpbench.models.spec import MARKER_FILE, ModelSpec, detect_model_name, parse_spec, resolve_entry
 from tmpbench.registry import Registry
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from diffusers import ZImageTransformer2DModel
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.models.tiny_moe import (
+from tmpbench.models.reference.tiny_moe import (
     TinyMoEBlock,
     TinyMoETransformer,
     build_tiny_moe,
@@ -144,8 +144,8 @@ def test_registry_entry_loads_a_saved_pipeline_and_generates(tmp_path, monkeypat
     from PIL import Image
 
     from tmpbench.errors import OfflineError
-    from tmpbench.models import load_model
-    from tmpbench.models import tiny_zimage as tz
+    from tmpbench.loading import load_model
+    from tmpbench.models.reference import tiny_zimage as tz
 
     from tmpbench.models import assets
 

@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel  # noqa: E402
 
 from tmpbench.errors import OfflineError, TmpbenchError  # noqa: E402
-from tmpbench.models import load_model  # noqa: E402
+from tmpbench.loading import load_model  # noqa: E402
 from tmpbench.models.zimage import ZIMAGE_ENTRY, ZImageGenerator, load_zimage  # noqa: E402
 
 WORDS = "a red green blue circle square triangle left of right above below make it".split()

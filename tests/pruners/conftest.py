@@ -8,7 +8,7 @@ with 8 experts (MoE), where 50% is within reach of every pruner.
 import pytest
 import torch
 
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning import build_unit_tree
 from tmpbench.pruning.calibration import collect_calibration

@@ -4,8 +4,8 @@ import pytest
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning import Budget
-from tmpbench.registry import PRUNERS
-import tmpbench.builtins  # noqa: F401
+from tmpbench.catalog import PRUNERS
+import tmpbench.catalog  # noqa: F401
 
 
 @pytest.mark.parametrize("name", ["expert-frequency", "reap"])

@@ -64,7 +64,7 @@ def test_seeded_determinism(dense):
     b, _ = plan_and_apply(dense, "random", "25%")
     assert a.to_json() == b.to_json()
     from tmpbench.pruning import Budget
-    from tmpbench.registry import PRUNERS
+    from tmpbench.catalog import PRUNERS
 
     c = PRUNERS.get("random")(seed=1).plan(dense.model, dense.tree, Budget.parse("25%"), None)
     assert c.decisions != a.decisions
@@ -83,7 +83,7 @@ def test_rounding_is_reported(dense):
 @pytest.fixture(scope="module")
 def trained_moe():
     """The committed tiny-moe with a two-prompt calibration set (what plan_and_apply expects)."""
-    from tmpbench.models.base import load_model
+    from tmpbench.loading import load_model
     from tmpbench.pruning import build_unit_tree
     from tmpbench.pruning.calibration import collect_calibration
 

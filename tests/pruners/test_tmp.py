@@ -5,7 +5,7 @@ import pytest
 from pruner_checks import generate_with, plan_and_apply
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning import Budget
-from tmpbench.registry import PRUNERS
+from tmpbench.catalog import PRUNERS
 
 FAST = {"chunks": 4, "max_calib_inputs": 1, "rescore_every": 50}
 
@@ -109,7 +109,7 @@ def test_policy_mix_is_honoured_by_the_landing_step():
     """The final landing may only use policies the mix allows (it once trimmed channels for a
     depth-only mix, which made the policy-mix ablation compare mixed variants)."""
     from tmpbench.errors import TmpbenchError
-    from tmpbench.models.base import load_model
+    from tmpbench.loading import load_model
     from tmpbench.pruning.runner import plan_model
 
     model = load_model("tiny-dit").denoiser

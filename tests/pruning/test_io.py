@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
 from tmpbench.models.spec import MARKER_FILE, detect_model_name
 from tmpbench.models.zimage import ZImageGenerator

@@ -9,7 +9,7 @@ import torch
 from diffusers import ZImageTransformer2DModel
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.models.tiny_moe import TinyMoETransformer, tiny_moe_config
+from tmpbench.models.reference.tiny_moe import TinyMoETransformer, tiny_moe_config
 from tmpbench.pruning import Budget, Decision, Plan, build_unit_tree, diff, model_identity, validate_plan
 
 TINY = dict(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
 from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning.plan import Decision, Plan

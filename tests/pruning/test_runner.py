@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning.plan import Decision, Plan
 from tmpbench.pruning.runner import (
@@ -22,14 +22,14 @@ from tmpbench.pruning.runner import (
     pruned_cache_key,
     unit_tree,
 )
-from tmpbench.registry import PRUNERS
+from tmpbench.catalog import PRUNERS
 
 MOE = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 16, "num_shared_expert": 1}
 SPEC = CalibrationSpec(n_prompts=2, steps=2, size=32)
 
 
 def ensure_pruners() -> None:
-    """The strategies' pruners, registered here until tmpbench/builtins.py lists them."""
+    """The strategies' pruners, registered here until tmpbench/catalog.py lists them."""
     for name, target in (("random", "pruners.random_pruner:RandomPruner"),
                          ("magnitude", "pruners.magnitude:MagnitudePruner"),
                          ("expert-frequency", "pruners.expert_frequency:ExpertFrequencyPruner")):

@@ -16,7 +16,7 @@ from diffusers import ZImageTransformer2DModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tmpbench.models.tiny_moe import TinyMoEBlock, TinyMoETransformer
+from tmpbench.models.reference.tiny_moe import TinyMoEBlock, TinyMoETransformer
 from tmpbench.pruning import (
     Decision,
     Plan,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from diffusers import ZImageTransformer2DModel
 
-from tmpbench.models.tiny_moe import TinyMoETransformer, tiny_moe_config
+from tmpbench.models.reference.tiny_moe import TinyMoETransformer, tiny_moe_config
 from tmpbench.pruning import build_unit_tree, format_tree
 
 TINY = dict(

@@ -14,7 +14,7 @@ from tmpbench.errors import DataFormatError
 from tmpbench.run import oneig_judges as oj
 from tmpbench.run.judges import OneIGJudged
 from tmpbench.run.score import SampleView, score_samples
-from tmpbench.suite import SuiteItem
+from tmpbench.suites.core import SuiteItem
 
 ENV_VARS = [
     oj.SCRIPTS_ENV, oj.ANSWERS_ENV, oj.STYLE_REFS_ENV, oj.REASONING_DIR_ENV, oj.REASONING_SUBSTITUTE_ENV,

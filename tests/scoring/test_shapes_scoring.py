@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.layout import read_folder, write_item
+from tmpbench.suites.layout import read_folder, write_item
 from tmpbench.scoring.shapes_scoring import (
     PSNR_CAP,
     l1,

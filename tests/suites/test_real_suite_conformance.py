@@ -38,7 +38,7 @@ def test_oneig_zh_conformance(shared_data, capsys):
 
 
 def test_oneig_ids_are_strings(shared_data):
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     suite = load_suite("oneig", source=shared_data / "oneig")
     assert suite.items[0].id == "000"

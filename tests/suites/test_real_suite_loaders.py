@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
-from tmpbench.suite import load_suite
+from tmpbench.suites.core import load_suite
 
 GENEVAL_LINES = [
     {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},

@@ -11,7 +11,7 @@ from tmpbench.errors import DataFormatError, TmpbenchError, UnknownNameError
 from tmpbench.shapes.edits import EDIT_TYPES, EditCase
 from tmpbench.shapes.grammar import TAGS, sample_scene
 from tmpbench.shapes.world import render
-from tmpbench.suite import SuiteItem, SuiteSpec, get_spec, item_seed, limit_items, load_suite, suite_hash
+from tmpbench.suites.core import SuiteItem, SuiteSpec, get_spec, item_seed, limit_items, load_suite, suite_hash
 
 # Pinned on purpose: if this changes, the shapes-t2i prompts changed, so bump `version` in
 # suites/shapes-t2i.yaml and update the pin (results of different versions must not be compared).
@@ -72,7 +72,7 @@ def test_hash_is_stable_and_sensitive():
 
 
 def test_hash_is_identical_in_another_process():
-    code = "from tmpbench.suite import load_suite; print(load_suite('shapes-t2i').hash, load_suite('shapes-edit').hash)"
+    code = "from tmpbench.suites.core import load_suite; print(load_suite('shapes-t2i').hash, load_suite('shapes-edit').hash)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == [load_suite("shapes-t2i").hash, load_suite("shapes-edit").hash]
 

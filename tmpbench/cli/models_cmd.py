@@ -32,7 +32,7 @@ def human_count(n: int | float | None) -> str:
 def list_models() -> list[dict[str, Any]]:
     """One summary per registered model (imports each entry's module, builds nothing)."""
     from tmpbench.models.spec import parse_spec, resolve_entry
-    from tmpbench.registry import MODELS
+    from tmpbench.catalog import MODELS
 
     return [resolve_entry(parse_spec(name)).as_dict() for name in MODELS.names()]
 
@@ -43,7 +43,7 @@ def describe(spec_text: str, meta: bool = False, pruner: str | None = None) -> d
 
     spec = parse_spec(spec_text, pruner=pruner)
     if pruner is not None:
-        from tmpbench.registry import PRUNERS
+        from tmpbench.catalog import PRUNERS
 
         PRUNERS.get(pruner)  # unknown name -> "did you mean"
     entry = resolve_entry(spec)
@@ -63,7 +63,7 @@ def describe(spec_text: str, meta: bool = False, pruner: str | None = None) -> d
     if spec.path is not None:
         if meta:
             raise TmpbenchError(f"--meta builds a registered model; {spec_text!r} is a directory (drop --meta)")
-        from tmpbench.models.base import load_model
+        from tmpbench.loading import load_model
         from tmpbench.models.counting import count_params
 
         info["params"] = count_params(load_model(spec_text))

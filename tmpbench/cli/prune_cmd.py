@@ -50,7 +50,7 @@ def _denoiser(spec: str, meta: bool) -> tuple[Any, Any, str]:
         from tmpbench.models.counting import build_meta
 
         return build_meta(spec), None, parsed.base
-    from tmpbench.models.base import load_model
+    from tmpbench.loading import load_model
 
     gen = load_model(spec)
     return gen.denoiser, gen, parsed.base

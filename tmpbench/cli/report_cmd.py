@@ -40,7 +40,7 @@ def dense_pruners() -> list[str]:
 def pruners_for(model: str) -> list[str]:
     """TMP first, then every registered pruner that handles ``model``'s family (dense DiT or MoE)."""
     from tmpbench.pruning.runner import pruner_list
-    from tmpbench.report.ablate import model_is_moe
+    from tmpbench.experiments.ablate import model_is_moe
 
     family = "moe" if model_is_moe(model) else "dit"
     names = [r["name"] for r in pruner_list() if family in r["families"]]
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
-        from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
+        from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
 
         names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
         cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
             paths = write_report(records, report)
             typer.echo(f"report: {paths['report']}")
         if write_baseline is not None:
-            from tmpbench.report.gate import write_baseline as write
+            from tmpbench.experiments.gate import write_baseline as write
 
             typer.echo(f"baseline: {write(list(runs), write_baseline)}")
 
@@ -126,8 +126,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """TMP ablations (tree depth, policy mix, architecture transfer), each as a table with CIs."""
         from tmpbench.pruning.budget import Budget
-        from tmpbench.report.ablate import AXES, run_ablation
-        from tmpbench.report.sweep import SweepConfig
+        from tmpbench.experiments.ablate import AXES, run_ablation
+        from tmpbench.experiments.sweep import SweepConfig
 
         if axis not in AXES:
             raise TmpbenchError(f"unknown --axis {axis!r}; use one of {', '.join(AXES)}")
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         write_baseline: bool = typer.Option(False, "--write-baseline", help="Write --baseline from --run instead of gating."),
     ) -> None:
         """Paired per-prompt regression gate: exit 1 (with a table) when quality at any ratio regressed."""
-        from tmpbench.report import gate as g
+        from tmpbench.experiments import gate as g
 
         if write_baseline:
             if max_drop:
@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """The README's main job: tiny-dit, TMP vs the baselines at two budgets on shapes-t2i; prints the table."""
-        from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
+        from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, parse_list, run_sweep
 
         start = time.perf_counter()
         names = dense_pruners() if pruners in (None, "all") else parse_list(pruners, "pruners")

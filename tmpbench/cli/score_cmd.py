@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.layout import SampleFolder, read_folder
+from tmpbench.suites.layout import SampleFolder, read_folder
 
 #: Suites of real photos: scoring them needs GenEval's Mask2Former + CLIP, not the ShapesWorld detector.
 OPEN_VOCABULARY_SUITES = ("geneval",)
@@ -68,7 +68,7 @@ def folder_positions(
     suite (it holds indices past the limited count), each kept item is found at its position in the
     full suite instead, so ``suites render`` once and ``score --limit N`` for a quick look both work.
     """
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     n = len(suite.items)
     if limit is None or max(f.index for f in folders) < n:
@@ -116,7 +116,7 @@ def match_folders(
 def score_images(suite_name: str, images: Path, limit: int | None = None, source: str | None = None) -> dict:
     """Load the suite, validate the folder against it and score it. Returns the scorer's dict plus suite identity."""
     from tmpbench.scoring.shapes_scoring import score_edit_folder, score_t2i_folder
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     if suite_name in OPEN_VOCABULARY_SUITES:
         _refuse_open_vocabulary(suite_name)

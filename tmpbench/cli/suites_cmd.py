@@ -29,8 +29,8 @@ def _echo_json(obj) -> None:
 @suites_app.command("list")
 def list_suites(as_json: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
     """List the registered suites (no data is loaded)."""
-    from tmpbench.registry import SUITES
-    from tmpbench.suite import get_spec
+    from tmpbench.catalog import SUITES
+    from tmpbench.suites.core import get_spec
 
     rows = []
     for name in SUITES.names():
@@ -62,7 +62,7 @@ def show_suite(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Load a suite and print its name, kind, version, count, by_category and content hash."""
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     summary = load_suite(name, source=source, limit=limit).summary()
     if as_json:
@@ -84,8 +84,8 @@ def render_suite(
     size: int = typer.Option(None, "--size", help="Image size in px (default: the suite's, 32)."),
 ) -> None:
     """Write the ground-truth image of every item (the exact target for edit suites)."""
-    from tmpbench.layout import write_item
-    from tmpbench.suite import get_spec, load_suite
+    from tmpbench.suites.layout import write_item
+    from tmpbench.suites.core import get_spec, load_suite
     from suites.shapes import render_ground_truth
 
     spec = get_spec(name)

@@ -271,7 +271,7 @@ class KernelDistance(_FeatureMetric):
 # folders
 def list_images(root: str | Path) -> list[Path]:
     """Image files of a flat folder (``*.png|jpg|jpeg|webp``) or of a GenEval-layout folder (all samples)."""
-    from tmpbench.layout import read_folder
+    from tmpbench.suites.layout import read_folder
 
     root = Path(root)
     if not root.is_dir():
@@ -285,7 +285,7 @@ def list_images(root: str | Path) -> list[Path]:
 
 
 def load_images(paths: list[Path]) -> list[np.ndarray]:
-    from tmpbench.layout import load_image
+    from tmpbench.suites.layout import load_image
 
     return [load_image(p) for p in paths]
 

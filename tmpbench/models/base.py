@@ -6,9 +6,12 @@ data the ``MODELS`` registry holds for each name (family, where the weights live
 size) plus two lazy ``"module:attr"`` hooks: ``loader`` builds the generator and ``meta_builder``
 builds the full-size denoiser on the meta device for counting.
 
+Loading a model by its spec (registered name, ``NAME-SIZE`` or a folder, pruned or not) is a
+composition of models and pruning and lives above both, in :mod:`tmpbench.loading`.
+
 Example::
 
-    >>> from tmpbench.models import load_model
+    >>> from tmpbench.loading import load_model
     >>> gen = load_model("tiny-dit")                       # doctest: +SKIP
     >>> gen.generate(["a red circle"], seeds=[0], steps=8, guidance=1.0, size=32)  # doctest: +SKIP
 """
@@ -26,7 +29,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.models.spec import MARKER_FILE
 
 if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
     import torch
@@ -69,6 +71,12 @@ class ModelEntry:
     supports_edit: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific settings
+    # traits read by the layers above, instead of tests on the model's name:
+    calibration_suite: str = "geneval"  # suite whose prompts calibrate pruning by default
+    # keyword arguments of the reference architecture (tmpbench.models.reference.tiny_zimage
+    # .TinyZImageConfig) for models `tmpbench train-reference` can train; None for hub models
+    architecture: dict[str, Any] | None = None
+    transfer_partner: str | None = None  # the model of another architecture the arch-transfer ablation pairs it with
 
     def load(self, path: str | Path | None = None, device: str = "cpu") -> Generator:
         return resolve_target(self.loader)(self, None if path is None else str(path), device)
@@ -91,6 +99,9 @@ class ModelEntry:
             "path_env": self.path_env,
             "supports_edit": self.supports_edit,
             "description": self.description,
+            "calibration_suite": self.calibration_suite,
+            "trainable_reference": self.architecture is not None,
+            "transfer_partner": self.transfer_partner,
         }
 
 
@@ -171,11 +182,6 @@ def pipeline_call_kwargs(pipe: Any, seeds: list[int], steps: int, size: int, max
         "max_sequence_length": max_sequence_length,
         "output_type": "pil",
     }
-
-
-def write_marker(directory: str | Path, **fields: Any) -> None:
-    """Write the marker file by which ``--model DIR`` recognises a saved generator's registered model."""
-    (Path(directory) / MARKER_FILE).write_text(json.dumps(fields, indent=2) + "\n")
 
 
 def hub_offline() -> bool:
@@ -272,27 +278,3 @@ def set_eval(pipe: Any) -> None:
     for component in getattr(pipe, "components", {}).values():
         if isinstance(component, torch.nn.Module):
             component.eval()
-
-
-def load_model(spec: str, device: str = "cpu", path: str | Path | None = None) -> Generator:
-    """Load the generator a model spec names (``"zimage"``, ``"tiny-dit"``, ``"/path/to/dir"``).
-
-    ``path`` overrides where the weights come from (the CLI's ``--model-path``). Specs with a
-    budget (``"zimage-4b"``) name a pruned model; pruning is done by ``tmpbench prune``.
-    """
-    from tmpbench.models.spec import parse_spec, resolve_entry
-
-    parsed = parse_spec(spec)
-    if parsed.budget is not None:
-        raise TmpbenchError(
-            f"model spec {spec!r} names a pruned model; `tmpbench run` prunes it (cached), or run "
-            f"`tmpbench prune --model {spec} --out DIR` and pass --model DIR"
-        )
-    folder = path if path is not None else parsed.path
-    if folder is not None:
-        from tmpbench.pruning.io import is_pruned_dir, load_pruned
-
-        if is_pruned_dir(folder):  # a folder written by `tmpbench prune`: rebuild its pruned shapes
-            return load_pruned(folder, device=device)
-    entry = resolve_entry(parsed)
-    return entry.load(path=path if path is not None else parsed.path, device=device)

@@ -58,9 +58,9 @@ def count_params(obj: Any) -> int:
                 f"(count the base {spec.base!r}, or the pruned directory)"
             )
         if spec.path is not None:
-            from tmpbench.models.base import load_model
-
-            return count_params(load_model(obj))
+            raise TmpbenchError(
+                f"{obj!r} is a folder; load it first (tmpbench.loading.load_model) and count the generator"
+            )
         obj = build_meta(obj)
     if isinstance(obj, Generator):
         obj = obj.denoiser

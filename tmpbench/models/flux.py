@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tmpbench.models.spec import write_marker
 from tmpbench.models.base import (
     Generator,
     ModelEntry,
@@ -25,7 +26,6 @@ from tmpbench.models.base import (
     load_diffusers_pipeline,
     pipeline_call_kwargs,
     set_eval,
-    write_marker,
 )
 
 if TYPE_CHECKING:

@@ -51,8 +51,8 @@ from tmpbench.models.base import (
     quiet_hub_logs,
     weights_source,
     weights_unavailable,
-    write_marker,
 )
+from tmpbench.models.spec import write_marker
 
 if TYPE_CHECKING:
     import torch

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.registry import MODELS
+from tmpbench.catalog import MODELS
 
 DEFAULT_PRUNER = "tmp"
 GRAMMAR = "expected NAME[-SIZE] where SIZE is like 4b, 500m or 33%, or a local directory"
@@ -143,3 +143,8 @@ def resolve_entry(spec: ModelSpec):  # -> ModelEntry (kept untyped to avoid an i
     if not isinstance(entry, ModelEntry):
         raise TmpbenchError(f"model {spec.base!r} is registered as {type(entry).__name__}, not a ModelEntry")
     return entry
+
+
+def write_marker(directory: str | Path, **fields: Any) -> None:
+    """Write the marker file by which ``--model DIR`` recognises a saved generator's registered model."""
+    (Path(directory) / MARKER_FILE).write_text(json.dumps(fields, indent=2) + "\n")

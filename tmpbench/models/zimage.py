@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tmpbench.models.spec import write_marker
 from tmpbench.models.base import (
     Generator,
     ModelEntry,
@@ -24,7 +25,6 @@ from tmpbench.models.base import (
     load_diffusers_pipeline,
     pipeline_call_kwargs,
     set_eval,
-    write_marker,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ ZIMAGE_TURBO_TRANSFORMER_CONFIG: dict[str, Any] = {
 
 # edit_fn(pipe, images, instructions, seeds, steps, guidance) -> uint8 array (N, H, W, 3) or PIL list;
 # ``images`` are uint8 RGB arrays already resized to the requested size (the signature of
-# tmpbench.models.tiny_zimage.edit_in_sequence)
+# tmpbench.models.reference.tiny_zimage.edit_in_sequence)
 EditFn = Callable[[Any, list, list, list, int, float], Any]
 # save_fn(pipe, directory): writes the pipeline (default: pipe.save_pretrained)
 SaveFn = Callable[[Any, Path], None]

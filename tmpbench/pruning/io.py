@@ -305,7 +305,7 @@ def load_denoiser(den: Path, device: str = "cpu") -> nn.Module:
 
 def load_pruned(path: str | Path, device: str = "cpu") -> Any:
     """Load a folder written by :func:`save_pruned` as a Generator of its base family."""
-    from tmpbench.registry import MODELS
+    from tmpbench.catalog import MODELS
 
     path = Path(path).expanduser()
     if not is_pruned_dir(path):
@@ -326,11 +326,11 @@ def load_pruned(path: str | Path, device: str = "cpu") -> Any:
 def _load_zimage(path: Path, transformer: nn.Module, base: str, name: str, device: str) -> Any:
     from tmpbench.models.zimage import ZImageGenerator
 
-    if (path / "tmpbench.json").is_file():  # a tiny reference pipeline (tmpbench.models.tiny_zimage layout)
+    if (path / "tmpbench.json").is_file():  # a tiny reference pipeline (tmpbench.models.reference.tiny_zimage layout)
         from diffusers import FlowMatchEulerDiscreteScheduler
         from transformers import PreTrainedTokenizerFast, Qwen3Model
 
-        from tmpbench.models import tiny_zimage as tz
+        from tmpbench.models.reference import tiny_zimage as tz
 
         cfg = tz.TinyZImageConfig(**json.loads((path / "tmpbench.json").read_text())["tiny_config"])
         dtype = next(transformer.parameters()).dtype

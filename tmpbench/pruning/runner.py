@@ -35,9 +35,8 @@ from typing import Any
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.budget import Budget, BudgetReport, check_achieved, original_for_tree
 from tmpbench.pruning.plan import Plan, model_identity, validate_plan
-from tmpbench.registry import PRUNERS
+from tmpbench.catalog import MODELS, PRUNERS
 
-SHAPES_MODELS = ("tiny-dit", "tiny-moe")
 
 
 def _digest(obj: Any) -> str:
@@ -88,7 +87,7 @@ class CalibrationSpec:
 
     def prompts(self) -> tuple[list[str], list[int], str]:
         """(prompts, seeds, suite hash) this spec names."""
-        from tmpbench.suite import load_suite
+        from tmpbench.suites.core import load_suite
 
         suite = load_suite(self.suite, source=self.source, limit=self.n_prompts)
         if suite.kind != "t2i":
@@ -170,9 +169,13 @@ class RecoveryRecipe:
 
 
 def default_calibration(model_name: str | None) -> CalibrationSpec:
-    """shapes-t2i for the ShapesWorld reference models, GenEval prompts for the real ones."""
-    base = (model_name or "").split("/")[-1]
-    return CalibrationSpec(suite="shapes-t2i" if base in SHAPES_MODELS or not model_name else "geneval")
+    """The suite the model's registry entry names (``calibration_suite``: shapes-t2i for the
+    ShapesWorld references, GenEval prompts for the real models); shapes-t2i when no model is named."""
+    if not model_name:
+        return CalibrationSpec(suite="shapes-t2i")
+    base = model_name.split("/")[-1]
+    entry = MODELS.get(base) if base in MODELS else None
+    return CalibrationSpec(suite=getattr(entry, "calibration_suite", "geneval"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,7 +453,7 @@ def with_denoiser(generator: Any, module: Any) -> Any:
 
 def model_defaults(generator: Any) -> tuple[int, int, float]:
     """(steps, size, guidance) defaults for calibration: the registered entry's, else tiny ones."""
-    from tmpbench.registry import MODELS
+    from tmpbench.catalog import MODELS
 
     name = getattr(generator, "model", None) if isinstance(getattr(generator, "model", None), str) else getattr(generator, "name", None)
     if isinstance(name, str) and name in MODELS:

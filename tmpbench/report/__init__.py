@@ -6,5 +6,5 @@ report with image grids, sweeps, ablations and regression gates. Reads only run 
 * :mod:`~tmpbench.report.tables` -- run folders -> pandas tables (md / csv / latex / html);
 * :mod:`~tmpbench.report.plot`   -- quality vs ratio (PNG + SVG);
 * :mod:`~tmpbench.report.html`   -- the self-contained report.html;
-* :mod:`~tmpbench.report.sweep`, :mod:`~tmpbench.report.ablate`, :mod:`~tmpbench.report.gate`.
+* :mod:`~tmpbench.experiments.sweep`, :mod:`~tmpbench.experiments.ablate`, :mod:`~tmpbench.experiments.gate`.
 """

@@ -3,7 +3,7 @@
 Layouts (:func:`layout_for`):
 
 * ``geneval`` -- ShapesWorld, GenEval and the edit suites: ``DIR/<index:05d>/metadata.jsonl`` +
-  ``samples/<n:04d>.png`` (:mod:`tmpbench.layout`), one PNG per seed; edit suites hold the edited
+  ``samples/<n:04d>.png`` (:mod:`tmpbench.suites.layout`), one PNG per seed; edit suites hold the edited
   outputs.
 * ``oneig`` -- OneIG-Bench: one 2x2 grid per prompt, ``DIR/<category>/<model>/<id>.webp`` (lossless
   WebP), cells in reading order = seeds 0..3, as OneIG's scripts split them.
@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.layout import item_dir, sample_path
-from tmpbench.suite import Suite, SuiteItem
+from tmpbench.suites.layout import item_dir, sample_path
+from tmpbench.suites.core import Suite, SuiteItem
 
 SEED_STRIDE = 1_000_003
 SEED_RULE = f"seed of sample n = (item.seed + {SEED_STRIDE} * n) mod 2**31"
@@ -139,7 +139,7 @@ class OutputLayout:
 
     def read(self, item: SuiteItem) -> list[np.ndarray]:
         """The item's samples as RGB uint8 arrays, in seed order."""
-        from tmpbench.layout import load_image
+        from tmpbench.suites.layout import load_image
 
         if self.kind == "oneig":
             return split_grid(load_image(self.grid_path(item)))

@@ -90,7 +90,7 @@ class Prepared:
 def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     """Load the suite, parse the spec and metrics, fix defaults; raise one line on bad input."""
     from tmpbench.models.spec import parse_spec, resolve_entry
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit)
     spec = parse_spec(cfg.model, pruner=cfg.pruner)
@@ -156,7 +156,7 @@ def check_or_write_manifest(out: Path, want: dict, write: bool) -> None:
 # models
 def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any, dict]:
     """``(generator, teacher or None, prune info)``; pruned specs go through the prune runner's cache."""
-    from tmpbench.models.base import load_model
+    from tmpbench.loading import load_model
 
     if not p.pruned:
         return load_model(cfg.model, device=device, path=cfg.model_path), None, {}
@@ -192,7 +192,7 @@ def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any,
 
 
 def model_info(cfg: RunConfig, p: Prepared, generator, teacher, info: dict) -> res.ModelInfo:
-    from tmpbench.metrics.efficiency import count_parameters
+    from tmpbench.run.efficiency import count_parameters
 
     achieved = count_parameters(generator.denoiser)
     original = count_parameters(teacher.denoiser) if teacher is not None else achieved
@@ -261,7 +261,7 @@ def efficiency(generator, p: Prepared, report: gen.GenerationReport, peak: tuple
     after one warm-up are timed instead. Peak memory is that of the generation loop, or of one
     dedicated call.
     """
-    from tmpbench.metrics.efficiency import count_flops, count_parameters, device_name, measure_latency, peak_memory
+    from tmpbench.run.efficiency import count_flops, count_parameters, device_name, measure_latency, peak_memory
 
     item = p.suite.items[0]
     seed = gen.sample_seed(item.seed, 0)
@@ -345,7 +345,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
         ctx.wait()
     load_s = time.perf_counter() - t0
 
-    from tmpbench.metrics.efficiency import peak_memory
+    from tmpbench.run.efficiency import peak_memory
 
     kwargs = dict(steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size, rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main)
     holder: dict[str, gen.GenerationReport] = {}
@@ -409,7 +409,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     seconds["efficiency"] = time.perf_counter() - t0
 
     git_hash, dirty = res.git_state()
-    from tmpbench.metrics.efficiency import device_name
+    from tmpbench.run.efficiency import device_name
 
     item_seeds = [it.seed for it in p.suite.items]
     results = res.Results(
@@ -483,7 +483,7 @@ def generate_only(cfg: RunConfig) -> dict:
     out = Path(cfg.out)
     # generate writes straight into DIR (the folder `tmpbench score --images DIR` reads)
     layout = gen.OutputLayout(p.layout.kind, out, p.seeds, p.layout.model_dir)
-    from tmpbench.models.base import load_model
+    from tmpbench.loading import load_model
 
     generator = load_model(cfg.model, device=device, path=cfg.model_path)
     report = gen.generate_suite(

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.layout import SampleFolder, load_image
+from tmpbench.suites.layout import SampleFolder, load_image
 from tmpbench.scoring.geneval_rule import evaluate, group_by_class, summarize
 from tmpbench.shapes.detector import SceneConflictError, detect, detect_scene
 from tmpbench.shapes.edits import EditCase, region_mask
@@ -109,7 +109,7 @@ def score_t2i_image(image: np.ndarray, metadata: Mapping, grid: int | None = Non
 
 
 def score_t2i_folder(folders: Iterable[SampleFolder]) -> dict:
-    """Score GenEval-layout folders (from :func:`tmpbench.layout.read_folder`) with GenEval's rule.
+    """Score GenEval-layout folders (from :func:`tmpbench.suites.layout.read_folder`) with GenEval's rule.
 
     A record's optional ``grid`` key sets the detector's minimum object area. Returns
     ``{"kind": "t2i", "overall", "by_category", "counts", "images", "correct_images", "samples"}``;

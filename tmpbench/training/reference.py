@@ -33,7 +33,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from tmpbench.models import tiny_zimage as tz
+from tmpbench.catalog import MODELS
+from tmpbench.errors import TmpbenchError
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.shapes.edits import EDIT_TYPES, make_edit
 from tmpbench.shapes.grammar import TAGS, enumerate_prompts, sample_scene
 from tmpbench.shapes.world import render
@@ -82,16 +84,17 @@ class TrainConfig:
         return cls(**d)
 
 
+def reference_models() -> list[str]:
+    """Registered models `tmpbench train-reference` can train (their entry records an architecture)."""
+    return [name for name in MODELS.names() if getattr(MODELS.get(name), "architecture", None) is not None]
+
+
 def default_config(model: str) -> TrainConfig:
-    if model == "tiny-dit":
-        return TrainConfig(model=model, arch=tz.TinyZImageConfig(scheduler_shift=3.0))
-    if model == "tiny-moe":
-        arch = tz.TinyZImageConfig(
-            dim=128, n_layers=4, moe={"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
-            scheduler_shift=3.0,
-        )
-        return TrainConfig(model=model, arch=arch)
-    raise ValueError(f"unknown reference model {model!r}; choose tiny-dit or tiny-moe")
+    """The training recipe of reference model ``model``, at the architecture its registry entry records."""
+    known = reference_models()
+    if model not in known:
+        raise TmpbenchError(f"unknown reference model {model!r}; choose one of {', '.join(known)}")
+    return TrainConfig(model=model, arch=tz.TinyZImageConfig(**MODELS.get(model).architecture))
 
 
 # --------------------------------------------------------------------------------------------

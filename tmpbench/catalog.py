@@ -1,14 +1,20 @@
-"""Built-in registry entries, registered lazily as "module:attr" strings.
+"""The project's registries and their built-in entries, registered lazily as "module:attr" strings.
 
-Importing this module imports nothing heavy: each entry is imported on first lookup. Outside
-packages add their own entries through the entry-point groups ``tmpbench.models``,
-``tmpbench.pruners``, ``tmpbench.suites`` and ``tmpbench.metrics``.
+Importing this module imports nothing heavy: each entry is imported on first lookup, so
+``tmpbench --help`` stays fast. Outside packages add their own entries through the entry-point
+groups ``tmpbench.models``, ``tmpbench.pruners``, ``tmpbench.suites``, ``tmpbench.metrics`` and
+``tmpbench.scorers``.
 """
 
-from tmpbench.registry import METRICS, MODELS, PRUNERS, SUITES  # noqa: F401
+from tmpbench.registry import Registry
+
+MODELS: Registry = Registry("model")  # name -> tmpbench.models.base.ModelEntry
+PRUNERS: Registry = Registry("pruner")  # name -> pruners.base.Pruner subclass
+SUITES: Registry = Registry("suite")  # name -> path of a suite YAML (tmpbench.suites.core.SuiteSpec)
+METRICS: Registry = Registry("metric")  # name -> torchmetrics Metric class
 
 # --- suites ----------------------------------------------------------------------------------
-# each entry is the path of a suite YAML (suites/*.yaml); tmpbench.suite.load_suite parses it
+# each entry is the path of a suite YAML (suites/*.yaml); tmpbench.suites.core.load_suite parses it
 SUITES.register_lazy("shapes-t2i", "suites:SHAPES_T2I")
 SUITES.register_lazy("shapes-edit", "suites:SHAPES_EDIT")
 SUITES.register_lazy("geneval", "suites:GENEVAL")
@@ -23,8 +29,8 @@ MODELS.register_lazy("zimage", "tmpbench.models.zimage:ZIMAGE_ENTRY")
 MODELS.register_lazy("flux", "tmpbench.models.flux:FLUX_ENTRY")
 MODELS.register_lazy("hunyuanimage3", "tmpbench.models.hunyuan:HUNYUANIMAGE3_ENTRY")
 MODELS.register_lazy("hunyuanimage3-instruct", "tmpbench.models.hunyuan:HUNYUANIMAGE3_INSTRUCT_ENTRY")
-MODELS.register_lazy("tiny-dit", "tmpbench.models.tiny_zimage:TINY_DIT_ENTRY")
-MODELS.register_lazy("tiny-moe", "tmpbench.models.tiny_moe:TINY_MOE_ENTRY")
+MODELS.register_lazy("tiny-dit", "tmpbench.models.reference.tiny_zimage:TINY_DIT_ENTRY")
+MODELS.register_lazy("tiny-moe", "tmpbench.models.reference.tiny_moe:TINY_MOE_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------
 # Pruner classes (pruners/base.py: plan(model, tree, budget, calibration) -> Plan); TMP first

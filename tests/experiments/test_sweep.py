@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.report.ablate import axis_variants
-from tmpbench.report.sweep import SweepConfig, Variant, parse_budgets, run_fields_supported, run_sweep
+from tmpbench.experiments.ablate import axis_variants
+from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, run_fields_supported, run_sweep
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
     import torch
 
-    from tmpbench.models import tiny_zimage as tz
+    from tmpbench.models.reference import tiny_zimage as tz
 
     d = tmp_path_factory.mktemp("tinydit")
     cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
@@ -101,7 +101,7 @@ def test_axis_variants():
 
 @pytest.mark.skipif(not run_fields_supported(), reason="tmpbench.run.pipeline.RunConfig does not forward pruner settings yet")
 def test_tree_depth_ablation_table(tiny_dir, tmp_path):
-    from tmpbench.report.ablate import run_ablation
+    from tmpbench.experiments.ablate import run_ablation
 
     base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"])
     result = run_ablation("tree-depth", base, "5%")

@@ -1,6 +1,6 @@
 """Synthetic run folders in the real results schema (validated), so report logic is tested without models.
 
-Shared by tests/report and tests/cli/test_report_cli.py (loaded by path: see load())."""
+Shared by tests/report, tests/experiments and tests/cli/test_report_cli.py (on pytest's pythonpath)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.report.gate import gate_runs, load_baseline, parse_max_drop, write_baseline
+from tmpbench.experiments.gate import gate_runs, load_baseline, parse_max_drop, write_baseline
 
 
 def test_baseline_file_is_compact_and_keyed(small_sweep, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.metrics.efficiency import (
+from tmpbench.run.efficiency import (
     count_flops,
     count_parameters,
     device_name,

@@ -8,7 +8,7 @@
   of two architectures; the setting picked on one architecture is then applied unchanged to the
   other and compared, on the test subset, with the setting picked there (per-architecture tuning).
 
-Every variant is a run of :func:`tmpbench.report.sweep.run_sweep` (same calibration, recovery,
+Every variant is a run of :func:`tmpbench.experiments.sweep.run_sweep` (same calibration, recovery,
 seeds and items for all), so the runs are ordinary run folders that ``tmpbench compare`` also reads.
 Each table row carries the metric with its 95% bootstrap CI and the paired difference to the
 reference variant (full TMP / per-architecture tuning) with its test's p-value.
@@ -25,7 +25,7 @@ import pandas as pd
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
-from tmpbench.report.sweep import SweepConfig, Variant, run_dir_name, run_sweep
+from tmpbench.experiments.sweep import SweepConfig, Variant, run_dir_name, run_sweep
 from tmpbench.report.tables import RunRecord, load_run, render
 
 AXES = ("tree-depth", "policy-mix", "arch-transfer")
@@ -38,7 +38,16 @@ TRANSFER_GRID: list[dict[str, Any]] = [
     {"chunks": 8, "rescore_every": 8, "timestep_weighting": "uniform"},
     {"chunks": 16, "rescore_every": 16, "timestep_weighting": "noisy"},
 ]
-PAIRS = {"tiny-dit": "tiny-moe", "tiny-moe": "tiny-dit"}
+
+
+def transfer_partner(model: str) -> str | None:
+    """The model of another architecture the registry entry of ``model`` pairs it with, if any."""
+    from tmpbench.models.spec import parse_spec, resolve_entry
+
+    try:
+        return resolve_entry(parse_spec(model)).transfer_partner
+    except TmpbenchError:
+        return None
 
 
 def model_is_moe(model: str) -> bool:
@@ -149,7 +158,7 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
 def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget: str, metric: str | None,
                   grid: list[dict] | None = None) -> tuple[pd.DataFrame, str, dict]:
     """Tune TMP's settings on each architecture's held-out items, then swap the picks (see module doc)."""
-    from tmpbench.suite import load_suite
+    from tmpbench.suites.core import load_suite
 
     grid = grid or TRANSFER_GRID
     if base.limit is None:
@@ -199,7 +208,7 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
     out = Path(base.out)
     extra: dict = {}
     if axis == "arch-transfer":
-        other = other or PAIRS.get(base.model)
+        other = other or transfer_partner(base.model)
         if other is None:
             raise TmpbenchError(f"arch-transfer: no partner architecture for {base.model!r}; pass --other-model NAME")
         if other == base.model:

@@ -218,7 +218,7 @@ def build_components(cfg: TinyZImageConfig) -> dict:
     text_encoder = build_text_encoder(len(tokenizer), cfg.text_hidden, cfg.text_layers, cfg.seed)
     torch.manual_seed(cfg.seed + 1)
     if cfg.moe:
-        from tmpbench.models.tiny_moe import TinyMoETransformer
+        from tmpbench.models.reference.tiny_moe import TinyMoETransformer
 
         transformer = TinyMoETransformer(**transformer_kwargs(cfg), **cfg.moe)
     else:
@@ -357,7 +357,7 @@ def load_pipeline(path: str | Path, device: str = "cpu", dtype=torch.float32) ->
     meta = json.loads((path / "tmpbench.json").read_text())
     cfg = TinyZImageConfig(**meta["tiny_config"])
     if cfg.moe:
-        from tmpbench.models.tiny_moe import TinyMoETransformer as cls
+        from tmpbench.models.reference.tiny_moe import TinyMoETransformer as cls
     else:
         cls = ZImageTransformer2DModel
     transformer = cls.from_pretrained(path / "transformer", torch_dtype=dtype)
@@ -432,16 +432,18 @@ def load_reference(entry, path: str | None, device: str = "cpu"):
 
 
 def build_reference_meta(entry):
-    """Meta-device hook: the reference transformer at its training recipe's architecture."""
-    from tmpbench.training.reference import default_config
-
-    arch = default_config(entry.name).arch
+    """Meta-device hook: the reference transformer at the architecture its entry records."""
+    arch = TinyZImageConfig(**entry.architecture)
     with torch.device("meta"):
         if arch.moe:
-            from tmpbench.models.tiny_moe import TinyMoETransformer
+            from tmpbench.models.reference.tiny_moe import TinyMoETransformer
 
             return TinyMoETransformer(**transformer_kwargs(arch), **arch.moe)
         return ZImageTransformer2DModel(**transformer_kwargs(arch))
+
+
+#: tiny-dit's architecture (TinyZImageConfig keywords; the rest are the config's defaults)
+TINY_DIT_ARCHITECTURE = {"scheduler_shift": 3.0}
 
 
 def _tiny_dit_entry():
@@ -451,14 +453,17 @@ def _tiny_dit_entry():
         name="tiny-dit",
         family="zimage",
         source="builtin",
-        loader="tmpbench.models.tiny_zimage:load_reference",
-        meta_builder="tmpbench.models.tiny_zimage:build_reference_meta",
-        nominal_params=2_470_768,  # ZImageTransformer2DModel at training.reference.default_config("tiny-dit")
+        loader="tmpbench.models.reference.tiny_zimage:load_reference",
+        meta_builder="tmpbench.models.reference.tiny_zimage:build_reference_meta",
+        nominal_params=2_470_768,  # ZImageTransformer2DModel at TINY_DIT_ARCHITECTURE
         default_steps=16,
         default_guidance=1.0,
         default_size=32,
         path_env="TMPBENCH_TINY_DIT_PATH",
         supports_edit=True,
+        calibration_suite="shapes-t2i",
+        architecture=TINY_DIT_ARCHITECTURE,
+        transfer_partner="tiny-moe",
         description="ShapesWorld reference: a real ZImagePipeline with a tiny ZImageTransformer2DModel, Qwen3 text encoder and pixel-space autoencoder",
     )
 

@@ -11,7 +11,7 @@ returns a :class:`Suite` whose :attr:`Suite.hash` identifies exactly the prompts
 
 Example::
 
-    >>> from tmpbench.suite import load_suite
+    >>> from tmpbench.suites.core import load_suite
     >>> suite = load_suite("shapes-t2i", limit=12)
     >>> suite.kind, len(suite.items), suite.categories["counting"]
     ('t2i', 12, 2)
@@ -34,7 +34,7 @@ import numpy as np
 import yaml
 
 from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
-from tmpbench.registry import SUITES
+from tmpbench.catalog import SUITES
 
 KINDS = ("t2i", "edit")
 

@@ -1,0 +1,1 @@
+"""tmpbench.experiments."""

@@ -1,0 +1,1 @@
+"""tmpbench.models.reference."""
