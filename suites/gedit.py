@@ -63,7 +63,7 @@ def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
         raise DataFormatError(
             f"{src}: missing columns {', '.join(missing)} (found: {', '.join(ds.column_names)})"
         )
-    language = str(spec.option("language", "all"))
+    language = spec.language  # a core trait of the YAML: en, cn, or all
     text_columns = [c for c in ds.column_names if c not in (image_field, "input_image_raw")]
     table = ds.select_columns(text_columns)  # no image decoding while listing
     items: list[SuiteItem] = []

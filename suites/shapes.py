@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.shapes.edits import EditCase, balanced_edits
-from tmpbench.shapes.grammar import balanced_records, sample_scene
-from tmpbench.shapes.world import Scene, render
+from tmpbench.shapes import render as render_module
+from tmpbench.shapes.edits import balanced_edits
+from tmpbench.shapes.grammar import balanced_records
+from tmpbench.shapes.world import Scene
 from tmpbench.suites.core import SuiteItem, SuiteSpec
 
 
@@ -67,18 +68,15 @@ def load_edit(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
 
 
 def ground_truth_scene(kind: str, item: SuiteItem) -> Scene:
-    """The exact scene an item asks for: a sampled scene (t2i) or the edit's target scene (edit)."""
-    grid = int(item.metadata.get("grid", 2))
-    if kind == "t2i":
-        return sample_scene(item.metadata, np.random.default_rng(item.seed), grid)
-    return EditCase.from_dict(item.metadata).target
+    """The exact scene an item asks for (:func:`tmpbench.shapes.render.ground_truth_scene`)."""
+    return render_module.ground_truth_scene(kind, item.metadata, item.seed)
 
 
 def render_ground_truth(kind: str, item: SuiteItem, size: int | None = None) -> np.ndarray:
     """The ground-truth image of a ShapesWorld item at ``size`` px (default: the item's size)."""
-    return render(ground_truth_scene(kind, item), int(size or item.metadata.get("size", 32)))
+    return render_module.render_ground_truth(kind, item.metadata, item.seed, size)
 
 
 def render_source(item: SuiteItem, size: int | None = None) -> np.ndarray:
     """The source image of a shapes-edit item (what an editing model is given)."""
-    return render(EditCase.from_dict(item.metadata).source, int(size or item.metadata.get("size", 32)))
+    return render_module.render_source(item.metadata, size)

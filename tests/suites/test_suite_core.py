@@ -5,6 +5,8 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 
 from tmpbench.errors import DataFormatError, TmpbenchError, UnknownNameError
@@ -121,7 +123,23 @@ def test_registered_yamls_parse_and_variants_override():
     assert zh.loader == oneig.loader and zh.metrics == oneig.metrics
     assert (oneig.option("prompt_field"), zh.option("prompt_field")) == ("prompt_en", "prompt_cn")
     assert (oneig.option("filename"), zh.option("filename")) == ("OneIG-Bench.csv", "OneIG-Bench-ZH.csv")
-    assert get_spec("gedit-cn").option("language") == "cn" and get_spec("gedit").option("language") == "en"
+    assert get_spec("gedit-cn").language == "cn" and get_spec("gedit").language == "en"
+
+
+def test_traits_come_from_the_yaml_not_the_name(tmp_path):
+    oneig_zh, shapes, geneval = get_spec("oneig-zh"), get_spec("shapes-edit"), get_spec("geneval")
+    assert (oneig_zh.benchmark, oneig_zh.language, oneig_zh.layout, oneig_zh.world) == ("oneig", "zh", "oneig", None)
+    assert (shapes.benchmark, shapes.layout, shapes.world) == ("shapes", "geneval", "shapes")
+    assert (geneval.benchmark, geneval.language, geneval.layout) == ("geneval", "en", "geneval")
+    # a renamed copy keeps its traits: nothing is read from the name
+    renamed = tmp_path / "my-oneig.yaml"
+    renamed.write_text(f"include: {Path(get_spec('oneig-zh').path).resolve()}\nname: my-copy\n")
+    spec = get_spec(str(renamed))
+    assert (spec.name, spec.benchmark, spec.language, spec.layout) == ("my-copy", "oneig", "zh", "oneig")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: b\nversion: '1'\nkind: t2i\nloader: m:f\nlayout: tiles\n")
+    with pytest.raises(DataFormatError, match="layout 'tiles' is not one of geneval, oneig"):
+        get_spec(str(bad))
 
 
 def _write(path, text):

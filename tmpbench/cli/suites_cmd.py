@@ -19,7 +19,6 @@ from tmpbench.errors import TmpbenchError
 suites_app = typer.Typer(help="List, inspect and render benchmark suites.", no_args_is_help=True)
 
 #: Loaders whose items carry an exact ShapesWorld scene, so ground truth can be rendered.
-RENDERABLE_LOADERS = ("suites.shapes:load_t2i", "suites.shapes:load_edit")
 
 
 def _echo_json(obj) -> None:
@@ -86,10 +85,10 @@ def render_suite(
     """Write the ground-truth image of every item (the exact target for edit suites)."""
     from tmpbench.suites.layout import write_item
     from tmpbench.suites.core import get_spec, load_suite
-    from suites.shapes import render_ground_truth
+    from tmpbench.shapes.render import render_ground_truth
 
     spec = get_spec(name)
-    if spec.loader not in RENDERABLE_LOADERS:
+    if spec.world != "shapes":
         raise TmpbenchError(
             f"suite {spec.name!r} has no exact ground truth to render; only ShapesWorld suites can be rendered "
             "(shapes-t2i, shapes-edit)"
@@ -108,7 +107,7 @@ def render_suite(
             )
     start = time.perf_counter()
     for item in suite.items:
-        image = render_ground_truth(suite.kind, item, size)
+        image = render_ground_truth(suite.kind, item.metadata, item.seed, size)
         write_item(out, item.index, item.metadata, [image])
     elapsed = time.perf_counter() - start
     typer.echo(

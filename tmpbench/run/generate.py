@@ -48,8 +48,8 @@ def sample_seed(item_seed: int, n: int) -> int:
 
 
 def layout_for(suite: Suite) -> str:
-    """``"oneig"`` for OneIG-Bench suites, ``"geneval"`` for every other suite."""
-    return "oneig" if suite.name.startswith("oneig") else "geneval"
+    """The on-disk layout the suite's YAML names (``layout``): ``"oneig"`` (2x2 grids) or ``"geneval"``."""
+    return suite.layout
 
 
 def model_dir_name(spec: str) -> str:
@@ -167,10 +167,10 @@ def shard_groups(groups: list[list[int]], rank: int, world: int) -> list[int]:
 
 def edit_source(suite: Suite, item: SuiteItem, size: int) -> Image.Image:
     """The input image of an edit item (ShapesWorld renders it; real suites read it)."""
-    if isinstance(item.metadata, dict) and isinstance(item.metadata.get("source"), dict) and item.source_image is None:
-        from suites.shapes import render_source
+    if suite.world == "shapes" and item.source_image is None:
+        from tmpbench.shapes.render import render_source
 
-        return Image.fromarray(render_source(item, size))
+        return Image.fromarray(render_source(item.metadata, size))
     image = item.load_source_image()
     if image is None:
         raise TmpbenchError(f"edit item {item.id!r} of suite {suite.name!r} has no source image")

@@ -37,11 +37,18 @@ from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
 from tmpbench.catalog import SUITES
 
 KINDS = ("t2i", "edit")
+#: on-disk image layouts (tmpbench.suites.layout): GenEval's folder per prompt, OneIG's 2x2 grid per prompt
+LAYOUTS = ("geneval", "oneig")
+#: procedural worlds whose items carry an exact ground truth (tmpbench.shapes renders it)
+WORLDS = ("shapes",)
 
 #: Keys every suite YAML must define (after includes are merged).
 REQUIRED_KEYS = ("name", "version", "kind", "loader")
 #: Keys with a meaning to the core; every other key is a loader option (``spec.options``).
-CORE_KEYS = ("name", "version", "kind", "loader", "source", "description", "metrics", "seed", "include")
+CORE_KEYS = (
+    "name", "version", "kind", "loader", "source", "description", "metrics", "seed", "include",
+    *("benchmark", "language", "layout", "world"),  # traits: read these, never the suite's name
+)
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -108,6 +115,11 @@ class Suite:
     metrics: list[str] = field(default_factory=list)
     source: str | None = None
     description: str = ""
+    # traits (from the YAML; see SuiteSpec): code asks these, never the suite's name
+    benchmark: str = ""  # the benchmark whose protocol and judges apply ("oneig", "geneval", "shapes", ...)
+    language: str = "en"  # language of the prompts ("en", "zh", "cn"; "all" for mixed suites)
+    layout: str = "geneval"  # on-disk image layout of generated samples (LAYOUTS)
+    world: str | None = None  # procedural world with exact ground truth ("shapes"), None for real benchmarks
 
     def __len__(self) -> int:
         return len(self.items)
@@ -138,7 +150,13 @@ class Suite:
             "hash": self.hash,
             "metrics": list(self.metrics),
             "source": self.source,
+            "traits": self.traits,
         }
+
+    @property
+    def traits(self) -> dict:
+        """The suite's traits: benchmark, language, on-disk layout and procedural world."""
+        return {"benchmark": self.benchmark, "language": self.language, "layout": self.layout, "world": self.world}
 
 
 def canonical_json(obj: Any) -> str:
@@ -181,6 +199,10 @@ class SuiteSpec:
     seed: int = 0
     options: dict = field(default_factory=dict)
     path: Path | None = None
+    benchmark: str = ""  # default: the suite's name
+    language: str = "en"
+    layout: str = "geneval"
+    world: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SuiteSpec:
@@ -197,6 +219,12 @@ class SuiteSpec:
         metrics = data.get("metrics") or []
         if not isinstance(metrics, list):
             raise DataFormatError(f"{path}: metrics must be a list, got {metrics!r}")
+        layout = str(data.get("layout", "geneval"))
+        if layout not in LAYOUTS:
+            raise DataFormatError(f"{path}: layout {layout!r} is not one of {', '.join(LAYOUTS)}")
+        world = None if data.get("world") is None else str(data["world"])
+        if world is not None and world not in WORLDS:
+            raise DataFormatError(f"{path}: world {world!r} is not one of {', '.join(WORLDS)} (or null)")
         return cls(
             name=str(data["name"]),
             version=str(data["version"]),
@@ -208,6 +236,10 @@ class SuiteSpec:
             seed=int(data.get("seed", 0)),
             options={k: v for k, v in data.items() if k not in CORE_KEYS},
             path=path,
+            benchmark=str(data.get("benchmark") or data["name"]),
+            language=str(data.get("language", "en")),
+            layout=layout,
+            world=world,
         )
 
     def option(self, key: str, default: Any = ...) -> Any:
@@ -358,6 +390,10 @@ def load_suite(
         metrics=list(spec.metrics),
         source=src if src is not None else spec.source,
         description=spec.description,
+        benchmark=spec.benchmark,
+        language=spec.language,
+        layout=spec.layout,
+        world=spec.world,
     )
 
 
