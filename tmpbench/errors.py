@@ -6,6 +6,20 @@ line and exits non-zero without a traceback.
 """
 
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.5) -> str:
+    """``"; did you mean 'a' or 'b'?"`` for the choices close to ``name``, else ``""`` (one home for the hint).
+
+    >>> did_you_mean("tpm", ["tmp", "random"])
+    "; did you mean 'tmp'?"
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 class TmpbenchError(ValueError):
     """An error caused by user input or the environment, with a one-line message."""
 

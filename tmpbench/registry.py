@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import Generic, TypeVar
 
-from tmpbench.errors import TmpbenchError, UnknownNameError
+from tmpbench.errors import TmpbenchError, UnknownNameError, did_you_mean
 
 T = TypeVar("T")
 
@@ -107,8 +107,6 @@ class Registry(Generic[T]):
                 obj = getattr(obj, part)
             self._objects[name] = obj  # cache; keep the lazy string for listing
             return obj  # type: ignore[return-value]
-        hint = self.suggest(name)
-        did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
         raise UnknownNameError(
-            f"unknown {self.kind} {name!r}{did_you_mean} (known: {', '.join(self.names()) or 'none'})"
+            f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())} (known: {', '.join(self.names()) or 'none'})"
         )

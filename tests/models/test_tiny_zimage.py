@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.shapes.edits import balanced_edits
 from tmpbench.shapes.grammar import TAGS, enumerate_prompts
@@ -97,9 +98,9 @@ def test_tag_schedule_draws_only_the_weighted_tags():
     colour_words = ("red", "orange", "yellow", "green", "blue", "purple")
     # every "colors" caption names exactly one colour and one object
     assert all(sum(w in colour_words for w in p.split()) == 1 and " and " not in p for p in prompts)
-    with pytest.raises(ValueError, match="unknown GenEval tag 'colour'"):
+    with pytest.raises(TmpbenchError, match="unknown GenEval tag 'colour'"):
         stream.t2i(1, {"colour": 1})
-    with pytest.raises(ValueError, match="positive sum"):
+    with pytest.raises(TmpbenchError, match="positive sum"):
         stream.t2i(1, {"colors": 0})
 
 

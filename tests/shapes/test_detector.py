@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.shapes.detector import (
     COLOR_NAMES,
     SceneConflictError,
@@ -127,9 +128,9 @@ def test_detect_scene_refuses_two_objects_in_one_cell():
 
 
 def test_bad_images_are_refused():
-    with pytest.raises(ValueError, match="must be uint8"):
+    with pytest.raises(TmpbenchError, match="must be uint8"):
         detect(np.zeros((32, 32, 3), np.float32))
-    with pytest.raises(ValueError, match=r"must be HxWx3 RGB, got shape \(32, 32\)"):
+    with pytest.raises(TmpbenchError, match=r"must be HxWx3 RGB, got shape \(32, 32\)"):
         detect(np.zeros((32, 32), np.uint8))
-    with pytest.raises(ValueError, match="numpy array"):
+    with pytest.raises(TmpbenchError, match="numpy array"):
         detect([[0, 0, 0]])

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.scoring.geneval_rule import relative_position
 from tmpbench.shapes.edits import EDIT_TYPES, EditCase, balanced_edits, make_edit, region_mask
 from tmpbench.shapes.grammar import TAGS, balanced_records, enumerate_prompts, sample_scene
@@ -20,11 +21,11 @@ def test_render_is_deterministic_and_sized():
 
 
 def test_scene_rejects_shared_cell_and_out_of_grid():
-    with pytest.raises(ValueError, match="share a cell"):
+    with pytest.raises(TmpbenchError, match="share a cell"):
         Scene((ShapeObject("square", "red", 0, 0), ShapeObject("circle", "blue", 0, 0)))
-    with pytest.raises(ValueError, match="outside the 2x2 grid"):
+    with pytest.raises(TmpbenchError, match="outside the 2x2 grid"):
         Scene((ShapeObject("square", "red", 2, 0),))
-    with pytest.raises(ValueError, match="unknown shape 'hexagon'"):
+    with pytest.raises(TmpbenchError, match="unknown shape 'hexagon'"):
         ShapeObject("hexagon", "red", 0, 0)
 
 
@@ -70,5 +71,5 @@ def test_edits_cover_all_types_and_round_trip():
 
 
 def test_unknown_edit_type():
-    with pytest.raises(ValueError, match="unknown edit type 'rotate'"):
+    with pytest.raises(TmpbenchError, match="unknown edit type 'rotate'"):
         make_edit("rotate", np.random.default_rng(0))

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tmpbench.errors import OfflineError, TmpbenchError
+from tmpbench.errors import OfflineError, TmpbenchError, did_you_mean
 from tmpbench.catalog import MODELS
 
 DEFAULT_PRUNER = "tmp"
@@ -95,9 +95,8 @@ def parse_spec(text: str, pruner: str | None = None) -> ModelSpec:
     # a registered name wins over a size reading of its tail
     name, size = (match["name"], match["size"]) if match and text not in MODELS else (text, None)
     if name not in MODELS:
-        hint = MODELS.suggest(name)
-        did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-        raise TmpbenchError(f"bad model spec {text!r}: {GRAMMAR}{did_you_mean} (names: {', '.join(MODELS.names())})")
+        hint = did_you_mean(name, MODELS.names())
+        raise TmpbenchError(f"bad model spec {text!r}: {GRAMMAR}{hint} (names: {', '.join(MODELS.names())})")
     if size is not None:
         number = float(size[:-1])
         if number <= 0 or (size.endswith("%") and number >= 100):

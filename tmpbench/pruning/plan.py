@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tmpbench.errors import DataFormatError, TmpbenchError
+from tmpbench.errors import DataFormatError, TmpbenchError, did_you_mean
 from tmpbench.pruning.tree import POLICIES
 
 PLAN_VERSION = 1
@@ -57,10 +57,7 @@ class Decision:
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
-            import difflib
-
-            close = difflib.get_close_matches(self.policy, POLICIES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(POLICIES)}"
+            hint = did_you_mean(self.policy, POLICIES, n=1, cutoff=0.6) or f"; expected one of {', '.join(POLICIES)}"
             raise TmpbenchError(f"decision at {self.path!r}: unknown policy {self.policy!r}{hint}")
         if self.keep is not None:
             self.keep = [int(i) for i in self.keep]

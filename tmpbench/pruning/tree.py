@@ -50,7 +50,7 @@ from typing import Any
 
 from torch import nn
 
-from tmpbench.errors import TmpbenchError, UnknownNameError
+from tmpbench.errors import TmpbenchError, UnknownNameError, did_you_mean
 from tmpbench.models.moe import MoEBlockView
 
 # every policy a node can admit; strategies and Plans use these names
@@ -151,10 +151,7 @@ class UnitTree:
         try:
             return self._index[path]
         except KeyError:
-            import difflib
-
-            close = difflib.get_close_matches(path, list(self._index), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(path, self._index, n=1, cutoff=0.6)
             raise UnknownNameError(f"no node {path!r} in the unit tree of {self.model_class}{hint}") from None
 
     def __contains__(self, path: str) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.metrics import not_scored
+from tmpbench.provenance import git_state, json_safe
 from tmpbench.run import generate as gen
 from tmpbench.run import results as res
 from tmpbench.run import score as sc
@@ -210,7 +211,7 @@ def model_info(cfg: RunConfig, p: Prepared, generator, teacher, info: dict) -> r
         calibration=info.get("calibration", info.get("calibration_identity")),
         recovery=info.get("recovery", info.get("recovery_identity")),
         prune_cache_key=info.get("cache_key"),
-        prune_info=res.json_safe({k: v for k, v in info.items() if k not in ("generator", "plan")}),
+        prune_info=json_safe({k: v for k, v in info.items() if k not in ("generator", "plan")}),
     )
 
 
@@ -408,7 +409,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     eff = efficiency(generator, p, report, peak_used, device)
     seconds["efficiency"] = time.perf_counter() - t0
 
-    git_hash, dirty = res.git_state()
+    git_hash, dirty = git_state()
     from tmpbench.run.efficiency import device_name
 
     item_seeds = [it.seed for it in p.suite.items]
@@ -464,10 +465,10 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
         images_dir=IMAGES,
     )
     tmp = out / ".samples.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(res.json_safe(r), sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
+    tmp.write_text("".join(json.dumps(json_safe(r), sort_keys=True, ensure_ascii=False) + "\n" for r in rows))
     tmp.replace(out / "samples.jsonl")
     results["timings"]["total_s"] = time.perf_counter() - t_start
-    results = res.json_safe(results)
+    results = json_safe(results)
     res.validate_results(results)
     res.write_json_atomic(out / "results.json", results)
     return results

@@ -13,14 +13,13 @@ Example::
 from __future__ import annotations
 
 import json
-import math
-import subprocess
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypedDict, Union
 
 from tmpbench.errors import DataFormatError
+from tmpbench.provenance import json_safe, library_version
 
 #: Bumped whenever a key is added, removed or changes meaning.
 SCHEMA_VERSION = "1"
@@ -215,16 +214,10 @@ def load_results(path: str | Path) -> Results:
 # filling
 def versions() -> Versions:
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
     import tmpbench
 
-    def v(dist: str) -> str:
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return "not installed"
-
+    v = library_version
     return Versions(
         tmpbench=tmpbench.__version__,
         python=platform.python_version(),
@@ -236,38 +229,6 @@ def versions() -> Versions:
         clean_fid=v("clean-fid"),
         accelerate=v("accelerate"),
     )
-
-
-def git_state() -> tuple[str | None, bool | None]:
-    """``(HEAD hash, dirty)`` of the checkout holding tmpbench, or ``(None, None)`` outside git."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return None, None
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10
-        )
-        return head.stdout.strip(), bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-
-
-def json_safe(obj: Any) -> Any:
-    """Non-finite floats -> None, tuples -> lists, numpy scalars -> Python numbers (strict JSON)."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "item") and not isinstance(obj, (dict, list, tuple)):
-        return json_safe(obj.item())
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -289,7 +250,5 @@ __all__ = [
     "load_results",
     "validate_results",
     "versions",
-    "git_state",
-    "json_safe",
     "write_json_atomic",
 ]

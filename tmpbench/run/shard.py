@@ -90,7 +90,7 @@ def shard_file(out: Path, rank: int) -> Path:
 
 def write_shard_rows(out: Path, rank: int, rows: list[dict]) -> Path:
     """Write this process's per-sample rows atomically (one JSON object per line)."""
-    from tmpbench.run.results import json_safe
+    from tmpbench.provenance import json_safe
 
     path = shard_file(out, rank)
     path.parent.mkdir(parents=True, exist_ok=True)

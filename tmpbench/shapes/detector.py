@@ -39,6 +39,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.shapes.world import BACKGROUND, COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, object_mask
 
 #: Palette in a fixed order; index ``k`` in label maps refers to ``COLOR_NAMES[k]``.
@@ -73,13 +74,13 @@ class Detection:
 
 def _validate_image(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray):
-        raise ValueError(f"image must be a numpy array, got {type(image).__name__}; use np.asarray(pil_image)")
+        raise TmpbenchError(f"image must be a numpy array, got {type(image).__name__}; use np.asarray(pil_image)")
     if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8 (0..255), got dtype {image.dtype}; convert with .astype(np.uint8)")
+        raise TmpbenchError(f"image must be uint8 (0..255), got dtype {image.dtype}; convert with .astype(np.uint8)")
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be HxWx3 RGB, got shape {image.shape}; convert with PIL .convert('RGB')")
+        raise TmpbenchError(f"image must be HxWx3 RGB, got shape {image.shape}; convert with PIL .convert('RGB')")
     if min(image.shape[:2]) < 4:
-        raise ValueError(f"image {image.shape[1]}x{image.shape[0]} is too small to detect objects; use >= 4 px")
+        raise TmpbenchError(f"image {image.shape[1]}x{image.shape[0]} is too small to detect objects; use >= 4 px")
     return image
 
 
@@ -151,7 +152,7 @@ def min_area_pixels(height: int, width: int, grid: int | None = None) -> int:
         frac = DEFAULT_MIN_AREA_FRAC
     else:
         if grid < 1:
-            raise ValueError(f"grid must be >= 1, got {grid}")
+            raise TmpbenchError(f"grid must be >= 1, got {grid}")
         frac = MIN_AREA_OF_SMALLEST * smallest_object_fraction(grid)
     return max(2, int(np.ceil(frac * height * width)))
 
@@ -217,7 +218,7 @@ def cell_of(detection: Detection, height: int, width: int, grid: int) -> tuple[i
     return (min(grid - 1, int(y * grid / height)), min(grid - 1, int(x * grid / width)))
 
 
-class SceneConflictError(ValueError):
+class SceneConflictError(TmpbenchError):
     """Two detections fall in the same grid cell, so the image is no ShapesWorld scene."""
 
 

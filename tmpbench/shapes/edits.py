@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, cell_box, cell_name
 
 EDIT_TYPES: tuple[str, ...] = ("recolor", "remove", "add", "move", "replace")
@@ -76,7 +77,7 @@ def _random_source(rng: np.random.Generator, grid: int, n_min: int, n_max: int) 
 def make_edit(tag: str, rng: np.random.Generator, grid: int = DEFAULT_GRID) -> EditCase:
     """Draw one edit case of type ``tag``."""
     if tag not in EDIT_TYPES:
-        raise ValueError(f"unknown edit type {tag!r}; edit types are {', '.join(EDIT_TYPES)}")
+        raise TmpbenchError(f"unknown edit type {tag!r}; edit types are {', '.join(EDIT_TYPES)}")
     n_cells = grid * grid
     # add and move need a free cell; the others need at least one object
     hi = n_cells - 1 if tag in ("add", "move") else min(3, n_cells)

@@ -15,6 +15,7 @@ import itertools
 
 import numpy as np
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, cell_box
 
 TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
@@ -87,7 +88,7 @@ def enumerate_prompts(tag: str, grid: int = DEFAULT_GRID) -> list[dict]:
                     }
                 )
     else:
-        raise ValueError(f"unknown tag {tag!r}; GenEval tags are {', '.join(TAGS)}")
+        raise TmpbenchError(f"unknown tag {tag!r}; GenEval tags are {', '.join(TAGS)}")
     return out
 
 
@@ -106,13 +107,13 @@ def sample_scene(record: dict, rng: np.random.Generator, grid: int = DEFAULT_GRI
     """Draw a scene with exactly the included objects, satisfying every requirement of ``record``.
 
     Unspecified colours are drawn at random; cells are drawn at random among those satisfying any
-    position requirement. Raises ValueError if the record needs more objects than cells.
+    position requirement. Raises TmpbenchError if the record needs more objects than cells.
     """
     reqs = record["include"]
     n_total = sum(int(r["count"]) for r in reqs)
     cells = [(r, c) for r in range(grid) for c in range(grid)]
     if n_total > len(cells):
-        raise ValueError(f"{record['prompt']!r} needs {n_total} objects but a {grid}x{grid} grid has {len(cells)} cells")
+        raise TmpbenchError(f"{record['prompt']!r} needs {n_total} objects but a {grid}x{grid} grid has {len(cells)} cells")
     colors = list(COLORS)
     for _ in range(1000):
         order = rng.permutation(len(cells))
@@ -134,7 +135,7 @@ def sample_scene(record: dict, rng: np.random.Generator, grid: int = DEFAULT_GRI
                 break
         if ok:
             return Scene(tuple(o for g in placed for o in g), grid=grid)
-    raise ValueError(f"could not place {record['prompt']!r} on a {grid}x{grid} grid")
+    raise TmpbenchError(f"could not place {record['prompt']!r} on a {grid}x{grid} grid")
 
 
 def balanced_records(n_per_tag: int, seed: int, grid: int = DEFAULT_GRID) -> list[dict]:

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from tmpbench.errors import TmpbenchError
+
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 
 #: RGB of each colour name; names follow GenEval's colour vocabulary.
@@ -53,9 +55,9 @@ class ShapeObject:
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
-            raise ValueError(f"unknown shape {self.shape!r}; ShapesWorld shapes are {', '.join(SHAPES)}")
+            raise TmpbenchError(f"unknown shape {self.shape!r}; ShapesWorld shapes are {', '.join(SHAPES)}")
         if self.color not in COLORS:
-            raise ValueError(f"unknown colour {self.color!r}; ShapesWorld colours are {', '.join(COLORS)}")
+            raise TmpbenchError(f"unknown colour {self.color!r}; ShapesWorld colours are {', '.join(COLORS)}")
 
     @property
     def cell(self) -> tuple[int, int]:
@@ -74,13 +76,13 @@ class Scene:
 
     def __post_init__(self) -> None:
         if self.grid < 1:
-            raise ValueError(f"grid must be >= 1, got {self.grid}")
+            raise TmpbenchError(f"grid must be >= 1, got {self.grid}")
         cells = [o.cell for o in self.objects]
         if len(set(cells)) != len(cells):
-            raise ValueError(f"two objects share a cell in scene {self.objects}")
+            raise TmpbenchError(f"two objects share a cell in scene {self.objects}")
         for o in self.objects:
             if not (0 <= o.row < self.grid and 0 <= o.col < self.grid):
-                raise ValueError(f"object {o} lies outside the {self.grid}x{self.grid} grid")
+                raise TmpbenchError(f"object {o} lies outside the {self.grid}x{self.grid} grid")
         # canonical order makes equality and hashing independent of construction order
         object.__setattr__(self, "objects", tuple(sorted(self.objects, key=lambda o: (o.row, o.col))))
 
@@ -128,7 +130,7 @@ def render(scene: Scene, size: int = DEFAULT_SIZE) -> np.ndarray:
     ((32, 32, 3), dtype('uint8'))
     """
     if size < 4 * scene.grid:
-        raise ValueError(f"size {size} is too small for a {scene.grid}x{scene.grid} grid; use size >= {4 * scene.grid}")
+        raise TmpbenchError(f"size {size} is too small for a {scene.grid}x{scene.grid} grid; use size >= {4 * scene.grid}")
     img = np.empty((size, size, 3), dtype=np.uint8)
     img[:] = BACKGROUND
     for obj in scene.objects:
@@ -150,4 +152,4 @@ def parse_cell_name(text: str, grid: int = DEFAULT_GRID) -> tuple[int, int]:
         for c in range(grid):
             if cell_name(r, c, grid) == text:
                 return (r, c)
-    raise ValueError(f"unknown cell {text!r} for a {grid}x{grid} grid")
+    raise TmpbenchError(f"unknown cell {text!r} for a {grid}x{grid} grid")

@@ -115,10 +115,10 @@ class ShapesStream:
         if weights:
             unknown = sorted(set(weights) - set(TAGS))
             if unknown:
-                raise ValueError(f"unknown GenEval tag {unknown[0]!r} in tag weights; tags are {', '.join(TAGS)}")
+                raise TmpbenchError(f"unknown GenEval tag {unknown[0]!r} in tag weights; tags are {', '.join(TAGS)}")
             w = np.array([float(weights.get(t, 0.0)) for t in TAGS])
             if (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"tag weights must be >= 0 with a positive sum, got {weights}")
+                raise TmpbenchError(f"tag weights must be >= 0 with a positive sum, got {weights}")
             p = w / w.sum()
         for _ in range(n):
             tag = TAGS[int(self.rng.integers(len(TAGS)))] if p is None else TAGS[int(self.rng.choice(len(TAGS), p=p))]
@@ -155,7 +155,7 @@ def _sample_sigma(n: int, kind: str, gen: torch.Generator) -> torch.Tensor:
         return un
     if kind == "mixed":
         return torch.where(torch.rand(n, generator=gen) < 0.5, un, ln)
-    raise ValueError(f"unknown noise-level sampling {kind!r}; use logit_normal, uniform or mixed")
+    raise TmpbenchError(f"unknown noise-level sampling {kind!r}; use logit_normal, uniform or mixed")
 
 
 def tag_weights_at(step: int, schedule: list) -> dict:
@@ -232,7 +232,7 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 def _trainable(pipe, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     if cfg.text_encoder not in ("joint", "frozen"):
-        raise ValueError(f"unknown text_encoder mode {cfg.text_encoder!r}; use joint or frozen")
+        raise TmpbenchError(f"unknown text_encoder mode {cfg.text_encoder!r}; use joint or frozen")
     modules = [pipe.transformer] + ([pipe.text_encoder] if cfg.text_encoder == "joint" else [])
     if cfg.text_encoder == "frozen":
         pipe.text_encoder.requires_grad_(False)
