@@ -82,7 +82,7 @@ def test_ablate_and_sweep_validate_before_loading(cli):
 
 
 def test_sweep_all_pruners_follow_the_model_family():
-    from tmpbench.cli.report_cmd import pruners_for
+    from tmpbench.experiments.sweep import pruners_for
 
     dense, moe = pruners_for("tiny-dit"), pruners_for("tiny-moe")
     assert dense[0] == moe[0] == "tmp"

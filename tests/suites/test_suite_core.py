@@ -1,12 +1,13 @@
 """The suite API: YAML specs with include/override, items, limit, and the content hash."""
 
+import hashlib
+import json
 import subprocess
 import sys
 from dataclasses import replace
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tmpbench.errors import DataFormatError, TmpbenchError, UnknownNameError
@@ -59,11 +60,31 @@ def test_shapes_edit_items_carry_the_edit_case():
         assert it.load_source_image() is None  # the source image is rendered from metadata["source"]
 
 
+# The full ShapesWorld suites, pinned: a change to the grammar, the edit cases or the seeds changes
+# what every run evaluates, and must come with a version bump in the suite's YAML.
+PINNED_HASHES = {
+    "shapes-t2i": "d869ea3b1932bddd9b3c5b2b8a1cc0c09309e6c81101db0e57ab8295105217ec",
+    "shapes-edit": "b47a19f431675a5b7a417cc54ed0d6a2d49118ae038d39af5da03d5d2ba41043",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_HASHES))
+def test_shapes_suite_hash_is_pinned(name):
+    assert load_suite(name).hash == PINNED_HASHES[name], f"{name} changed: bump its version in suites/{name}.yaml"
+
+
 def test_hash_is_stable_and_sensitive():
     items = load_suite("shapes-t2i", limit=24).items
     h = suite_hash("shapes-t2i", "1", items)
     assert h == suite_hash("shapes-t2i", "1", list(items))
-    assert len(h) == 64 and int(h, 16) >= 0
+    # the documented definition, computed independently: sha256 of the canonical JSON
+    payload = {
+        "name": "shapes-t2i",
+        "version": "1",
+        "items": [{"id": it.id, "prompt": it.prompt, "metadata": it.metadata, "seed": it.seed} for it in items],
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    assert h == hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert suite_hash("shapes-t2i", "2", items) != h
     assert suite_hash("shapes-t2i", "1", [replace(items[0], seed=items[0].seed + 1), *items[1:]]) != h
     assert suite_hash("shapes-t2i", "1", [replace(items[0], prompt="a photo of a cat"), *items[1:]]) != h

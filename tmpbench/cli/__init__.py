@@ -41,14 +41,17 @@ def _root(
 def _register_commands() -> None:
     # imported here so each module can import `app` from this package without a cycle
     from tmpbench.cli import (
+        ablate_cmd,
+        compare_cmd,
         fid_cmd,
+        gate_cmd,
         generate_cmd,
         models_cmd,
         prune_cmd,
-        report_cmd,
         run_cmd,
         score_cmd,
         suites_cmd,
+        sweep_cmd,
         train_cmd,
     )
 
@@ -60,7 +63,10 @@ def _register_commands() -> None:
         score_cmd,
         fid_cmd,
         prune_cmd,
-        report_cmd,
+        sweep_cmd,
+        compare_cmd,
+        ablate_cmd,
+        gate_cmd,
         train_cmd,
     ):
         module.register(app)

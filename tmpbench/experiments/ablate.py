@@ -25,7 +25,7 @@ import pandas as pd
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
-from tmpbench.experiments.sweep import SweepConfig, Variant, run_dir_name, run_sweep
+from tmpbench.experiments.sweep import SweepConfig, Variant, model_is_moe, run_dir_name, run_sweep
 from tmpbench.report.tables import RunRecord, load_run, render
 
 AXES = ("tree-depth", "policy-mix", "arch-transfer")
@@ -48,18 +48,6 @@ def transfer_partner(model: str) -> str | None:
         return resolve_entry(parse_spec(model)).transfer_partner
     except TmpbenchError:
         return None
-
-
-def model_is_moe(model: str) -> bool:
-    """Whether a registered model's denoiser has MoE blocks (built on the meta device; nothing loaded)."""
-    from tmpbench.models.spec import parse_spec, resolve_entry
-    from tmpbench.pruning.runner import model_family
-
-    entry = resolve_entry(parse_spec(model))
-    try:
-        return model_family(entry.build_meta()) == "moe"
-    except TmpbenchError:
-        return entry.family == "hunyuanimage3"
 
 
 def axis_variants(axis: str, moe: bool) -> list[Variant]:

@@ -275,3 +275,32 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
 
 
 __all__ = ["SweepConfig", "Variant", "parse_budgets", "parse_list", "run_dir_name", "run_sweep", "shared_objects"]
+
+
+def dense_pruners() -> list[str]:
+    """TMP first, then every registered pruner that handles dense DiTs."""
+    from tmpbench.pruning.runner import pruner_list
+
+    names = [r["name"] for r in pruner_list() if "dit" in r["families"]]
+    return sorted(names, key=lambda n: (n != "tmp", names.index(n)))
+
+
+def pruners_for(model: str) -> list[str]:
+    """TMP first, then every registered pruner that handles ``model``'s family (dense DiT or MoE)."""
+    from tmpbench.pruning.runner import pruner_list
+
+    family = "moe" if model_is_moe(model) else "dit"
+    names = [r["name"] for r in pruner_list() if family in r["families"]]
+    return sorted(names, key=lambda n: (n != "tmp", names.index(n)))
+
+
+def model_is_moe(model: str) -> bool:
+    """Whether a registered model's denoiser has MoE blocks (built on the meta device; nothing loaded)."""
+    from tmpbench.models.spec import parse_spec, resolve_entry
+    from tmpbench.pruning.runner import model_family
+
+    entry = resolve_entry(parse_spec(model))
+    try:
+        return model_family(entry.build_meta()) == "moe"
+    except TmpbenchError:
+        return entry.family == "hunyuanimage3"

@@ -1,0 +1,96 @@
+"""``tmpbench sweep`` and ``tmpbench demo``: every pruner at every budget under one calibration set,
+one recovery recipe and the same items and seeds, one run folder each plus the unpruned teacher,
+then ``report/report.html``. ``demo`` is the README's main job: tiny-dit, TMP against the
+baselines at 25%/50% on a shapes-t2i subset.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from tmpbench.cli import _options as opt
+
+DEMO_BUDGETS = "25%,50%"
+# TMP against one baseline of each kind (random, width, depth): 9 runs in 7 min on 2 cores;
+# `--pruners all` adds every dense-DiT baseline (13 runs)
+DEMO_PRUNERS = "tmp,random,magnitude,block-influence"
+DEMO_LIMIT = 24
+DEMO_STEPS = 8
+DEMO_RECOVER = 20
+DEMO_CALIB_PROMPTS = None  # the prune runner default (RunConfig cannot pass another yet)
+
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sweep")
+    def sweep(
+        model: str = typer.Option(..., "--model", help="Registered model name, e.g. tiny-dit (local weights: --model-path)."),
+        suite: str = typer.Option(..., "--suite", help="Suite name, e.g. shapes-t2i."),
+        pruners: str = typer.Option(
+            "tmp,random", "--pruners",
+            help="Comma-separated pruners (`tmpbench pruners list`), or 'all' for every pruner the model supports.",
+        ),
+        budgets: str = typer.Option("25%,50%", "--budgets", help="Comma-separated shares removed, e.g. 25%,50%."),
+        limit: int = opt.limit_evaluated(),
+        out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder (runs already done are reused)."),
+        recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery distillation steps, the same for every pruner."),
+        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1)."),
+        steps: int = opt.steps(),
+        size: int = opt.size(),
+        model_path: str = opt.model_path(),
+        metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics (default: the suite's)."),
+        calib_prompts: int = typer.Option(None, "--calib-prompts", help="Calibration prompts (default: the prune runner's)."),
+        seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
+        quiet: bool = opt.quiet_output(),
+    ) -> None:
+        """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
+        from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, parse_list, pruners_for, run_sweep
+
+        names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
+        cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
+                          budgets=parse_budgets(budgets), out=out, limit=limit, seeds=seeds, steps=steps, size=size,
+                          model_path=model_path, metrics=metrics, recover_steps=recover_steps,
+                          calib_prompts=calib_prompts, seed=seed, progress=not quiet)
+        start = time.perf_counter()
+        _finish_sweep(run_sweep(cfg), start)
+
+    @app.command("demo")
+    def demo(
+        out: Path = typer.Option(Path("runs/demo"), "--out", help="Demo folder (rerunning reuses finished runs)."),
+        limit: int = typer.Option(DEMO_LIMIT, "--limit", help="shapes-t2i items evaluated."),
+        budgets: str = typer.Option(DEMO_BUDGETS, "--budgets", help="Shares removed."),
+        pruners: str = typer.Option(DEMO_PRUNERS, "--pruners", help="Pruners, or 'all' for TMP and every dense-DiT baseline."),
+        steps: int = typer.Option(DEMO_STEPS, "--steps", help="Sampler steps."),
+        recover_steps: int = typer.Option(DEMO_RECOVER, "--recover-steps", help="Short recovery, the same for every pruner."),
+        calib_prompts: int = typer.Option(DEMO_CALIB_PROMPTS, "--calib-prompts", help="Calibration prompts (default: the prune runner's)."),
+        model_path: str = typer.Option(None, "--model-path", help="tiny-dit weights (default: the embedded reference)."),
+        quiet: bool = opt.quiet_output(),
+    ) -> None:
+        """The README's main job: tiny-dit, TMP vs the baselines at two budgets on shapes-t2i; prints the table."""
+        from tmpbench.experiments.sweep import SweepConfig, Variant, dense_pruners, parse_budgets, parse_list, run_sweep
+
+        start = time.perf_counter()
+        names = dense_pruners() if pruners in (None, "all") else parse_list(pruners, "pruners")
+        cfg = SweepConfig(model="tiny-dit", suite="shapes-t2i", variants=[Variant(p, p) for p in names],
+                          budgets=parse_budgets(budgets), out=out, limit=limit, steps=steps, model_path=model_path,
+                          metrics="geneval", recover_steps=recover_steps, calib_prompts=calib_prompts,
+                          progress=not quiet)
+        _finish_sweep(run_sweep(cfg), start)
+
+
+def _finish_sweep(manifest: dict, start: float) -> None:
+    report = manifest.get("report") or {}
+    if report.get("table_md") is not None:
+        typer.echo(Path(report["table_md"]).read_text())
+    reused = sum(r.get("reused", False) for r in manifest["runs"])
+    for r in manifest["runs"]:
+        if "error" in r:
+            typer.echo(f"miss: {r['variant']} at {r['budget']}: cannot land, nearest size {r['nearest']:,.0f} "
+                       f"({r['relative_error']:+.2%} vs target); recorded in sweep.json, no results written")
+    typer.echo(f"{len(manifest['runs'])} runs ({reused} reused) in {time.perf_counter() - start:.0f}s; "
+               f"calibration {manifest['calibration']['hash']}, recovery {manifest['recovery']['hash']}")
+    if report.get("report") is not None:
+        typer.echo(f"report: {report['report']}")
