@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tmpbench.suites.layout import write_item
 from tmpbench.metrics.fid import fid_between_folders
 from tmpbench.shapes.grammar import balanced_records, sample_scene
 from tmpbench.shapes.world import Scene, render
+from tmpbench.suites.layout import write_item
 
 
 def write_renders(root: Path, seed: int, n_per_tag: int, size: int, degrade: str | None = None) -> int:
@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
             rows[name] = fid_between_folders(out / "seed1", out / other, args.mode, use_cache=False)
         t_fid = time.perf_counter() - t0
     ident = next(iter(rows.values()))["identity"]
-    print(f"mode {ident['mode']} ({ident['network']}), weights sha256 {ident['weights_sha256'][:16]}, {n} images per folder at {args.size} px")
+    print(f"mode {ident['mode']} ({ident['network']}), weights sha256 {ident['weights_sha256'][:16]}, "
+          f"{n} images per folder at {args.size} px")
     for name, r in rows.items():
         print(f"  {name:<46} FID {r['fid']:>12.6f}   KID {r['kid_mean']:>10.6f} +- {r['kid_std']:.6f}")
     print(f"render {t_render:.1f}s, features+FID+KID for 5 pairs {t_fid:.1f}s")

@@ -22,11 +22,11 @@ import time
 
 import torch
 
+from tmpbench.catalog import PRUNERS
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning.runner import CalibrationSpec, apply, make_pruner, model_family, plan_model, unit_tree
-from tmpbench.catalog import PRUNERS
 
 
 def generator(moe: bool, dim: int, layers: int, heads: int) -> ZImageGenerator:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from synthetic_runs import BAD, GOOD, write_run
 
 

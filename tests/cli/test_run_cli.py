@@ -5,7 +5,6 @@ import json
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def tiny_pipe(tmp_path_factory):
     import torch
@@ -26,7 +25,9 @@ def one_error_line(code, err):
 
 
 def test_missing_suite_file(tmp_path, cli):
-    code, _, err = cli("run", "--suite", "oneig", "--source", str(tmp_path / "nope.csv"), "--model", "tiny-dit", "--out", str(tmp_path / "o"))
+    code, _, err = cli(
+        "run", "--suite", "oneig", "--source", str(tmp_path / "nope.csv"), "--model", "tiny-dit", "--out", str(tmp_path / "o")
+    )
     assert "nope.csv not found; pass --source PATH" in one_error_line(code, err)
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from suites.shapes import render_ground_truth
-from tmpbench.suites.layout import load_image, read_folder
 from tmpbench.shapes.edits import EditCase
 from tmpbench.shapes.world import render
 from tmpbench.suites.core import load_suite
+from tmpbench.suites.layout import load_image, read_folder
 
 
 def test_list_json_and_text(cli):
@@ -92,7 +92,8 @@ def test_bad_data_errors_are_one_line(tmp_path, cli):
     bad = tmp_path / "evaluation_metadata.jsonl"
     bad.write_text('{"tag": "colors", "prompt": "a photo of a red car", "include": [{"class": "car", "count": 1}]}\n{oops\n')
     code, _, err = cli("suites", "show", "geneval", "--source", str(bad))
-    assert code == 2 and err.strip().splitlines() == [f"error: {bad}:2: malformed JSON (Expecting property name enclosed in double quotes at column 2)"]
+    expected = f"error: {bad}:2: malformed JSON (Expecting property name enclosed in double quotes at column 2)"
+    assert code == 2 and err.strip().splitlines() == [expected]
     csv = tmp_path / "OneIG-Bench.csv"
     csv.write_text("category,id,prompt,class\nPortrait,000,a face,\n")
     code, _, err = cli("suites", "show", "oneig", "--source", str(csv))

@@ -52,7 +52,8 @@ def test_gate_refusals(small_sweep, make_run, tmp_path):
     baseline = write_baseline([small_sweep["tmp25"]], tmp_path / "tmp.json")
     with pytest.raises(TmpbenchError, match=r"baseline file '.*missing.json' not found; write one with `tmpbench gate --write-baseline"):
         gate_runs(tmp_path / "missing.json", [small_sweep["rnd25"]])
-    with pytest.raises(TmpbenchError, match="--max-drop names unknown metric 'clip'; the baseline has per-sample metrics geneval, psnr_teacher"):
+    unknown = "--max-drop names unknown metric 'clip'; the baseline has per-sample metrics geneval, psnr_teacher"
+    with pytest.raises(TmpbenchError, match=unknown):
         gate_runs(baseline, [small_sweep["rnd25"]], ["clip=0.1"])
     with pytest.raises(TmpbenchError, match=r"--max-drop 'geneval' must look like METRIC=VALUE"):
         parse_max_drop(["geneval"])

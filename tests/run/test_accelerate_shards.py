@@ -5,7 +5,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import CLI_ENTRY, cli_command, subprocess_env
 
 
@@ -24,7 +23,8 @@ def test_two_processes_equal_one(tmp_path, tiny_pipe_dir):
     proc = subprocess.run(
         # `--cpu` makes accelerate start ONE process; `--multi_gpu` takes the torchrun path, and on a
         # machine without GPUs (plus --device cpu) the processes form a gloo (multi-CPU) group
-        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no",
          "--main_process_port", "29517", str(CLI_ENTRY), *args(tiny_pipe_dir, two)],
         env=subprocess_env(), capture_output=True, text=True, timeout=600,
     )

@@ -7,7 +7,6 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import cli_command, subprocess_env
 
 N = 40  # enough batches that the kill lands mid-generation
@@ -25,7 +24,9 @@ def complete_items(images):
 @pytest.mark.slow
 def test_sigkill_then_rerun_keeps_finished_samples(tmp_path, tiny_pipe_dir):
     out = tmp_path / "killed"
-    proc = subprocess.Popen(cli_command(*run_args(tiny_pipe_dir, out)), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cli_command(*run_args(tiny_pipe_dir, out)), env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 240
     while time.time() < deadline and len(complete_items(out / "images")) < 4 and proc.poll() is None:
         time.sleep(0.05)

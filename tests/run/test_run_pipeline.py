@@ -10,7 +10,10 @@ from tmpbench.run import RunConfig, load_results, run_benchmark, validate_result
 
 
 def cfg(tmp_path, pipe, **kw):
-    base = dict(suite="shapes-t2i", model="tiny-dit", model_path=str(pipe), limit=6, steps=2, batch_size=4, out=tmp_path / "run", progress=False, argv=["test"])
+    base = dict(
+        suite="shapes-t2i", model="tiny-dit", model_path=str(pipe), limit=6, steps=2, batch_size=4, out=tmp_path / "run",
+        progress=False, argv=["test"],
+    )
     base.update(kw)
     return RunConfig(**base)
 
@@ -79,7 +82,8 @@ def test_pruned_run_records_budget_and_fidelity_to_teacher(tmp_path, tiny_pipe_d
         return
     from tmpbench.metrics.fidelity import lpips_backbone_path
 
-    res = run_benchmark(cfg(tmp_path, tiny_pipe_dir, model="tiny-dit-10%", pruner="magnitude", limit=2, metrics="geneval,psnr_teacher,ssim_teacher,lpips_teacher"))
+    metrics = "geneval,psnr_teacher,ssim_teacher,lpips_teacher"
+    res = run_benchmark(cfg(tmp_path, tiny_pipe_dir, model="tiny-dit-10%", pruner="magnitude", limit=2, metrics=metrics))
     m = res["model"]
     assert m["budget"] == "10%" and m["pruner"] == "magnitude" and m["prune_cache_key"]
     assert m["achieved_params"] < m["original_params"] and m["requested_params"] == round(m["original_params"] * 0.9)
@@ -109,9 +113,11 @@ class FakeVQA:
 
 def test_oneig_grids_and_judged_dimensions(tmp_path, tiny_pipe_dir):
     csv = tmp_path / "OneIG-Bench.csv"
-    csv.write_text(ONEIG_HEADER + "".join(f"General_Object,{i:03d},a red circle,x,short,c\n" for i in range(2)) + "Portrait,000,a blue square,x,short,c\n")
+    rows = "".join(f"General_Object,{i:03d},a red circle,x,short,c\n" for i in range(2)) + "Portrait,000,a blue square,x,short,c\n"
+    csv.write_text(ONEIG_HEADER + rows)
     res = run_benchmark(
-        cfg(tmp_path, tiny_pipe_dir, suite="oneig", source=str(csv), limit=None, metrics="oneig_alignment,oneig_text,oneig_diversity,clipscore", judges={"oneig_alignment": FakeVQA()})
+        cfg(tmp_path, tiny_pipe_dir, suite="oneig", source=str(csv), limit=None,
+            metrics="oneig_alignment,oneig_text,oneig_diversity,clipscore", judges={"oneig_alignment": FakeVQA()})
     )
     out = tmp_path / "run" / "images"
     grids = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.webp"))

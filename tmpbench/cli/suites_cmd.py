@@ -83,9 +83,9 @@ def render_suite(
     size: int = typer.Option(None, "--size", help="Image size in px (default: the suite's, 32)."),
 ) -> None:
     """Write the ground-truth image of every item (the exact target for edit suites)."""
-    from tmpbench.suites.layout import write_item
-    from tmpbench.suites.core import get_spec, load_suite
     from tmpbench.shapes.render import render_ground_truth
+    from tmpbench.suites.core import get_spec, load_suite
+    from tmpbench.suites.layout import write_item
 
     spec = get_spec(name)
     if spec.world != "shapes":

@@ -8,8 +8,11 @@ import typer
 
 from tmpbench.errors import TmpbenchError
 
+
 def train_reference(
-    model: str = typer.Argument(..., help="Reference model to train (a registered model whose entry records an architecture: tiny-dit, tiny-moe)."),
+    model: str = typer.Argument(
+        ..., help="Reference model to train (a registered model whose entry records an architecture: tiny-dit, tiny-moe)."
+    ),
     steps: int = typer.Option(None, help="Total optimisation steps (default: the recipe's)."),
     work_dir: Path = typer.Option(Path(".cache/train"), help="Checkpoints go to WORK_DIR/MODEL; an existing checkpoint is resumed."),
     out: Path = typer.Option(None, help="Export folder (default: tmpbench/assets/MODEL inside the package)."),

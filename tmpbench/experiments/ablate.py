@@ -24,8 +24,8 @@ from typing import Any
 import pandas as pd
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
 from tmpbench.experiments.sweep import SweepConfig, Variant, model_is_moe, run_dir_name, run_sweep
+from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
 from tmpbench.report.tables import RunRecord, load_run, render
 
 AXES = ("tree-depth", "policy-mix", "arch-transfer")

@@ -141,7 +141,8 @@ class GateReport:
 
     def table(self) -> str:
         verdict = (f"FAIL: {sum(r.regressed for r in self.rows)} of {len(self.rows)} comparisons regressed beyond tolerance "
-                   f"(one-sided p < {self.alpha:g})") if self.failed else f"PASS: no regression beyond tolerance in {len(self.rows)} comparisons"
+                   f"(one-sided p < {self.alpha:g})") if self.failed else (
+                       f"PASS: no regression beyond tolerance in {len(self.rows)} comparisons")
         return markdown(self.frame()) + "\n" + verdict
 
 

@@ -124,8 +124,8 @@ def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
 
 def validate(cfg: SweepConfig) -> tuple[Any, Any]:
     """Check everything before any model is loaded; returns ``(suite, model entry)``."""
-    from tmpbench.models.spec import parse_spec, resolve_entry
     from tmpbench.catalog import PRUNERS
+    from tmpbench.models.spec import parse_spec, resolve_entry
     from tmpbench.suites.core import load_suite
 
     spec = parse_spec(cfg.model)

@@ -101,7 +101,8 @@ def grids_html(runs: list[RunRecord], metric: str | None, max_rows: int = GRID_R
         columns.append(("teacher-from-run", pruned[0]))
     columns += [("run", r) for r in pruned]
     for kind, r in columns:
-        title = "teacher (unpruned)" if kind != "run" else f"{html.escape(r.label)}<br><span class='muted'>{r.achieved_ratio:.1%} removed</span>"
+        removed = f"<span class='muted'>{r.achieved_ratio:.1%} removed</span>"
+        title = "teacher (unpruned)" if kind != "run" else f"{html.escape(r.label)}<br>{removed}"
         head.append(f"<th>{title}</th>")
     body = []
     for key in keys:

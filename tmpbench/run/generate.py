@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.suites.layout import item_dir, sample_path
 from tmpbench.suites.core import Suite, SuiteItem
+from tmpbench.suites.layout import item_dir, sample_path
 
 SEED_STRIDE = 1_000_003
 SEED_RULE = f"seed of sample n = (item.seed + {SEED_STRIDE} * n) mod 2**31"

@@ -348,7 +348,8 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
 
     from tmpbench.run.efficiency import peak_memory
 
-    kwargs = dict(steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size, rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main)
+    kwargs = dict(steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size, rank=ctx.rank, world=ctx.world,
+                  progress=cfg.progress and ctx.is_main)
     holder: dict[str, gen.GenerationReport] = {}
 
     def generate_mine():

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
 from tmpbench.catalog import SUITES
+from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError
 
 KINDS = ("t2i", "edit")
 #: on-disk image layouts (tmpbench.suites.layout): GenEval's folder per prompt, OneIG's 2x2 grid per prompt

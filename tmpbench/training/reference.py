@@ -174,7 +174,9 @@ def sigma_kind_at(step: int, schedule: list) -> str:
     return kind
 
 
-def _noisy(x0: torch.Tensor, gen: torch.Generator, kind: str = "logit_normal", shift: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _noisy(
+    x0: torch.Tensor, gen: torch.Generator, kind: str = "logit_normal", shift: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     s = _sample_sigma(x0.shape[0], kind, gen)
     if shift != 1.0:
         s = shift * s / (1 + (shift - 1) * s)
@@ -188,7 +190,10 @@ def _drop(texts: list[str], p: float, gen: torch.Generator) -> list[str]:
     return [t if k else "" for t, k in zip(texts, keep.tolist())]
 
 
-def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal", shift: float = 1.0) -> torch.Tensor:
+def flow_loss_t2i(
+    pipe, prompts: list[str], images: np.ndarray, gen: torch.Generator, cfg_dropout: float,
+    sigma_kind: str = "logit_normal", shift: float = 1.0,
+) -> torch.Tensor:
     x0 = tz.images_to_latents(images, pipe.vae.config.factor)
     xs, t, target = _noisy(x0, gen, sigma_kind, shift)
     caps = tz.encode_prompts(pipe, _drop(prompts, cfg_dropout, gen))
@@ -197,7 +202,10 @@ def flow_loss_t2i(pipe, prompts: list[str], images: np.ndarray, gen: torch.Gener
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def flow_loss_edit(pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float, sigma_kind: str = "logit_normal", shift: float = 1.0) -> torch.Tensor:
+def flow_loss_edit(
+    pipe, instr: list[str], src: np.ndarray, tgt: np.ndarray, gen: torch.Generator, cfg_dropout: float,
+    sigma_kind: str = "logit_normal", shift: float = 1.0,
+) -> torch.Tensor:
     factor = pipe.vae.config.factor
     cond = tz.images_to_latents(src, factor)
     x0 = tz.images_to_latents(tgt, factor)
@@ -277,7 +285,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, max_minutes: float | None = Non
         loss = flow_loss_t2i(pipe, prompts, images, gen, cfg.cfg_dropout, kind, cfg.sigma_shift)
         if cfg.edit_batch:
             instr, src, tgt = stream.edits(cfg.edit_batch)
-            loss = loss + flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout, kind, cfg.sigma_shift) * (cfg.edit_batch / cfg.t2i_batch)
+            edit_loss = flow_loss_edit(pipe, instr, src, tgt, gen, cfg.cfg_dropout, kind, cfg.sigma_shift)
+            loss = loss + edit_loss * (cfg.edit_batch / cfg.t2i_batch)
         aux = _aux_loss(pipe.transformer)
         total = loss + cfg.aux_loss_weight * aux
         opt.zero_grad(set_to_none=True)
