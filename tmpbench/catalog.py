@@ -29,8 +29,8 @@ MODELS.register_lazy("zimage", "tmpbench.models.zimage:ZIMAGE_ENTRY")
 MODELS.register_lazy("flux", "tmpbench.models.flux:FLUX_ENTRY")
 MODELS.register_lazy("hunyuanimage3", "tmpbench.models.hunyuan:HUNYUANIMAGE3_ENTRY")
 MODELS.register_lazy("hunyuanimage3-instruct", "tmpbench.models.hunyuan:HUNYUANIMAGE3_INSTRUCT_ENTRY")
-MODELS.register_lazy("tiny-dit", "tmpbench.models.reference.tiny_zimage:TINY_DIT_ENTRY")
-MODELS.register_lazy("tiny-moe", "tmpbench.models.reference.tiny_moe:TINY_MOE_ENTRY")
+MODELS.register_lazy("tiny-dit", "tmpbench.models.reference.entries:TINY_DIT_ENTRY")
+MODELS.register_lazy("tiny-moe", "tmpbench.models.reference.entries:TINY_MOE_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------
 # Pruner classes (pruners/base.py: plan(model, tree, budget, calibration) -> Plan); TMP first

@@ -37,7 +37,7 @@ def test_list_json_has_the_real_targets(capsys):
 def test_list_table(capsys):
     code, out, _ = run(capsys, "models", "list")
     assert code == 0
-    line = next(l for l in out.splitlines() if l.startswith("zimage "))
+    line = next(row for row in out.splitlines() if row.startswith("zimage "))
     assert "6.15B" in line and "t2i+edit" in line
 
 

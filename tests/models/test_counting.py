@@ -14,6 +14,7 @@ pytest.importorskip("diffusers")
 
 from test_flux_adapter import tiny_flux_pipeline  # noqa: E402
 from test_zimage_adapter import tiny_zimage_pipeline  # noqa: E402
+
 from tmpbench.errors import TmpbenchError  # noqa: E402
 from tmpbench.models.counting import build_meta, count_flops, count_params, flop_table  # noqa: E402
 from tmpbench.models.flux import FluxGenerator  # noqa: E402

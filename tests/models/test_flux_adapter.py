@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeli
 
 from tmpbench.errors import OfflineError, TmpbenchError  # noqa: E402
 from tmpbench.loading import load_model  # noqa: E402
-from tmpbench.models.flux import FLUX_ENTRY, FluxGenerator, load_flux  # noqa: E402
+from tmpbench.models.flux import FLUX_ENTRY, FluxGenerator  # noqa: E402
 
 WORDS = "a red green blue circle square triangle left of right above below make it".split()
 
@@ -106,7 +106,7 @@ def test_denoiser_and_validation(gen):
 
 def test_save_and_load_back(gen, tmp_path):
     gen.save(tmp_path / "f")
-    loaded = load_flux(FLUX_ENTRY, str(tmp_path / "f"))
+    loaded = FluxGenerator.from_entry(FLUX_ENTRY, str(tmp_path / "f"))
     loaded.pipe.to(torch.float32)
     loaded.max_sequence_length = 16
     a = gen.generate(["a red circle"], seeds=[1], steps=2, guidance=0.0, size=32)[0]

@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from tmpbench.catalog import MODELS
 from tmpbench.errors import OfflineError, TmpbenchError
 from tmpbench.loading import load_model
 from tmpbench.models.hunyuan import (
@@ -22,7 +23,6 @@ from tmpbench.models.hunyuan import (
 )
 from tmpbench.models.moe import LAYOUT_FUSED_3D, find_moe_blocks
 from tmpbench.models.spec import MARKER_FILE
-from tmpbench.catalog import MODELS
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from tmpbench.models.moe import (
 )
 from tmpbench.models.reference.tiny_moe import TinyMoEBlock, build_tiny_moe
 
-H, I, E, K = 16, 8, 4, 2
+H, W, E, K = 16, 8, 4, 2  # hidden size, expert width (intermediate size), experts, top-k
 
 
 # A structural replica of HunyuanImage-3.0's modules (hunyuan_image_3/hunyuan.py): the attribute
@@ -44,9 +44,9 @@ class _HunyuanMoE(nn.Module):
         self.layer_idx = layer_idx
         self.moe_topk = [K, K]  # upstream keeps the whole config list here; the gate holds the int
         self.num_experts = E
-        self.shared_mlp = _HunyuanMLP(H, I)
+        self.shared_mlp = _HunyuanMLP(H, W)
         self.gate = _HunyuanTopKGate(H, E, K, layer_idx)
-        self.experts = nn.ModuleList([_HunyuanMLP(H, I) for _ in range(E)])
+        self.experts = nn.ModuleList([_HunyuanMLP(H, W) for _ in range(E)])
 
 
 class _Layer(nn.Module):
@@ -69,13 +69,13 @@ class _HunyuanImage3Replica(nn.Module):
 
 def _tiny_moe(**kw):
     base = dict(dim=32, n_layers=2, n_heads=2, n_kv_heads=2, axes_dims=[4, 6, 6], num_experts=E, moe_topk=K,
-                moe_intermediate_size=I, in_channels=4, cap_feat_dim=16)
+                moe_intermediate_size=W, in_channels=4, cap_feat_dim=16)
     base.update(kw)
     return build_tiny_moe(seed=0, **base).eval()
 
 
 def _standin():
-    return build_hunyuan_moe_standin(seed=0, hidden_size=H, intermediate_size=I, num_experts=E, moe_topk=K)
+    return build_hunyuan_moe_standin(seed=0, hidden_size=H, intermediate_size=W, num_experts=E, moe_topk=K)
 
 
 def _tiny_inputs(seed: int = 0):
@@ -102,16 +102,16 @@ def test_find_moe_blocks_reads_every_layout(build, layout, names):
     assert [b.layer_idx for b in blocks] == [0, 1]
     for b in blocks:
         assert b.layout == layout
-        assert (b.num_experts, b.top_k, b.hidden_size, b.intermediate_size) == (E, K, hidden, I)
+        assert (b.num_experts, b.top_k, b.hidden_size, b.intermediate_size) == (E, K, hidden, W)
         assert b.router_weight.shape == (E, hidden)
-        assert b.expert_gate_up(3).shape == (2 * I, hidden)
-        assert b.expert_down(3).shape == (hidden, I)
-        assert b.stacked_gate_up().shape == (E, 2 * I, hidden)
-        assert b.stacked_down().shape == (E, hidden, I)
-        assert b.expert_param_count == 3 * hidden * I
-        assert b.routed_param_count == E * 3 * hidden * I
+        assert b.expert_gate_up(3).shape == (2 * W, hidden)
+        assert b.expert_down(3).shape == (hidden, W)
+        assert b.stacked_gate_up().shape == (E, 2 * W, hidden)
+        assert b.stacked_down().shape == (E, hidden, W)
+        assert b.expert_param_count == 3 * hidden * W
+        assert b.routed_param_count == E * 3 * hidden * W
         assert b.router_param_count == E * hidden
-        assert b.shared is not None and b.shared_param_count == 3 * hidden * I
+        assert b.shared is not None and b.shared_param_count == 3 * hidden * W
         moe_params = sum(p.numel() for p in b.block.parameters())
         assert b.param_count == moe_params
 
@@ -183,9 +183,9 @@ def test_permuting_intermediate_channels_keeps_outputs(build, run, per_expert):
     gen = torch.Generator().manual_seed(1)
     for block in find_moe_blocks(model):
         if per_expert:
-            block.keep_intermediate(torch.stack([torch.randperm(I, generator=gen) for _ in range(block.num_experts)]))
+            block.keep_intermediate(torch.stack([torch.randperm(W, generator=gen) for _ in range(block.num_experts)]))
         else:
-            block.keep_intermediate(torch.randperm(I, generator=gen))
+            block.keep_intermediate(torch.randperm(W, generator=gen))
     torch.testing.assert_close(run(model), before, rtol=1e-5, atol=1e-5)
 
 
@@ -230,7 +230,7 @@ def test_keep_validates_indices():
         block.keep_experts([1, 1])
     with pytest.raises(TmpbenchError, match="no intermediate channel indices"):
         block.keep_intermediate([])
-    assert block.num_experts == E and block.intermediate_size == I  # failed calls changed nothing
+    assert block.num_experts == E and block.intermediate_size == W  # failed calls changed nothing
 
 
 def test_pruned_tiny_moe_round_trips_through_its_config(tmp_path):
@@ -250,8 +250,8 @@ def test_pruned_tiny_moe_round_trips_through_its_config(tmp_path):
     assert lists == {
         "num_experts": [3, 1],
         "moe_topk": [2, 1],
-        "moe_intermediate_size": [I, 5],
-        "shared_intermediate_size": [3, I],
+        "moe_intermediate_size": [W, 5],
+        "shared_intermediate_size": [3, W],
     }
     model.register_to_config(**lists)
     model.save_pretrained(tmp_path)

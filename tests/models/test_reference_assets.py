@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from tmpbench.models.assets import asset_dir
-from tmpbench.loading import load_model
 from tmpbench.catalog import MODELS
+from tmpbench.loading import load_model
+from tmpbench.models.assets import asset_dir
 from tmpbench.training.reference import default_config
 
 

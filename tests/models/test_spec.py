@@ -107,7 +107,10 @@ def test_directory_specs(models, tmp_path):
 
 def test_resolve_entry_and_pruned_load_message(models):
     assert resolve_entry(parse_spec("zimage")).name == "zimage"
-    with pytest.raises(TmpbenchError, match=r"'zimage-4b' names a pruned model; `tmpbench run` prunes it \(cached\), or run `tmpbench prune --model zimage-4b --out DIR`"):
+    with pytest.raises(
+        TmpbenchError,
+        match=r"'zimage-4b' names a pruned model; `tmpbench run` prunes it \(cached\), or run `tmpbench prune --model zimage-4b --out DIR`",
+    ):
         load_model("zimage-4b")
 
 

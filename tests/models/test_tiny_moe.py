@@ -145,9 +145,8 @@ def test_registry_entry_loads_a_saved_pipeline_and_generates(tmp_path, monkeypat
 
     from tmpbench.errors import OfflineError
     from tmpbench.loading import load_model
-    from tmpbench.models.reference import tiny_zimage as tz
-
     from tmpbench.models import assets
+    from tmpbench.models.reference import tiny_zimage as tz
 
     monkeypatch.delenv("TMPBENCH_TINY_MOE_PATH", raising=False)
     monkeypatch.setattr(assets, "ASSETS", tmp_path / "no-assets")  # as on a checkout without the trained model

@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, ZImagePipe
 
 from tmpbench.errors import OfflineError, TmpbenchError  # noqa: E402
 from tmpbench.loading import load_model  # noqa: E402
-from tmpbench.models.zimage import ZIMAGE_ENTRY, ZImageGenerator, load_zimage  # noqa: E402
+from tmpbench.models.zimage import ZIMAGE_ENTRY, ZImageGenerator  # noqa: E402
 
 WORDS = "a red green blue circle square triangle left of right above below make it".split()
 
@@ -123,7 +123,7 @@ def test_bad_batches_fail_with_one_line(gen):
 def test_save_and_load_back_through_local_path(gen, tmp_path):
     gen.save(tmp_path / "m")
     assert (tmp_path / "m" / "model_index.json").is_file()
-    loaded = load_zimage(ZIMAGE_ENTRY, str(tmp_path / "m"))
+    loaded = ZImageGenerator.from_entry(ZIMAGE_ENTRY, str(tmp_path / "m"))
     loaded.pipe.to(torch.float32)
     loaded.max_sequence_length = 16
     a = gen.generate(["a red circle"], seeds=[1], steps=2, guidance=0.0, size=32)[0]
@@ -155,3 +155,21 @@ def test_broken_local_dir_is_not_blamed_on_the_hub(monkeypatch, tmp_path):
     with pytest.raises(OfflineError, match=r"cannot load zimage weights from a local directory \(OSError: .*\); download") as info:
         load_model("zimage", path=tmp_path / "broken")
     assert "\n" not in str(info.value)
+
+
+def test_defaults_come_from_the_family(gen):
+    plain = ZImageGenerator(gen.pipe)
+    assert (plain.name, plain.model, plain.max_sequence_length, plain.size_multiple) == ("zimage", "zimage", 512, 8)
+    with pytest.raises(ValueError, match=r"edit_strength=0.0 must be in \(0, 1\]"):
+        ZImageGenerator(gen.pipe, edit_strength=0.0)
+
+
+def test_meta_hook_reads_the_entry_config():
+    import dataclasses
+
+    small = {"all_patch_size": [2], "all_f_patch_size": [1], "in_channels": 4, "dim": 32, "n_layers": 1,
+             "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [4, 6, 6]}
+    entry = dataclasses.replace(ZIMAGE_ENTRY, extra={"transformer_config": small})
+    module = ZImageGenerator.meta_denoiser(entry)
+    assert isinstance(module, ZImageTransformer2DModel) and module.config.dim == 32
+    assert all(p.device.type == "meta" for p in module.parameters())

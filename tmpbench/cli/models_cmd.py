@@ -31,8 +31,8 @@ def human_count(n: int | float | None) -> str:
 
 def list_models() -> list[dict[str, Any]]:
     """One summary per registered model (imports each entry's module, builds nothing)."""
-    from tmpbench.models.spec import parse_spec, resolve_entry
     from tmpbench.catalog import MODELS
+    from tmpbench.models.spec import parse_spec, resolve_entry
 
     return [resolve_entry(parse_spec(name)).as_dict() for name in MODELS.names()]
 

@@ -6,8 +6,11 @@ data the ``MODELS`` registry holds for each name (family, where the weights live
 size) plus two lazy ``"module:attr"`` hooks: ``loader`` builds the generator and ``meta_builder``
 builds the full-size denoiser on the meta device for counting.
 
-Loading a model by its spec (registered name, ``NAME-SIZE`` or a folder, pruned or not) is a
-composition of models and pruning and lives above both, in :mod:`tmpbench.loading`.
+Where an adapter's weights come from (hub id, local folder, one-line offline errors) is
+:mod:`tmpbench.models.weights`; the base of the diffusers adapters is
+:mod:`tmpbench.models.diffusers_generator`. Loading a model by its spec (registered name,
+``NAME-SIZE`` or a folder, pruned or not) is a composition of models and pruning and lives above
+both, in :mod:`tmpbench.loading`.
 
 Example::
 
@@ -19,16 +22,13 @@ Example::
 from __future__ import annotations
 
 import abc
-import contextlib
 import importlib
-import json
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from tmpbench.errors import OfflineError, TmpbenchError
+from tmpbench.errors import TmpbenchError
 
 if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
     import torch
@@ -36,7 +36,8 @@ if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
 
 
 def resolve_target(target: str | Callable[..., Any]) -> Callable[..., Any]:
-    """Import ``"package.module:attr"`` (or pass a callable through)."""
+    """Import ``"package.module:attr"`` (``attr`` may be dotted, e.g. ``Class.method``), or pass a
+    callable through: how :class:`ModelEntry` hooks and other lazy targets are resolved."""
     if callable(target):
         return target
     module_name, sep, attr = target.partition(":")
@@ -123,13 +124,7 @@ class Generator(abc.ABC):
         """Text-to-image: returns ``len(prompts)`` RGB images of ``size`` x ``size`` pixels."""
 
     def edit(
-        self,
-        images: list[Image.Image],
-        instructions: list[str],
-        seeds: list[int],
-        steps: int,
-        guidance: float,
-        size: int,
+        self, images: list[Image.Image], instructions: list[str], seeds: list[int], steps: int, guidance: float, size: int
     ) -> list[Image.Image]:
         """Instruction editing: returns one edited image per (image, instruction, seed)."""
         raise TmpbenchError(f"model {self.name!r} ({self.family}) does not support editing; use a T2I suite")
@@ -164,117 +159,3 @@ def check_edit_batch(
     check_batch(instructions, seeds, steps, size, multiple)
     if len(images) != len(instructions):
         raise TmpbenchError(f"got {len(images)} images but {len(instructions)} instructions; pass one of each")
-
-
-def pipeline_call_kwargs(pipe: Any, seeds: list[int], steps: int, size: int, max_sequence_length: int) -> dict[str, Any]:
-    """The arguments a diffusers adapter passes to every pipeline call (T2I and img2img alike):
-    a ``size`` x ``size`` image, ``steps`` steps, PIL output, and one generator per image seeded
-    with its own seed, so that each image depends on its own seed only, not on its batch neighbours
-    (``randn_tensor`` draws each sample's noise from its own generator)."""
-    import torch
-
-    device = pipe._execution_device
-    return {
-        "height": size,
-        "width": size,
-        "num_inference_steps": steps,
-        "generator": [torch.Generator(device=device).manual_seed(int(s)) for s in seeds],
-        "max_sequence_length": max_sequence_length,
-        "output_type": "pil",
-    }
-
-
-def hub_offline() -> bool:
-    """True when the Hugging Face hub must not be contacted (``HF_HUB_OFFLINE`` set)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def weights_source(entry: ModelEntry, path: str | Path | None) -> tuple[str, bool]:
-    """Where ``entry``'s weights come from: ``(directory, True)`` or ``(hub_id, False)``.
-
-    ``path`` (the CLI's ``--model-path``) wins over the entry's environment variable, which wins
-    over the hub id. A named directory that does not exist raises OfflineError.
-    """
-    chosen = str(path) if path is not None else (os.environ.get(entry.path_env) if entry.path_env else None)
-    if chosen:
-        directory = Path(chosen).expanduser()
-        if not directory.is_dir():
-            raise OfflineError(f"{entry.name} weights directory {str(directory)!r} does not exist; {path_hint(entry)}")
-        return str(directory), True
-    return entry.source, False
-
-
-def path_hint(entry: ModelEntry) -> str:
-    env = f" or set {entry.path_env}=DIR" if entry.path_env else ""
-    return f"download {entry.source!r} and pass --model-path DIR{env}"
-
-
-def weights_unavailable(entry: ModelEntry, reason: str, local: bool = False) -> OfflineError:
-    """The one-line error for weights that cannot be had (offline, missing, incomplete).
-
-    ``local`` says the weights came from a directory, so the hub's offline mode is not the cause."""
-    reason = reason.strip().splitlines()[0] if reason.strip() else "unknown reason"
-    reason = reason if len(reason) <= 200 else reason[:197] + "..."
-    if local:
-        return OfflineError(f"cannot load {entry.name} weights from a local directory ({reason}); {path_hint(entry)}")
-    where = "HF_HUB_OFFLINE=1 and not in the local cache" if hub_offline() else reason
-    return OfflineError(f"cannot load {entry.name} weights {entry.source!r} ({where}); {path_hint(entry)}")
-
-
-@contextlib.contextmanager
-def quiet_hub_logs() -> Iterator[None]:
-    """Silence diffusers/transformers hub warnings while loading, so a failure stays one line."""
-    import diffusers.utils.logging as dlog
-    import transformers.utils.logging as tlog
-
-    before = (dlog.get_verbosity(), tlog.get_verbosity())
-    dlog.set_verbosity_error()
-    tlog.set_verbosity_error()
-    try:
-        yield
-    finally:
-        dlog.set_verbosity(before[0])
-        tlog.set_verbosity(before[1])
-
-
-@contextlib.contextmanager
-def loading_weights(entry: ModelEntry, local: bool = False) -> Iterator[None]:
-    """Wrap ``from_pretrained`` calls: hub logs are silenced and an ``OSError`` (what hub errors
-    subclass) or ``ValueError`` becomes the one-line :func:`weights_unavailable` error."""
-    try:
-        with quiet_hub_logs():
-            yield
-    except (OSError, ValueError) as exc:
-        raise weights_unavailable(entry, f"{type(exc).__name__}: {exc}", local=local) from None
-
-
-def checkpoint_dtype(entry: ModelEntry) -> torch.dtype:
-    """The dtype ``entry``'s weights load in: bfloat16 unless ``entry.extra["dtype"]`` names another (float32)."""
-    import torch
-
-    return torch.bfloat16 if entry.extra.get("dtype", "bfloat16") == "bfloat16" else torch.float32
-
-
-def load_diffusers_pipeline(entry: ModelEntry, path: str | None, pipeline_cls: Any, device: str = "cpu") -> Any:
-    """``pipeline_cls.from_pretrained`` for a diffusers adapter's loader hook, moved to ``device``.
-
-    The weights come from :func:`weights_source` (``path``, else the entry's environment variable,
-    else its hub id) in :func:`checkpoint_dtype`; anything that stops them loading raises one
-    OfflineError line (:func:`loading_weights`).
-    """
-    source, local = weights_source(entry, path)
-    dtype = checkpoint_dtype(entry)
-    with loading_weights(entry, local=local):
-        pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=local)
-    pipe.to(device)
-    return pipe
-
-
-def set_eval(pipe: Any) -> None:
-    """Put every module of a pipeline in eval mode: a freshly built module is in train mode, and
-    dropout (T5's 0.1) would make an image depend on its batch neighbours' random draws."""
-    import torch
-
-    for component in getattr(pipe, "components", {}).values():
-        if isinstance(component, torch.nn.Module):
-            component.eval()

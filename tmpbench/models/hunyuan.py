@@ -34,6 +34,7 @@ Config values (``HUNYUANIMAGE3_CONFIG``) and where they come from:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -41,18 +42,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.models.base import (
-    Generator,
-    ModelEntry,
-    check_batch,
-    check_edit_batch,
-    loading_weights,
-    path_hint,
-    quiet_hub_logs,
-    weights_source,
-    weights_unavailable,
-)
+from tmpbench.models.base import Generator, ModelEntry, check_batch, check_edit_batch
 from tmpbench.models.spec import write_marker
+from tmpbench.models.weights import loading_weights, path_hint, quiet_hub_logs, weights_source, weights_unavailable
 
 if TYPE_CHECKING:
     import torch
@@ -217,13 +209,7 @@ class HunyuanImage3Generator(Generator):
         return [self._call(p, s, steps, guidance, size) for p, s in zip(prompts, seeds)]
 
     def edit(
-        self,
-        images: list[Image.Image],
-        instructions: list[str],
-        seeds: list[int],
-        steps: int,
-        guidance: float,
-        size: int,
+        self, images: list[Image.Image], instructions: list[str], seeds: list[int], steps: int, guidance: float, size: int
     ) -> list[Image.Image]:
         check_edit_batch(images, instructions, seeds, steps, size, multiple=16)
         self._require_image_model()
@@ -325,18 +311,11 @@ HUNYUANIMAGE3_ENTRY = ModelEntry(
     description="HunyuanImage-3.0 80B MoE (64 experts, top-8, 1 shared), transformers trust_remote_code; T2I",
 )
 
-HUNYUANIMAGE3_INSTRUCT_ENTRY = ModelEntry(
+# -Instruct is the same backbone and loader with TI2I editing
+HUNYUANIMAGE3_INSTRUCT_ENTRY = dataclasses.replace(
+    HUNYUANIMAGE3_ENTRY,
     name="hunyuanimage3-instruct",
-    family="hunyuanimage3",
     source=HUNYUANIMAGE3_INSTRUCT_ID,
-    loader="tmpbench.models.hunyuan:load_hunyuanimage3",
-    meta_builder="tmpbench.models.hunyuan:build_hunyuanimage3_meta",
-    nominal_params=80_000_000_000,
-    default_steps=50,
-    default_guidance=5.0,
-    default_size=1024,
-    path_env=PATH_ENV,
     supports_edit=True,
     description="HunyuanImage-3.0-Instruct 80B MoE; T2I and TI2I (generate_image(image=...))",
 )
-

@@ -25,9 +25,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tmpbench.errors import OfflineError, TmpbenchError, did_you_mean
 from tmpbench.catalog import MODELS
+from tmpbench.errors import OfflineError, TmpbenchError, did_you_mean
+from tmpbench.models.base import ModelEntry
 
 DEFAULT_PRUNER = "tmp"
 GRAMMAR = "expected NAME[-SIZE] where SIZE is like 4b, 500m or 33%, or a local directory"
@@ -134,10 +136,8 @@ def detect_model_name(path: str | Path) -> str:
     )
 
 
-def resolve_entry(spec: ModelSpec):  # -> ModelEntry (kept untyped to avoid an import cycle at runtime)
+def resolve_entry(spec: ModelSpec) -> ModelEntry:
     """The registered :class:`~tmpbench.models.base.ModelEntry` for a parsed spec."""
-    from tmpbench.models.base import ModelEntry
-
     entry = MODELS.get(spec.base)
     if not isinstance(entry, ModelEntry):
         raise TmpbenchError(f"model {spec.base!r} is registered as {type(entry).__name__}, not a ModelEntry")

@@ -347,7 +347,7 @@ def _load_zimage(path: Path, transformer: nn.Module, base: str, name: str, devic
                                save_fn=lambda p, d: tz.save_pipeline(p, d, cfg))
     from diffusers import ZImagePipeline
 
-    from tmpbench.models.base import quiet_hub_logs
+    from tmpbench.models.weights import quiet_hub_logs
 
     with quiet_hub_logs():
         pipe = ZImagePipeline.from_pretrained(str(path), transformer=transformer, local_files_only=True,

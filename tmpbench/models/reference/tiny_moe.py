@@ -14,6 +14,10 @@ each block holds ``aux_loss`` (the Switch-style load-balancing loss ``E * sum_e 
 perfectly balanced) and ``expert_counts``; the model's :attr:`TinyMoETransformer.aux_loss` sums
 them over layers. Expert-pruning code sees these blocks through :mod:`tmpbench.models.moe`.
 
+This module holds the architecture only: the tiny pipeline around it (tokenizer, text encoder,
+pixel-space autoencoder, sampler) is :mod:`tmpbench.models.reference.tiny_zimage`'s, and the
+``tiny-moe`` registry entry is in :mod:`tmpbench.models.reference.entries`.
+
 Example::
 
     >>> model = TinyMoETransformer(**tiny_moe_config())      # doctest: +SKIP
@@ -246,59 +250,3 @@ def build_tiny_moe(seed: int = 0, **overrides: Any) -> TinyMoETransformer:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return TinyMoETransformer(**tiny_moe_config(**overrides))
-
-
-# --------------------------------------------------------------------------------------------
-# registry entry: the trained ShapesWorld reference (a tiny ZImagePipeline with this transformer)
-# --------------------------------------------------------------------------------------------
-TINY_MOE_PATH_ENV = "TMPBENCH_TINY_MOE_PATH"
-
-
-def load_tiny_moe(entry: Any, path: str | None, device: str = "cpu") -> Any:
-    """Loader hook for ``tiny-moe`` (shared with tiny-dit: :func:`tiny_zimage.load_reference`)."""
-    from tmpbench.models.reference import tiny_zimage
-
-    return tiny_zimage.load_reference(entry, path, device)
-
-
-def build_tiny_moe_meta(entry: Any) -> TinyMoETransformer:
-    """Meta-device hook: tiny-moe's transformer at the training recipe's architecture."""
-    from tmpbench.models.reference import tiny_zimage
-
-    arch = tiny_zimage.TinyZImageConfig(**entry.architecture)
-    with torch.device("meta"):
-        return TinyMoETransformer(**tiny_zimage.transformer_kwargs(arch), **arch.moe)
-
-
-#: tiny-moe's architecture (TinyZImageConfig keywords): Z-Image DiT with HunyuanImage-3.0-layout MoE FFNs
-TINY_MOE_ARCHITECTURE = {
-    "dim": 128,
-    "n_layers": 4,
-    "moe": {"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
-    "scheduler_shift": 3.0,
-}
-
-
-def _entry() -> Any:
-    from tmpbench.models.base import ModelEntry
-
-    return ModelEntry(
-        name="tiny-moe",
-        family="zimage",
-        source="builtin",
-        loader="tmpbench.models.reference.tiny_moe:load_tiny_moe",
-        meta_builder="tmpbench.models.reference.tiny_moe:build_tiny_moe_meta",
-        nominal_params=3_194_352,  # TinyMoETransformer at TINY_MOE_ARCHITECTURE
-        default_steps=16,
-        default_guidance=1.0,
-        default_size=32,
-        path_env=TINY_MOE_PATH_ENV,
-        supports_edit=True,
-        calibration_suite="shapes-t2i",
-        architecture=TINY_MOE_ARCHITECTURE,
-        transfer_partner="tiny-dit",
-        description="ShapesWorld reference: Z-Image DiT, HunyuanImage-3.0-layout MoE FFNs (8 experts, top-2, 1 shared)",
-    )
-
-
-TINY_MOE_ENTRY = _entry()

@@ -19,6 +19,10 @@ the velocity target carries the token's full noise, which a narrower hidden stat
 Editing puts the source image in the sequence, as Z-Image's omni mode does: the transformer runs
 with ``x[i] = [source_latent, noisy_latent]`` and ``image_noise_mask = [0, 1]`` (clean condition
 tokens get the t=1 modulation). :func:`edit_in_sequence` is that sampler.
+
+:func:`reference_generator` wraps a tiny pipeline in the Z-Image adapter (editing in sequence,
+saving with :func:`save_pipeline`); the ``tiny-dit`` / ``tiny-moe`` registry entries and their
+hooks are in :mod:`tmpbench.models.reference.entries`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from PIL import Image
 
+from tmpbench.models.reference.tiny_moe import TinyMoETransformer
+from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.shapes.edits import EDIT_TYPES  # noqa: F401  (vocabulary source, see _vocabulary)
 from tmpbench.shapes.grammar import NUMBER_WORDS, RELATIONS, TAGS, enumerate_prompts
 from tmpbench.shapes.world import COLORS, SHAPES, cell_name
@@ -212,17 +218,22 @@ def transformer_kwargs(cfg: TinyZImageConfig) -> dict:
     )
 
 
+def transformer_class(cfg: TinyZImageConfig) -> type[ZImageTransformer2DModel]:
+    """The denoiser class of ``cfg``: :class:`TinyMoETransformer` when ``cfg.moe`` is set (tiny-moe)."""
+    return TinyMoETransformer if cfg.moe else ZImageTransformer2DModel
+
+
+def build_transformer(cfg: TinyZImageConfig) -> ZImageTransformer2DModel:
+    """A fresh denoiser of ``cfg`` (under the caller's RNG state and device, e.g. ``torch.device("meta")``)."""
+    return transformer_class(cfg)(**transformer_kwargs(cfg), **(cfg.moe or {}))
+
+
 def build_components(cfg: TinyZImageConfig) -> dict:
     """Fresh, seeded components of a tiny ZImagePipeline."""
     tokenizer = build_tokenizer(cfg.grid)
     text_encoder = build_text_encoder(len(tokenizer), cfg.text_hidden, cfg.text_layers, cfg.seed)
     torch.manual_seed(cfg.seed + 1)
-    if cfg.moe:
-        from tmpbench.models.reference.tiny_moe import TinyMoETransformer
-
-        transformer = TinyMoETransformer(**transformer_kwargs(cfg), **cfg.moe)
-    else:
-        transformer = ZImageTransformer2DModel(**transformer_kwargs(cfg))
+    transformer = build_transformer(cfg)
     vae = PixelShuffleAutoencoder(factor=cfg.factor, block_out_channels=(3,) * (int(np.log2(cfg.factor)) + 1))
     scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg.scheduler_shift, use_dynamic_shifting=False)
     return dict(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, scheduler=scheduler)
@@ -356,11 +367,7 @@ def load_pipeline(path: str | Path, device: str = "cpu", dtype=torch.float32) ->
     path = Path(path)
     meta = json.loads((path / "tmpbench.json").read_text())
     cfg = TinyZImageConfig(**meta["tiny_config"])
-    if cfg.moe:
-        from tmpbench.models.reference.tiny_moe import TinyMoETransformer as cls
-    else:
-        cls = ZImageTransformer2DModel
-    transformer = cls.from_pretrained(path / "transformer", torch_dtype=dtype)
+    transformer = transformer_class(cfg).from_pretrained(path / "transformer", torch_dtype=dtype)
     text_encoder = Qwen3Model.from_pretrained(path / "text_encoder", torch_dtype=dtype)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
     vae = PixelShuffleAutoencoder.from_config(PixelShuffleAutoencoder.load_config(path / "vae"))
@@ -375,10 +382,26 @@ def to_pil(images: np.ndarray) -> list[Image.Image]:
     return [Image.fromarray(im) for im in images]
 
 
+def reference_generator(
+    pipe: ZImagePipeline, cfg: TinyZImageConfig, name: str, model: str | None = None, dtype=torch.float16
+) -> ZImageGenerator:
+    """The Z-Image adapter over a tiny pipeline: edits by :func:`edit_in_sequence`, saves by
+    :func:`save_pipeline` (weights as ``dtype``); ``model`` (default ``name``) is the registered name."""
+    return ZImageGenerator(
+        pipe,
+        name=name,
+        model=name if model is None else model,
+        edit_fn=edit_in_sequence,
+        max_sequence_length=cfg.max_sequence_length,
+        save_fn=lambda p, d: save_pipeline(p, d, cfg, dtype=dtype),
+    )
+
+
 __all__ = [
     "PixelShuffleAutoencoder",
     "TinyZImageConfig",
     "build_components",
+    "build_transformer",
     "build_tokenizer",
     "edit_in_sequence",
     "encode_edit_segments",
@@ -388,84 +411,7 @@ __all__ = [
     "latents_to_images",
     "load_pipeline",
     "make_pipeline",
+    "reference_generator",
     "save_pipeline",
+    "transformer_class",
 ]
-
-
-# --------------------------------------------------------------------------------------------
-# registry hooks for the reference models
-# --------------------------------------------------------------------------------------------
-def load_reference(entry, path: str | None, device: str = "cpu"):
-    """Loader hook for ``tiny-dit`` / ``tiny-moe``: a folder written by :func:`save_pipeline`.
-
-    The folder is ``--model-path``, else the entry's environment variable, else the committed
-    reference in ``tmpbench/assets/<name>``.
-    """
-    from tmpbench.errors import OfflineError, TmpbenchError
-    from tmpbench.models.assets import asset_dir
-    from tmpbench.models.base import weights_source
-    from tmpbench.models.zimage import ZImageGenerator
-
-    source, local = weights_source(entry, path)
-    if not local:
-        source = str(asset_dir(entry.name))
-        if not (Path(source) / "tmpbench.json").is_file():
-            raise OfflineError(
-                f"no trained {entry.name} weights in {source}; run `tmpbench train-reference {entry.name}` "
-                f"or pass --model-path DIR (or set {entry.path_env}=DIR)"
-            )
-    if not (Path(source) / "tmpbench.json").is_file():
-        raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
-    pipe, cfg = load_pipeline(source, device=device)
-    is_moe = bool(cfg.moe)
-    if is_moe != (entry.name.startswith("tiny-moe")):
-        kind = "MoE" if is_moe else "dense"
-        raise TmpbenchError(f"{source!r} holds a {kind} transformer, which does not match model {entry.name!r}")
-    return ZImageGenerator(
-        pipe,
-        name=entry.name,
-        model=entry.name,
-        edit_fn=edit_in_sequence,
-        max_sequence_length=cfg.max_sequence_length,
-        save_fn=lambda p, d: save_pipeline(p, d, cfg),
-    )
-
-
-def build_reference_meta(entry):
-    """Meta-device hook: the reference transformer at the architecture its entry records."""
-    arch = TinyZImageConfig(**entry.architecture)
-    with torch.device("meta"):
-        if arch.moe:
-            from tmpbench.models.reference.tiny_moe import TinyMoETransformer
-
-            return TinyMoETransformer(**transformer_kwargs(arch), **arch.moe)
-        return ZImageTransformer2DModel(**transformer_kwargs(arch))
-
-
-#: tiny-dit's architecture (TinyZImageConfig keywords; the rest are the config's defaults)
-TINY_DIT_ARCHITECTURE = {"scheduler_shift": 3.0}
-
-
-def _tiny_dit_entry():
-    from tmpbench.models.base import ModelEntry
-
-    return ModelEntry(
-        name="tiny-dit",
-        family="zimage",
-        source="builtin",
-        loader="tmpbench.models.reference.tiny_zimage:load_reference",
-        meta_builder="tmpbench.models.reference.tiny_zimage:build_reference_meta",
-        nominal_params=2_470_768,  # ZImageTransformer2DModel at TINY_DIT_ARCHITECTURE
-        default_steps=16,
-        default_guidance=1.0,
-        default_size=32,
-        path_env="TMPBENCH_TINY_DIT_PATH",
-        supports_edit=True,
-        calibration_suite="shapes-t2i",
-        architecture=TINY_DIT_ARCHITECTURE,
-        transfer_partner="tiny-moe",
-        description="ShapesWorld reference: a real ZImagePipeline with a tiny ZImageTransformer2DModel, Qwen3 text encoder and pixel-space autoencoder",
-    )
-
-
-TINY_DIT_ENTRY = _tiny_dit_entry()

@@ -1,0 +1,201 @@
+"""The base of the adapters over a diffusers pipeline (Z-Image, FLUX.1): :class:`DiffusersGenerator`.
+
+A subclass names its diffusers classes and its guidance arguments; everything else is shared:
+construction from a ready pipeline (tiny components in tests, real checkpoints via
+:meth:`DiffusersGenerator.from_entry`), T2I through the pipeline, editing through the family's
+img2img pipeline built from the same components, ``save`` and the meta-device denoiser::
+
+    class ZImageGenerator(DiffusersGenerator):
+        family = "zimage"
+        pipeline_class, img2img_class = "ZImagePipeline", "ZImageImg2ImgPipeline"
+        transformer_class = "ZImageTransformer2DModel"
+        ...
+
+Diffusers classes are named as strings and imported on first use, so importing an adapter (which
+``tmpbench models list`` does for every entry) stays free of diffusers.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tmpbench.models.base import Generator, ModelEntry, check_batch, check_edit_batch
+from tmpbench.models.spec import write_marker
+from tmpbench.models.weights import checkpoint_dtype, loading_weights, weights_source
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+
+def diffusers_class(name: str) -> Any:
+    """The diffusers class called ``name`` (e.g. ``"ZImagePipeline"``), imported now."""
+    import diffusers
+
+    return getattr(diffusers, name)
+
+
+def pipeline_call_kwargs(pipe: Any, seeds: list[int], steps: int, size: int, max_sequence_length: int) -> dict[str, Any]:
+    """The arguments a diffusers adapter passes to every pipeline call (T2I and img2img alike):
+    a ``size`` x ``size`` image, ``steps`` steps, PIL output, and one generator per image seeded
+    with its own seed, so that each image depends on its own seed only, not on its batch neighbours
+    (``randn_tensor`` draws each sample's noise from its own generator)."""
+    import torch
+
+    device = pipe._execution_device
+    return {
+        "height": size,
+        "width": size,
+        "num_inference_steps": steps,
+        "generator": [torch.Generator(device=device).manual_seed(int(s)) for s in seeds],
+        "max_sequence_length": max_sequence_length,
+        "output_type": "pil",
+    }
+
+
+def load_diffusers_pipeline(entry: ModelEntry, path: str | None, pipeline_cls: Any, device: str = "cpu") -> Any:
+    """``pipeline_cls.from_pretrained`` for a diffusers adapter's loader hook, moved to ``device``.
+
+    The weights come from :func:`~tmpbench.models.weights.weights_source` (``path``, else the
+    entry's environment variable, else its hub id) in
+    :func:`~tmpbench.models.weights.checkpoint_dtype`; anything that stops them loading raises one
+    OfflineError line (:func:`~tmpbench.models.weights.loading_weights`).
+    """
+    source, local = weights_source(entry, path)
+    dtype = checkpoint_dtype(entry)
+    with loading_weights(entry, local=local):
+        pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=local)
+    pipe.to(device)
+    return pipe
+
+
+def set_eval(pipe: Any) -> None:
+    """Put every module of a pipeline in eval mode: a freshly built module is in train mode, and
+    dropout (T5's 0.1) would make an image depend on its batch neighbours' random draws."""
+    import torch
+
+    for component in getattr(pipe, "components", {}).values():
+        if isinstance(component, torch.nn.Module):
+            component.eval()
+
+
+class DiffusersGenerator(Generator):
+    """A :class:`~tmpbench.models.base.Generator` over a diffusers text-to-image pipeline.
+
+    ``pipe`` is a ready pipeline whose ``transformer`` is the denoiser pruners see. ``name`` (default:
+    the family) labels the generator; ``model`` (default: the family) is the registered name written
+    to the save marker, so ``--model DIR`` loads the folder back. ``edit_strength`` is the img2img
+    noise level of :meth:`edit`: 1.0 ignores the source image, 0.0 would return it unchanged.
+    ``max_sequence_length`` (default: the family's) is the prompt length the text encoder sees.
+
+    Subclasses set ``family``, the class names below and :meth:`_guidance_kwargs`; they may
+    override :meth:`_edit_sources` and :meth:`_save_pipeline`.
+    """
+
+    supports_edit = True
+    pipeline_class: str  # diffusers T2I pipeline class the loader hook builds, e.g. "ZImagePipeline"
+    img2img_class: str  # diffusers img2img pipeline class built from the same components for edits
+    transformer_class: str  # the denoiser's diffusers class, built on the meta device for counting
+    default_transformer_config: dict[str, Any]  # its config at the registered checkpoint
+    default_max_sequence_length: int  # prompt length (tokens) the family's text encoder sees by default
+
+    def __init__(
+        self,
+        pipe: Any,
+        name: str | None = None,
+        edit_strength: float = 0.6,
+        max_sequence_length: int | None = None,
+        model: str | None = None,
+    ) -> None:
+        if not 0.0 < edit_strength <= 1.0:
+            raise ValueError(f"edit_strength={edit_strength} must be in (0, 1]")
+        self.pipe = pipe
+        self.name = self.family if name is None else name
+        self.model = self.family if model is None else model
+        self.edit_strength = edit_strength
+        self.max_sequence_length = self.default_max_sequence_length if max_sequence_length is None else max_sequence_length
+        self._img2img = None  # built on the first edit; pruning.runner.with_denoiser resets it
+        if hasattr(pipe, "set_progress_bar_config"):
+            pipe.set_progress_bar_config(disable=True)
+        set_eval(pipe)
+
+    # registry hooks --------------------------------------------------------------------------
+    @classmethod
+    def from_entry(cls, entry: ModelEntry, path: str | None, device: str = "cpu") -> DiffusersGenerator:
+        """Loader hook (``ModelEntry.loader``): the entry's weights from ``path``, its environment
+        variable or its hub id, as a generator named after the entry."""
+        pipe = load_diffusers_pipeline(entry, path, diffusers_class(cls.pipeline_class), device)
+        return cls(pipe, name=entry.name, model=entry.name)
+
+    @classmethod
+    def meta_denoiser(cls, entry: ModelEntry) -> torch.nn.Module:
+        """Meta-device hook (``ModelEntry.meta_builder``): the full-size transformer, no weights
+        allocated, at ``entry.extra["transformer_config"]`` or the class's default config."""
+        import torch
+
+        config = entry.extra.get("transformer_config", cls.default_transformer_config)
+        with torch.device("meta"):
+            return diffusers_class(cls.transformer_class)(**config)
+
+    # the Generator interface -----------------------------------------------------------------
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.pipe.transformer
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this: the VAE's downsampling times 2 (Z-Image's patch
+        size, FLUX's 2x2 latent packing)."""
+        return int(self.pipe.vae_scale_factor) * 2
+
+    @abc.abstractmethod
+    def _guidance_kwargs(self, guidance: float, batch: int) -> dict[str, Any]:
+        """The pipeline arguments that apply ``guidance`` to a batch of ``batch`` prompts."""
+
+    def _call_kwargs(self, seeds: list[int], steps: int, guidance: float, size: int) -> dict[str, Any]:
+        return {
+            **pipeline_call_kwargs(self.pipe, seeds, steps, size, self.max_sequence_length),
+            **self._guidance_kwargs(guidance, len(seeds)),
+        }
+
+    def generate(
+        self, prompts: list[str], seeds: list[int], steps: int, guidance: float, size: int
+    ) -> list[Image.Image]:
+        check_batch(prompts, seeds, steps, size, self.size_multiple)
+        if not prompts:
+            return []
+        out = self.pipe(prompt=list(prompts), **self._call_kwargs(seeds, steps, guidance, size))
+        return [im.convert("RGB") for im in out.images]
+
+    def edit(
+        self, images: list[Image.Image], instructions: list[str], seeds: list[int], steps: int, guidance: float, size: int
+    ) -> list[Image.Image]:
+        check_edit_batch(images, instructions, seeds, steps, size, self.size_multiple)
+        if not images:
+            return []
+        sources = [im.convert("RGB").resize((size, size)) for im in images]
+        return self._edit_sources(sources, list(instructions), list(seeds), steps, guidance, size)
+
+    def _edit_sources(
+        self, sources: list[Image.Image], instructions: list[str], seeds: list[int], steps: int, guidance: float, size: int
+    ) -> list[Image.Image]:
+        """Edit validated ``size`` x ``size`` RGB sources: img2img at ``edit_strength``, prompt = instruction."""
+        if self._img2img is None:
+            self._img2img = diffusers_class(self.img2img_class)(**self.pipe.components)
+            self._img2img.set_progress_bar_config(disable=True)
+        out = self._img2img(
+            prompt=instructions, image=sources, strength=self.edit_strength, **self._call_kwargs(seeds, steps, guidance, size)
+        )
+        return [im.convert("RGB") for im in out.images]
+
+    def save(self, path: str | Path) -> None:
+        directory = Path(path)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_pipeline(directory)
+        write_marker(directory, model=self.model, name=self.name)
+
+    def _save_pipeline(self, directory: Path) -> None:
+        """Write the pipeline's components into ``directory`` (diffusers layout)."""
+        self.pipe.save_pretrained(directory)

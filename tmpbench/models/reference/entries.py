@@ -1,0 +1,106 @@
+"""Registry entries of the ShapesWorld reference models (``tiny-dit``, ``tiny-moe``) and their hooks.
+
+Both are tiny ``ZImagePipeline`` s (:mod:`tmpbench.models.reference.tiny_zimage`); ``tiny-moe``'s
+denoiser has HunyuanImage-3.0-layout MoE FFNs (:mod:`tmpbench.models.reference.tiny_moe`). Each
+entry's ``architecture`` holds the :class:`~tmpbench.models.reference.tiny_zimage.TinyZImageConfig`
+keywords the training recipe builds (``moe`` set for tiny-moe), so one loader and one meta-device
+builder serve both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tmpbench.errors import OfflineError, TmpbenchError
+from tmpbench.models.assets import asset_dir
+from tmpbench.models.base import ModelEntry
+from tmpbench.models.reference.tiny_zimage import TinyZImageConfig, build_transformer, load_pipeline, reference_generator
+from tmpbench.models.weights import weights_source
+from tmpbench.models.zimage import ZImageGenerator
+
+#: tiny-dit's architecture (TinyZImageConfig keywords; the rest are the config's defaults)
+TINY_DIT_ARCHITECTURE: dict[str, Any] = {"scheduler_shift": 3.0}
+#: tiny-moe's architecture (TinyZImageConfig keywords): Z-Image DiT with HunyuanImage-3.0-layout MoE FFNs
+TINY_MOE_ARCHITECTURE: dict[str, Any] = {
+    "dim": 128,
+    "n_layers": 4,
+    "moe": {"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
+    "scheduler_shift": 3.0,
+}
+
+
+def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu") -> ZImageGenerator:
+    """Loader hook for ``tiny-dit`` / ``tiny-moe``: a folder written by
+    :func:`~tmpbench.models.reference.tiny_zimage.save_pipeline`.
+
+    The folder is ``--model-path``, else the entry's environment variable, else the committed
+    reference in ``tmpbench/assets/<name>``. Its transformer must be MoE exactly when the entry's
+    architecture is.
+    """
+    source, local = weights_source(entry, path)
+    if not local:
+        source = str(asset_dir(entry.name))
+        if not (Path(source) / "tmpbench.json").is_file():
+            raise OfflineError(
+                f"no trained {entry.name} weights in {source}; run `tmpbench train-reference {entry.name}` "
+                f"or pass --model-path DIR (or set {entry.path_env}=DIR)"
+            )
+    if not (Path(source) / "tmpbench.json").is_file():
+        raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
+    pipe, cfg = load_pipeline(source, device=device)
+    is_moe = bool(cfg.moe)
+    if is_moe != bool((entry.architecture or {}).get("moe")):
+        kind = "MoE" if is_moe else "dense"
+        raise TmpbenchError(f"{source!r} holds a {kind} transformer, which does not match model {entry.name!r}")
+    return reference_generator(pipe, cfg, name=entry.name)
+
+
+def build_reference_meta(entry: ModelEntry) -> torch.nn.Module:
+    """Meta-device hook: the reference transformer at the architecture its entry records."""
+    with torch.device("meta"):
+        return build_transformer(TinyZImageConfig(**entry.architecture))
+
+
+def _reference_entry(
+    name: str, nominal_params: int, path_env: str, architecture: dict[str, Any], transfer_partner: str, description: str
+) -> ModelEntry:
+    """An entry with the recipe both references share: 32 px, 16 steps, guidance 1, edits, shapes-t2i calibration."""
+    return ModelEntry(
+        name=name,
+        family="zimage",
+        source="builtin",
+        loader="tmpbench.models.reference.entries:load_reference",
+        meta_builder="tmpbench.models.reference.entries:build_reference_meta",
+        nominal_params=nominal_params,
+        default_steps=16,
+        default_guidance=1.0,
+        default_size=32,
+        path_env=path_env,
+        supports_edit=True,
+        calibration_suite="shapes-t2i",
+        architecture=architecture,
+        transfer_partner=transfer_partner,
+        description=description,
+    )
+
+
+TINY_DIT_ENTRY = _reference_entry(
+    "tiny-dit",
+    nominal_params=2_470_768,  # ZImageTransformer2DModel at TINY_DIT_ARCHITECTURE
+    path_env="TMPBENCH_TINY_DIT_PATH",
+    architecture=TINY_DIT_ARCHITECTURE,
+    transfer_partner="tiny-moe",
+    description="ShapesWorld reference: a real ZImagePipeline with a tiny ZImageTransformer2DModel, "
+    "Qwen3 text encoder and pixel-space autoencoder",
+)
+TINY_MOE_ENTRY = _reference_entry(
+    "tiny-moe",
+    nominal_params=3_194_352,  # TinyMoETransformer at TINY_MOE_ARCHITECTURE
+    path_env="TMPBENCH_TINY_MOE_PATH",
+    architecture=TINY_MOE_ARCHITECTURE,
+    transfer_partner="tiny-dit",
+    description="ShapesWorld reference: Z-Image DiT, HunyuanImage-3.0-layout MoE FFNs (8 experts, top-2, 1 shared)",
+)
