@@ -26,7 +26,10 @@ from tmpbench.catalog import PRUNERS
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
-from tmpbench.pruning.runner import CalibrationSpec, apply, make_pruner, model_family, plan_model, unit_tree
+from tmpbench.pruning.factory import make_pruner
+from tmpbench.pruning.families import apply, model_family, unit_tree
+from tmpbench.pruning.recipes import CalibrationSpec
+from tmpbench.pruning.runner import plan_model
 
 
 def generator(moe: bool, dim: int, layers: int, heads: int) -> ZImageGenerator:

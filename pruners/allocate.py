@@ -2,8 +2,9 @@
 
 Every pruner (TMP and the baselines) records its choices in one :class:`Allocation`: which blocks
 are dropped or replaced by a linear map, and how many units of each unit group (heads, channels,
-experts) go, in which order. The Allocation does the exact accounting (parameters and FLOPs, as
-the unit tree counts them and as ``apply_plan`` will cut them) and turns the state into a Plan.
+experts) go, in which order. The Allocation keeps the exact size as it changes (parameters and
+FLOPs, with the rules of :mod:`tmpbench.pruning.accounting`, the ones ``planned_size`` applies to
+the finished Plan and ``apply_plan`` cuts by) and turns the state into a Plan.
 
 Landing is shared so that every pruner meets the SAME target the same way:
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from tmpbench.errors import BudgetMissError, TmpbenchError
+from tmpbench.pruning.accounting import block_saving, linear_map_flops, linear_map_params, merge_bias_params, tree_size, unit_saving
 from tmpbench.pruning.budget import TOLERANCE, Budget, original_for_tree
 from tmpbench.pruning.plan import Decision, Plan, model_identity
 from tmpbench.pruning.tree import UnitTree
@@ -116,20 +118,19 @@ class UnitGroup:
             self._mean = m if m > 0 else 1.0
         return sum(self.scores[u] for u in self.order[start:start + n]) / n / self._mean
 
-    def saving(self, removed: int | None = None, kind: str = "params") -> float:
+    def saving(self, removed: int | None = None, kind: str = "params", kept_experts: int | None = None) -> float:
         """What this group's removed units save. For expert channels the parameters count only the
-        experts that stay (the experts group saves the removed experts whole), so the two groups of
-        one MoE add up exactly: ``r_e * expert + r_c * channel * (E - r_e)``."""
+        experts that stay (``kept_experts``, default the linked experts group's; the experts group
+        saves the removed experts whole), so the two groups of one MoE add up exactly:
+        ``r_e * expert + r_c * channel * (E - r_e)``."""
         n = self.removed if removed is None else removed
-        if kind == "flops":
-            return n * self.unit_flops
-        if self.experts:
+        if self.experts and kept_experts is None:
             kept_experts = self.link.kept if self.link is not None else self.experts
-            return float(n * (self.unit_params // self.experts) * kept_experts)
-        saved = n * self.unit_params
-        if self.merge and n > 0 and not self.router_bias:
-            saved -= self.count - n  # surgery's "lse" router merge adds one bias per kept expert
-        return float(saved)
+        saved = unit_saving(kind, n, unit_params=self.unit_params, unit_flops=self.unit_flops, experts=self.experts,
+                            kept_experts=kept_experts)
+        if kind == "params" and self.merge and n > 0:
+            saved -= merge_bias_params(self.count - n, self.router_bias)
+        return saved
 
     def delta(self, n: int, kind: str = "params") -> float:
         """Exact change of the model's saving when ``n`` more units go (``n < 0``: restored),
@@ -137,7 +138,7 @@ class UnitGroup:
         d = self.saving(self.removed + n, kind) - self.saving(kind=kind)
         if kind == "params" and self.kind == "experts" and self.link is not None and self.link.removed:
             ch = self.link
-            d -= n * ch.removed * (ch.unit_params // ch.experts)
+            d += ch.saving(kind=kind, kept_experts=self.kept - n) - ch.saving(kind=kind)
         return d
 
     def kept_ids(self) -> list[int]:
@@ -172,11 +173,11 @@ class BlockSlot:
 
     @property
     def linear_params(self) -> int:
-        return (self.dim or 0) * (self.dim or 0) + (self.dim or 0)
+        return linear_map_params(self.dim or 0)
 
     @property
     def linear_flops(self) -> float:
-        return 2.0 * self.tokens * (self.dim or 0) ** 2
+        return linear_map_flops(self.dim or 0, self.tokens)
 
 
 class Allocation:
@@ -187,7 +188,7 @@ class Allocation:
     raise one-line errors here, before any scoring.
     """
 
-    def __init__(self, tree: UnitTree, budget: Budget, *, model: nn.Module | None = None, round_to: int | None = None) -> None:
+    def __init__(self, tree: UnitTree, budget: Budget, *, round_to: int | None = None) -> None:
         if budget.kind == "latency":
             raise TmpbenchError(
                 f"budget {budget.text!r} is a latency budget; plan with a params or flops@SIZE budget (latency is "
@@ -205,11 +206,11 @@ class Allocation:
         self.round_to = round_to
         self.groups: dict[str, UnitGroup] = {}
         self.blocks: dict[str, BlockSlot] = {}
-        self._build(model)
+        self._build()
         self.width_step = tree.width_step(round_to, "params" if self.kind == "params" else "flops") if round_to else 0.0
 
     # --- construction ----------------------------------------------------------------------------
-    def _build(self, model: nn.Module | None) -> None:
+    def _build(self) -> None:
         default_tokens = float(self.tree.image_tokens + self.tree.caption_tokens)
         for stage in self.tree.root.children:
             tokens = float(stage.constraints.get("tokens", default_tokens))
@@ -236,8 +237,8 @@ class Allocation:
                         rnd = self.round_to
                     g = UnitGroup(node.path, comp, block.path, node.kind, tuple(node.policies), node.count,
                                   node.unit_params, node.unit_flops, max(1, min_keep), max(1, mult), rnd)
-                    if node.kind == "experts" and model is not None:
-                        g.router_bias = _router_has_bias(model, comp)
+                    if node.kind == "experts":
+                        g.router_bias = bool(c.get("router_bias", False))
                     if c.get("per_expert"):
                         g.experts = int(c["experts"])
                         g.link = self.groups.get(f"{c['moe']}#experts")
@@ -263,10 +264,8 @@ class Allocation:
     def block_saving(self, slot: BlockSlot, kind: str | None = None, mode: str | None | type = ...) -> float:
         kind = kind or self.kind
         mode = slot.mode if mode is ... else mode
-        if mode == "drop_block":
-            return float(slot.params if kind == "params" else slot.flops)
-        if mode == "linear_replace":
-            return float(slot.params - slot.linear_params if kind == "params" else slot.flops - slot.linear_flops)
+        if mode is not None:
+            return block_saving(kind, mode, params=slot.params, flops=slot.flops, dim=slot.dim or 0, tokens=slot.tokens)
         return float(sum(self.groups[p].saving(kind=kind) for p in slot.groups))
 
     def saved(self, kind: str | None = None) -> float:
@@ -275,8 +274,7 @@ class Allocation:
 
     def size(self, kind: str | None = None) -> float:
         kind = kind or self.kind
-        original = float(self.tree.params if kind == "params" else self.tree.flops)
-        return original - self.saved(kind)
+        return tree_size(self.tree, kind) - self.saved(kind)
 
     def gap(self) -> float:
         """Size above the target (negative: below)."""
@@ -494,14 +492,6 @@ def merge_groups(g: UnitGroup) -> tuple[list[list[int]], list[float] | None]:
     if g.scores is not None:
         weights = [max(float(s), 0.0) + 1e-6 for s in g.scores]
     return groups, weights
-
-
-def _router_has_bias(model: nn.Module, component: str) -> bool:
-    try:
-        moe = model.get_submodule(component)
-        return getattr(moe.gate.wg, "bias", None) is not None
-    except (AttributeError, TmpbenchError):
-        return False
 
 
 def fill_uniform(alloc: Allocation, groups: list[UnitGroup], *, what: str = "pruner", require: bool = True) -> bool:

@@ -90,7 +90,7 @@ class Pruner(abc.ABC):
                 f"pruner {self.name!r} scores with calibration data and none was given (meta-size planning has "
                 "none); run it on a loaded model, or use a data-free pruner (tmp, magnitude, random, late-drop)"
             )
-        alloc = Allocation(tree, budget, model=model, round_to=self._settings.get("round_to"))
+        alloc = Allocation(tree, budget, round_to=self._settings.get("round_to"))
         info = self._allocate(model, tree, alloc, calibration) or {}
         return alloc.to_plan(model, self.name, {**self.settings(), **info}, calibration)
 
@@ -182,8 +182,9 @@ def restore_until_above(alloc: Allocation, groups: list) -> None:
 
 class ExpertScorePruner(Pruner):
     """An MoE baseline that ranks each layer's experts by one calibration score and drops the
-    lowest (:func:`fill_experts_then_trim`). Subclasses set ``name``, ``description`` and
-    ``scorer`` (the score's name recorded in the Plan) and implement :meth:`score_experts`."""
+    lowest (:func:`fill_experts_then_trim`). Subclasses set ``name``, ``description``, ``scorer``
+    (the score's name recorded in the Plan) and :meth:`score_experts`, usually a scorer of
+    :mod:`pruners.importance` as it stands: ``score_experts = staticmethod(reap_saliency)``."""
 
     families: ClassVar[frozenset[str]] = frozenset({"moe"})
     needs_calibration: ClassVar[bool] = True

@@ -7,13 +7,10 @@ experts alone cannot reach the target, a uniform heads/channels magnitude trim c
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from torch import nn
+from typing import ClassVar
 
 from pruners.base import ExpertScorePruner
 from pruners.importance import expert_frequency
-from tmpbench.pruning.tree import UnitTree
 
 
 class ExpertFrequencyPruner(ExpertScorePruner):
@@ -22,6 +19,4 @@ class ExpertFrequencyPruner(ExpertScorePruner):
     name: ClassVar[str] = "expert-frequency"
     description: ClassVar[str] = "MoE: drop least-routed experts per layer (width trim if needed)"
     scorer: ClassVar[str] = "routing_frequency"
-
-    def score_experts(self, model: nn.Module, tree: UnitTree, calibration: Any) -> dict[str, Any]:
-        return expert_frequency(model, tree, calibration)
+    score_experts = staticmethod(expert_frequency)

@@ -35,8 +35,8 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
-from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output
-from tmpbench.pruning.surgery import LinearBlock, merge_experts
+from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output, to_device
+from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
 from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry, is_dense_ffn
 
 
@@ -124,7 +124,8 @@ def node_reduce(model: nn.Module, node: UnitNode, fn) -> torch.Tensor:
     return unit_reduce(model.get_submodule(node.module_path), node.kind, fn)
 
 
-def weight_magnitude(model: nn.Module, tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> dict[str, torch.Tensor]:
+def weight_magnitude(model: nn.Module, tree: UnitTree,
+                     kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> dict[str, torch.Tensor]:
     """L2 norm of each unit's weights, per unit group path (expert channels: ``(experts, I)``).
     Data-free; ``{}`` on a meta model (no values to read), where callers fall back to index order."""
     if is_meta(model):
@@ -249,9 +250,7 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
             model.zero_grad(set_to_none=True)
             new_args = (xt, *args[1:]) if args else args
             new_kwargs = dict(kwargs) if args else {**kwargs, "x": xt}
-            from tmpbench.pruning.calibration import _to_device
-
-            pred = model(*_to_device(new_args, device), **_to_device(new_kwargs, device))
+            pred = model(*to_device(new_args, device), **to_device(new_kwargs, device))
             pred = pred[0] if isinstance(pred, tuple) else getattr(pred, "sample", pred)
             loss = sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)
             loss.backward()
@@ -260,8 +259,6 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
                                 else torch.zeros_like(p, dtype=torch.float32))
                 totals[node.path] = totals.get(node.path, 0) + v.cpu()
     finally:
-        from tmpbench.pruning.runner import detach_cached_tensors
-
         model.zero_grad(set_to_none=True)
         for p, f in zip(params, flags):
             p.requires_grad_(f)

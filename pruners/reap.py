@@ -8,13 +8,10 @@ uniform heads/channels magnitude trim closes any gap experts cannot.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from torch import nn
+from typing import ClassVar
 
 from pruners.base import ExpertScorePruner
 from pruners.importance import reap_saliency
-from tmpbench.pruning.tree import UnitTree
 
 
 class ReapPruner(ExpertScorePruner):
@@ -23,6 +20,4 @@ class ReapPruner(ExpertScorePruner):
     name: ClassVar[str] = "reap"
     description: ClassVar[str] = "MoE: drop lowest gate x ||expert output|| experts per layer (width trim if needed)"
     scorer: ClassVar[str] = "reap_saliency"
-
-    def score_experts(self, model: nn.Module, tree: UnitTree, calibration: Any) -> dict[str, Any]:
-        return reap_saliency(model, tree, calibration)
+    score_experts = staticmethod(reap_saliency)

@@ -31,7 +31,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import nn
 
 from pruners.allocate import UNIT_POLICY, Allocation, BlockSlot, UnitGroup

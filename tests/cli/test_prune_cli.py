@@ -11,22 +11,14 @@ from typer.testing import CliRunner
 
 from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
-from tmpbench.catalog import PRUNERS
 
 RUN = CliRunner()
-
-
-def ensure_pruners() -> None:
-    for name, target in (("random", "pruners.random_pruner:RandomPruner"),):
-        if name not in PRUNERS:
-            PRUNERS.register_lazy(name, target)
 
 
 @pytest.fixture(scope="module")
 def app():
     from tmpbench.cli.prune_cmd import register
 
-    ensure_pruners()
     app = typer.Typer()
     register(app)
     return app
@@ -68,10 +60,9 @@ def test_plan_json_fields(app):
     (("--pruner", "random", "--budget", "1k"), "smallest feasible model keeps"),
     (("--pruner", "random", "--budget", "20%", "--set", "nonsense"), "must look like key=value"),
 ])
-def test_plan_errors_are_one_line(app, args, match):
-    from tmpbench.cli import main
-
+def test_plan_errors_are_one_line(app, args, match, capsys):
     import tmpbench.cli as cli
+    from tmpbench.cli import main
 
     if "plan" not in {c.name or c.callback.__name__ for c in cli.app.registered_commands}:
         from tmpbench.cli.prune_cmd import register
@@ -80,6 +71,8 @@ def test_plan_errors_are_one_line(app, args, match):
     with pytest.raises(SystemExit) as exit_info:
         main(["plan", "--model", "tiny-dit", "--meta", *args])
     assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and match in err
 
 
 def test_plan_error_messages(app, capsys):

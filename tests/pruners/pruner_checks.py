@@ -2,10 +2,9 @@
 
 import numpy as np
 
+from tmpbench.catalog import PRUNERS
 from tmpbench.pruning import Budget, apply_plan, check_achieved, validate_plan
 from tmpbench.pruning.calibration import fit_linear_maps
-from tmpbench.catalog import PRUNERS
-import tmpbench.catalog  # noqa: F401  (registers the pruners)
 
 
 def plan_and_apply(case, pruner: str, budget: str, calibration="case", **settings):

@@ -40,13 +40,17 @@ def test_masks_match_surgery(moe):
     plan = _plan(moe, heads, chans, experts, drop)
     pruned = apply_plan(moe.model, plan)
     ref = moe.calib.outputs(pruned)
+    unmasked = moe.calib.outputs(moe.model)
     keep = {heads.path: ("heads", heads.keep, 4), chans.path: ("channels", chans.keep, 128),
             experts.path: ("experts", experts.keep, 8)}
     with apply_masks(moe.model, keep=keep, blocks={"layers.3": "drop_block"}):
         err = masked_output_error(moe.model, moe.calib, ref)
+        masked = moe.calib.outputs(moe.model)
     assert err < 1e-10
-    # and the mask is gone afterwards
-    assert moe.calib.outputs(moe.model)[0].equal(moe.calib.outputs(moe.model)[0])
+    assert not torch.allclose(masked[0], unmasked[0])  # the masks did change the output
+    # and the mask is gone afterwards: the model gives its unmasked outputs again
+    after = moe.calib.outputs(moe.model)
+    assert len(after) == len(unmasked) and all(torch.equal(a, b) for a, b in zip(after, unmasked))
     assert len(moe.model.layers) == 4 and not moe.model.layers[1].attention.to_out[0]._forward_pre_hooks
 
 

@@ -2,10 +2,9 @@
 
 import pytest
 
+from tmpbench.catalog import PRUNERS
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning import Budget
-from tmpbench.catalog import PRUNERS
-import tmpbench.catalog  # noqa: F401
 
 
 @pytest.mark.parametrize("name", ["expert-frequency", "reap"])

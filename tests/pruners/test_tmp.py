@@ -1,11 +1,11 @@
 """TMP: lands on the budget with measured (calibrated) and data-free costs; knobs do what they say."""
 
 import pytest
-
 from pruner_checks import generate_with, plan_and_apply
+
+from tmpbench.catalog import PRUNERS
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning import Budget
-from tmpbench.catalog import PRUNERS
 
 FAST = {"chunks": 4, "max_calib_inputs": 1, "rescore_every": 50}
 

@@ -7,28 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from tiny_generators import tiny_generator
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
 from tmpbench.models.spec import MARKER_FILE, detect_model_name
-from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.pruning.budget import Budget, check_achieved
+from tmpbench.pruning.families import apply, unit_tree
 from tmpbench.pruning.io import ARCH_FILE, WEIGHTS_FILE, load_pruned, save_pruned
 from tmpbench.pruning.plan import Decision, Plan
-from tmpbench.pruning.runner import PruneResult, apply, base_config, unit_tree, weights_fingerprint, with_denoiser
-
-MOE = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 16, "num_shared_expert": 1}
-
-
-def tiny(moe: bool) -> ZImageGenerator:
-    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2,
-                              moe=MOE if moe else None)
-    pipe = tz.make_pipeline(tz.build_components(cfg))
-    name = "tiny-moe" if moe else "tiny-dit"
-    # float32 save: the random-init text encoder is not fp16-representable (trained references are)
-    return ZImageGenerator(pipe, name=name, model=name, edit_fn=tz.edit_in_sequence, max_sequence_length=24,
-                           save_fn=lambda p, d: tz.save_pipeline(p, d, cfg, dtype=torch.float32))
+from tmpbench.pruning.runner import PruneResult, base_config, weights_fingerprint, with_denoiser
 
 
 def result_for(gen, decisions, name, maps=None) -> PruneResult:
@@ -49,7 +37,7 @@ def images(gen, seed=0):
 
 
 def test_dense_round_trip_identical_images(tmp_path):
-    gen = tiny(moe=False)
+    gen = tiny_generator()
     w = torch.eye(32) * 0.5
     decisions = [Decision("layers.0", "linear_replace", linear={"fit": "hand"}),
                  Decision("layers.1.attention", "prune_heads", keep=[0]),
@@ -71,7 +59,7 @@ def test_dense_round_trip_identical_images(tmp_path):
 
 
 def test_moe_round_trip_with_drop_and_merged_router(tmp_path):
-    gen = tiny(moe=True)
+    gen = tiny_generator(moe=True)
     decisions = [Decision("layers.0", "drop_block"),
                  Decision("layers.1.feed_forward", "merge_experts", groups=[[0, 3], [1], [2]]),
                  Decision("layers.1.feed_forward.shared_mlp", "prune_channels", keep=[0, 2, 4, 6]),
@@ -107,7 +95,7 @@ def test_hunyuan_standin_round_trip(tmp_path):
 def test_load_refuses_mismatched_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    gen = tiny(moe=False)
+    gen = tiny_generator()
     result = result_for(gen, [Decision("layers.1.attention", "prune_heads", keep=[1])], "tiny-dit")
     save_pruned(result, tmp_path / "p")
     wfile = tmp_path / "p" / "transformer" / WEIGHTS_FILE
@@ -118,3 +106,20 @@ def test_load_refuses_mismatched_weights(tmp_path):
         load_pruned(tmp_path / "p")
     with pytest.raises(TmpbenchError, match="not a pruned model folder"):
         load_pruned(tmp_path)
+
+
+def test_folders_that_name_a_moved_module_still_load(tmp_path):
+    """Folders written before tiny_moe moved to tmpbench.models.reference name the old module."""
+    gen = tiny_generator(moe=True)
+    result = result_for(gen, [Decision("layers.1.feed_forward", "prune_experts", keep=[0, 1, 3])], "tiny-moe")
+    save_pruned(result, tmp_path / "old")
+    arch_file = tmp_path / "old" / "transformer" / ARCH_FILE
+    arch = json.loads(arch_file.read_text())
+    assert arch["class"] == "tmpbench.models.reference.tiny_moe:TinyMoETransformer"
+    arch_file.write_text(json.dumps({**arch, "class": "tmpbench.models.tiny_moe:TinyMoETransformer"}))
+    loaded = load_pruned(tmp_path / "old")
+    assert type(loaded.denoiser).__name__ == "TinyMoETransformer"
+    assert np.array_equal(images(result.generator, 2), images(loaded, 2))
+    arch_file.write_text(json.dumps({**arch, "class": "tmpbench.models.gone:TinyMoETransformer"}))
+    with pytest.raises(DataFormatError, match=r"class 'tmpbench.models.gone:TinyMoETransformer' .* cannot be imported.*MOVED_MODULES"):
+        load_pruned(tmp_path / "old")

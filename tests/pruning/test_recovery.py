@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny_generators import tiny_generator
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
-from tmpbench.models.zimage import ZImageGenerator
+from tmpbench.pruning.families import apply, unit_tree
 from tmpbench.pruning.plan import Decision, Plan
+from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe
 from tmpbench.pruning.recovery import distill, make_batch, teacher_data
-from tmpbench.pruning.runner import CalibrationSpec, RecoveryRecipe, apply, unit_tree
 
-MOE = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 16, "num_shared_expert": 1}
 SPEC = CalibrationSpec(n_prompts=2, steps=2, size=32, guidance=1.0)
-
-
-def tiny(moe: bool) -> ZImageGenerator:
-    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2,
-                              moe=MOE if moe else None)
-    return ZImageGenerator(tz.make_pipeline(tz.build_components(cfg)), name="t", model="t", max_sequence_length=24)
 
 
 @pytest.mark.parametrize("moe", [False, True])
 def test_distillation_lowers_held_out_loss(moe):
-    gen = tiny(moe)
+    gen = tiny_generator(moe)
     tree = unit_tree(gen.denoiser)
     path = "layers.1.feed_forward.shared_mlp" if moe else "layers.1.feed_forward"
     plan = Plan(model={"class": tree.model_class}, budget={}, pruner="hand",
@@ -40,7 +33,7 @@ def test_distillation_lowers_held_out_loss(moe):
 
 
 def test_feature_loss_runs_and_is_recorded():
-    gen = tiny(False)
+    gen = tiny_generator()
     plan = Plan(model={"class": "ZImageTransformer2DModel"}, budget={}, pruner="hand",
                 decisions=[Decision("layers.1", "drop_block")])
     _, log = distill(gen, apply(gen.denoiser, plan), SPEC, RecoveryRecipe(steps=1, batch=2, feature_weight=0.5), progress=False)
@@ -48,7 +41,7 @@ def test_feature_loss_runs_and_is_recorded():
 
 
 def test_batches_mix_trajectory_and_fresh_states():
-    gen = tiny(False)
+    gen = tiny_generator()
     data = teacher_data(gen, gen.denoiser, ["a photo of a circle"], [0], 2, 32, 1.0)
     side = 32 // gen.pipe.vae_scale_factor
     assert len(data.states) == 2 and data.x0.shape == (1, gen.denoiser.config.in_channels, side, side)

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
     @pruners_app.command("list")
     def pruners_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List pruners: name, model families, calibration use."""
-        from tmpbench.pruning.runner import pruner_list
+        from tmpbench.pruning.factory import pruner_list
 
         rows = pruner_list()
         if as_json:
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """Print the unit tree of a model: params, FLOPs, admitted policies and constraints per node."""
-        from tmpbench.pruning.runner import unit_tree
+        from tmpbench.pruning.families import unit_tree
         from tmpbench.pruning.tree import format_tree
 
         if not 0 <= depth <= 4:
@@ -107,13 +107,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
     ) -> None:
         """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
-        from tmpbench.pruning.runner import (
-            CalibrationSpec,
-            default_calibration,
-            make_pruner,
-            model_defaults,
-            plan_model,
-        )
+        from tmpbench.pruning.factory import make_pruner
+        from tmpbench.pruning.recipes import CalibrationSpec, default_calibration, model_defaults
+        from tmpbench.pruning.runner import plan_model
 
         pruner_settings = parse_settings(settings)
         denoiser, gen, name = _denoiser(model, meta)
@@ -142,7 +138,8 @@ def register(app: typer.Typer) -> None:
         out: str = typer.Option(..., "--out", help="Folder to write the pruned model to (must not exist or be empty)."),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Distillation steps after pruning (0: none)."),
         calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts drawn from the suite."),
-        calib_suite: str | None = typer.Option(None, "--calib-suite", help="Calibration suite (default shapes-t2i for ShapesWorld models)."),
+        calib_suite: str | None = typer.Option(None, "--calib-suite",
+                                               help="Calibration suite (default shapes-t2i for ShapesWorld models)."),
         lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
@@ -151,7 +148,8 @@ def register(app: typer.Typer) -> None:
         from pathlib import Path
 
         from tmpbench.pruning.io import save_pruned
-        from tmpbench.pruning.runner import CalibrationSpec, RecoveryRecipe, default_calibration, prune_generator
+        from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration
+        from tmpbench.pruning.runner import prune_generator
 
         target = Path(out)
         if target.exists() and any(target.iterdir()):

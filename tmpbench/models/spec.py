@@ -3,12 +3,14 @@
 Grammar::
 
     SPEC  := NAME | NAME "-" SIZE | PATH
-    SIZE  := NUMBER ("k" | "m" | "b")      absolute parameter target, e.g. 4b, 500m, 1.5b
+    SIZE  := NUMBER UNIT                   absolute parameter target, e.g. 4b, 500m, 1.5b
            | NUMBER "%"                    share of parameters removed, e.g. 50%
     PATH  := a directory (contains "/" or starts with "." or "~")
 
-``zimage-4b`` is Z-Image pruned to 4B denoiser parameters, ``tiny-dit-50%`` is tiny-dit with half
-of its denoiser parameters removed. A spec with a size is pruned by ``--pruner`` (default TMP).
+``SIZE`` is the one size grammar of :mod:`tmpbench.sizes` (budgets read it too) with the unit
+required, so ``flux-2`` stays a name. ``zimage-4b`` is Z-Image pruned to 4B denoiser parameters,
+``tiny-dit-50%`` is tiny-dit with half of its denoiser parameters removed. A spec with a size is
+pruned by ``--pruner`` (default TMP).
 
 Example::
 
@@ -30,11 +32,11 @@ from typing import Any
 from tmpbench.catalog import MODELS
 from tmpbench.errors import OfflineError, TmpbenchError, did_you_mean
 from tmpbench.models.base import ModelEntry
+from tmpbench.sizes import SIZE_WITH_UNIT, parse_size
 
 DEFAULT_PRUNER = "tmp"
 GRAMMAR = "expected NAME[-SIZE] where SIZE is like 4b, 500m or 33%, or a local directory"
-_SIZE_RE = re.compile(r"^(?P<name>.+)-(?P<size>\d+(?:\.\d+)?(?:[kKmMbB]|%))$")
-_UNITS = {"k": 10**3, "m": 10**6, "b": 10**9}
+_SIZE_RE = re.compile(rf"^(?P<name>.+)-(?P<size>{SIZE_WITH_UNIT})$", re.IGNORECASE)
 
 # diffusers pipeline / transformers architecture class -> registered model name, for local dirs
 CLASS_TO_MODEL = {
@@ -64,11 +66,10 @@ class ModelSpec:
         """Parameters left after pruning a ``nominal_params`` model to this budget (None: unpruned)."""
         if self.budget is None:
             return None
-        number = float(self.budget[:-1])
-        if self.is_ratio:
-            target = round(nominal_params * (1.0 - number / 100.0))
-        else:
-            target = round(number * _UNITS[self.budget[-1].lower()])
+        size = parse_size(self.budget)
+        if size is None:
+            raise TmpbenchError(f"budget {self.budget!r} of {self.base!r} is not a size; {GRAMMAR}")
+        target = round(nominal_params * (1.0 - size.removed_share)) if size.is_ratio else round(size.amount)
         if target >= nominal_params:
             raise TmpbenchError(
                 f"budget {self.budget!r} leaves {target:,} parameters, not fewer than {self.base!r}'s "
@@ -100,8 +101,8 @@ def parse_spec(text: str, pruner: str | None = None) -> ModelSpec:
         hint = did_you_mean(name, MODELS.names())
         raise TmpbenchError(f"bad model spec {text!r}: {GRAMMAR}{hint} (names: {', '.join(MODELS.names())})")
     if size is not None:
-        number = float(size[:-1])
-        if number <= 0 or (size.endswith("%") and number >= 100):
+        parsed = parse_size(size)
+        if parsed.number <= 0 or (parsed.is_ratio and parsed.number >= 100):
             raise TmpbenchError(f"bad model spec {text!r}: size {size!r} must be above 0 (and below 100%)")
         return ModelSpec(base=name, budget=size.lower(), pruner=pruner or DEFAULT_PRUNER)
     if pruner is not None:

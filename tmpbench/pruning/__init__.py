@@ -1,11 +1,23 @@
-"""Pruning: the unit tree, budgets, Plans and surgery that every pruner (TMP and baselines) shares.
+"""Pruning: the unit tree, budgets, Plans, size accounting and surgery that every pruner (TMP and
+baselines) shares, and the runner that drives them.
 
 The arrows, one per module::
 
     model --tree.build_unit_tree--> UnitTree --(a pruner's strategy)--> plan.Plan
           --surgery.apply_plan--> pruned model --budget.check_achieved--> BudgetReport
 
-Scoring and strategy live with the pruners; this package decides nothing. See
+Modules, low to high:
+
+* ``tree`` / ``hunyuan_tree``: the unit trees of Z-Image DiTs and HunyuanImage-3.0 decoders;
+* ``plan``: the Plan, plain versioned data; ``budget``: what "prune to X" means and its check;
+* ``surgery``: cutting heads, channels, experts and blocks; ``families``: which tree and surgery a
+  model's layout takes; ``accounting``: the one size arithmetic (what a Plan leaves);
+* ``calibration`` (captured denoiser inputs, masks' data, linear-map fits), ``recovery``
+  (distillation), ``recipes`` (the calibration spec and recovery recipe every pruner shares);
+* ``factory``: pruner names to strategies through the registry; ``io``: pruned folders on disk;
+* ``runner``: plan / prune / prune-all; ``cache``: the pruned-model cache of ``tmpbench run``.
+
+Scoring and strategy live with the pruners (``pruners/``); this package decides nothing. See
 docs/pruning-design.md.
 """
 

@@ -4,9 +4,11 @@ Grammar::
 
     BUDGET := [KIND ":"] AMOUNT
     KIND   := "params" (default) | "flops@" SIZE | "latency"
-    AMOUNT := NUMBER "%"                          share REMOVED: 33% keeps 67%
-            | NUMBER [k|m|b|g|t]                  absolute size: 4b, 500m, 2e10
+    AMOUNT := SIZE                                4b, 500m, 2e10, or 33% (share REMOVED: keeps 67%)
             | NUMBER ("ms"|"s")                   absolute latency (latency budgets only)
+
+``SIZE`` and ``NUMBER`` are the one size grammar of :mod:`tmpbench.sizes` (model specs such as
+``zimage-4b`` read it too).
 
 Examples: ``4b``, ``33%``, ``params:500m``, ``flops@1024:50%``, ``flops@512:2e13``,
 ``latency:25%``, ``latency:120ms``. A FLOPs budget names the resolution its FLOPs are counted at
@@ -33,12 +35,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tmpbench.errors import TmpbenchError
+from tmpbench.sizes import NUMBER, parse_size
 
 TOLERANCE = 0.005  # achieved must be within 0.5% of the target
 KINDS = ("params", "flops", "latency")
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _TIME = {"ms": 1e-3, "s": 1.0}
-_AMOUNT_RE = re.compile(r"^(?P<num>\d+(?:\.\d*)?(?:e[+-]?\d+)?|\.\d+(?:e[+-]?\d+)?)\s*(?P<unit>%|ms|s|[kmbgt])?$", re.IGNORECASE)
+_TIME_RE = re.compile(rf"^(?P<num>{NUMBER})\s*(?P<unit>ms|s)$", re.IGNORECASE)
 GRAMMAR = "expected [params:|flops@SIZE:|latency:]AMOUNT with AMOUNT like 4b, 500m, 2e10 or 33% (share removed)"
 
 
@@ -78,25 +80,24 @@ class Budget:
         else:
             raise TmpbenchError(f"budget kind {kind_text!r} is unknown; expected params, flops@SIZE or latency")
         amount = amount.strip()
-        am = _AMOUNT_RE.match(amount)
-        if am is None:
+        timed = _TIME_RE.match(amount)
+        size = None if timed else parse_size(amount)
+        if timed is None and size is None:
             raise TmpbenchError(f"budget {text!r}: amount {amount!r} is not understood; {GRAMMAR}")
-        number = float(am.group("num"))
-        unit = (am.group("unit") or "").lower()
-        if unit == "%":
-            if not 0.0 < number < 100.0:
+        if size is not None and size.is_ratio:
+            if not 0.0 < size.number < 100.0:
                 raise TmpbenchError(
                     f"budget {text!r}: a ratio is the share removed and must lie strictly between 0% and 100%, e.g. 33%"
                 )
-            return cls(kind_name, number / 100.0, True, res, raw)
-        if unit in _TIME:
+            return cls(kind_name, size.removed_share, True, res, raw)
+        if timed is not None:
             if kind_name != "latency":
                 raise TmpbenchError(f"budget {text!r}: a time amount needs a latency budget, e.g. latency:{amount}")
-            value = number * _TIME[unit]
+            value = float(timed["num"]) * _TIME[timed["unit"].lower()]
         else:
             if kind_name == "latency":
                 raise TmpbenchError(f"latency budget {text!r} needs a unit (ms or s) or a ratio like 25%")
-            value = number * _SUFFIX[unit]
+            value = size.amount
         if value <= 0:
             raise TmpbenchError(f"budget {text!r} must be positive")
         return cls(kind_name, value, False, res, raw)

@@ -51,7 +51,8 @@ def _to_cpu(obj: Any) -> Any:
     return _map_tensors(obj, lambda t: t.detach().to("cpu").clone())
 
 
-def _to_device(obj: Any, device: torch.device) -> Any:
+def to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` (tensors nested in tuples, lists and dicts) with every tensor moved to ``device``."""
     return _map_tensors(obj, lambda t: t.to(device))
 
 
@@ -117,7 +118,7 @@ class Calibration:
         """Run ``denoiser`` on captured input ``i`` (moved to its device) and return the raw output."""
         args, kwargs = self.inputs[i]
         device = _device_of(denoiser)
-        return denoiser(*_to_device(args, device), **_to_device(kwargs, device))
+        return denoiser(*to_device(args, device), **to_device(kwargs, device))
 
     @torch.no_grad()
     def outputs(self, denoiser: nn.Module) -> list[torch.Tensor]:

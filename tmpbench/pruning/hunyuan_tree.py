@@ -53,9 +53,9 @@ from tmpbench.pruning.tree import (
     UnitNode,
     UnitTree,
     _close,
-    _count,
     _linear_flops,
     _split,
+    count_params,
     expert_units,
     is_dense_ffn,
     is_moe,
@@ -143,7 +143,7 @@ def _attention_node(path: str, attn: nn.Module, tokens: int) -> UnitNode:
     unit_params = rows * (in_dim + _bias(q_lin)) + group * head_dim * dim
     unit_flops = 2.0 * tokens * in_dim * rows + 2.0 * tokens * group * head_dim * dim
     unit_flops += 4.0 * tokens * tokens * head_dim * group
-    total = _count(attn)
+    total = count_params(attn)
     total_flops = _linear_flops(attn, tokens) + 4.0 * tokens * tokens * head_dim * heads
     constraints = {
         "heads": heads,
@@ -180,7 +180,7 @@ def _mlp_node(path: str, mlp: nn.Module, tokens: int, kind: str) -> UnitNode:
                      flops=width * unit_flops, policies=("prune_channels",), constraints=dict(constraints),
                      count=width, unit_params=unit_params, unit_flops=unit_flops,
                      min_params=unit_params, min_flops=unit_flops)
-    node = UnitNode(path=path, kind=kind, level="component", params=_count(mlp), flops=_linear_flops(mlp, tokens),
+    node = UnitNode(path=path, kind=kind, level="component", params=count_params(mlp), flops=_linear_flops(mlp, tokens),
                     policies=("prune_channels",), constraints=constraints, children=[units])
     return _close(node)
 
@@ -195,7 +195,7 @@ def _moe_nodes(path: str, moe: nn.Module, tokens: int) -> list[UnitNode]:
     router = view.router
     shared = view.shared
     units = expert_units(path, view, tokens)
-    node = UnitNode(path=path, kind="moe", level="component", params=_count(moe) - _count(shared),
+    node = UnitNode(path=path, kind="moe", level="component", params=count_params(moe) - count_params(shared),
                     flops=2.0 * tokens * router.in_features * n + tokens * k * _expert_flops_per_token(view),
                     policies=("prune_experts", "merge_experts"), constraints=dict(units.constraints), children=[units])
     out = [_close(node)]
@@ -213,7 +213,7 @@ def _block_node(path: str, block: nn.Module, tokens: int) -> UnitNode:
     else:
         raise TmpbenchError(f"{path}.mlp ({type(block.mlp).__name__}) is neither an MoE block nor a SwiGLU MLP")
     dim = block.self_attn.o_proj.out_features
-    node = UnitNode(path=path, kind="block", level="block", params=_count(block),
+    node = UnitNode(path=path, kind="block", level="block", params=count_params(block),
                     flops=sum(c.flops for c in children), policies=("drop_block", "linear_replace"),
                     constraints={"dim": dim, "dim_prunable": False}, children=children)
     node = _close(node)
@@ -267,7 +267,7 @@ def build_hunyuan_tree(
     for name, mod in model.named_modules():
         if isinstance(mod, nn.Linear) and not name.startswith(prefix + "."):
             rest += 2.0 * tokens * mod.in_features * mod.out_features
-    root = UnitNode(path="", kind="model", level="model", params=sum(p.numel() for p in model.parameters()),
+    root = UnitNode(path="", kind="model", level="model", params=count_params(model),
                     flops=sum(s.flops for s in stages) + rest,
                     constraints={"image_tokens": img, "caption_tokens": cap, "vae_factor": vae_factor},
                     children=stages)

@@ -43,6 +43,12 @@ PLAN_FILE = "plan.json"
 ARCH_FILE = "tmpbench_arch.json"
 WEIGHTS_FILE = "tmpbench_denoiser.safetensors"
 LOADER = "tmpbench.pruning.io:load_pruned_hook"
+# Modules that moved after pruned folders were written (old -> new). A folder keeps the class path
+# of its denoiser in ARCH_FILE; one written before a move names the old module, and still loads.
+MOVED_MODULES = {
+    "tmpbench.models.tiny_moe": "tmpbench.models.reference.tiny_moe",
+    "tmpbench.models.tiny_zimage": "tmpbench.models.reference.tiny_zimage",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,9 +128,25 @@ def _class_path(model: nn.Module) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+def current_class_path(class_path: str) -> str:
+    """``class_path`` (``"module:Class"``) with a moved module replaced by its new home (:data:`MOVED_MODULES`).
+
+    >>> current_class_path("tmpbench.models.tiny_moe:TinyMoETransformer")
+    'tmpbench.models.reference.tiny_moe:TinyMoETransformer'
+    """
+    module, sep, attr = class_path.partition(":")
+    return f"{MOVED_MODULES.get(module, module)}{sep}{attr}"
+
+
 def build_base(arch: dict[str, Any], device: str = "meta") -> nn.Module:
     """The unpruned denoiser the spec was cut from, on ``device`` (meta by default)."""
-    cls = resolve_target(arch["class"])
+    try:
+        cls = resolve_target(current_class_path(arch["class"]))
+    except (ImportError, AttributeError) as exc:
+        raise DataFormatError(
+            f"denoiser class {arch['class']!r} of a pruned folder cannot be imported ({exc}); if its module moved, "
+            "add the old -> new module to tmpbench.pruning.io.MOVED_MODULES"
+        ) from exc
     config = dict(arch["base_config"])
     with torch.device(device):
         if hasattr(cls, "config_class") and getattr(cls, "config_class", None) is not None and not hasattr(cls, "from_config"):

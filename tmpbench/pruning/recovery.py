@@ -1,8 +1,8 @@
 """Recovery: knowledge distillation of a pruned denoiser from its unpruned teacher.
 
-One recipe (:class:`tmpbench.pruning.runner.RecoveryRecipe`) for every pruner: a fixed number of
+One recipe (:class:`tmpbench.pruning.recipes.RecoveryRecipe`) for every pruner: a fixed number of
 AdamW steps at a fixed learning rate, seeded, with a tqdm progress bar. The data is made once from
-the calibration prompts (:class:`tmpbench.pruning.runner.CalibrationSpec`):
+the calibration prompts (:class:`tmpbench.pruning.recipes.CalibrationSpec`):
 
 1. the captions are encoded by the generator's own pipeline (``pipe.encode_prompt``);
 2. the teacher (a deep copy of the ORIGINAL denoiser, frozen) samples each prompt with its seed

@@ -2,15 +2,20 @@
 
 The arrows, each in one place::
 
-    generator.denoiser --unit_tree--> UnitTree --Budget.target--> target size
+    generator.denoiser --families.unit_tree--> UnitTree --Budget.target--> target size
         --CalibrationSpec.collect--> Calibration (same prompts/seeds/steps/size for every pruner)
-        --pruner.plan--> Plan --apply--> pruned denoiser --check_achieved--> BudgetReport
+        --pruner.plan--> Plan --families.apply--> pruned denoiser --check_achieved--> BudgetReport
         --recovery.distill(RecoveryRecipe)--> recovered denoiser --> PruneResult (--io.save_pruned-->)
 
-"Identical calibration and recovery" is enforced by construction: a :class:`CalibrationSpec` and a
-:class:`RecoveryRecipe` are small frozen dataclasses built once, handed unchanged to every pruner
-of a comparison (:func:`prune_all` passes one instance of each), and their hashes are recorded in
-every :class:`PruneResult`, Plan and saved folder; :func:`check_identical` refuses results whose
+This module runs the arrows (:func:`plan_model`, :func:`prune_generator`, :func:`prune_all`); the
+pieces it runs live beside it, one concern each: the recipes (:mod:`~tmpbench.pruning.recipes`),
+the per-layout tree and surgery (:mod:`~tmpbench.pruning.families`), the size arithmetic
+(:mod:`~tmpbench.pruning.accounting`), the pruner factory (:mod:`~tmpbench.pruning.factory`); the
+pruned-model cache of ``tmpbench run`` (:mod:`~tmpbench.pruning.cache`) sits above it.
+
+"Identical calibration and recovery" is enforced by construction: :func:`prune_all` hands one
+CalibrationSpec and one RecoveryRecipe to every pruner, their hashes are recorded in every
+:class:`PruneResult`, Plan and saved folder, and :func:`check_identical` refuses results whose
 hashes differ.
 
 Example::
@@ -25,290 +30,18 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tmpbench.errors import TmpbenchError
+from tmpbench.pruning.accounting import count_params, measured_size, planned_size
 from tmpbench.pruning.budget import Budget, BudgetReport, check_achieved, original_for_tree
+from tmpbench.pruning.factory import check_family, make_pruner
+from tmpbench.pruning.families import apply, unit_tree
 from tmpbench.pruning.plan import Plan, model_identity, validate_plan
-from tmpbench.catalog import MODELS, PRUNERS
-
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------------------------
-# calibration and recovery: built once, recorded everywhere
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CalibrationSpec:
-    """Which data every pruner calibrates on: ``n_prompts`` prompts of ``suite`` (round-robin over its
-    categories, as ``--limit`` does), one seed each, sampled for ``steps`` steps at ``size`` px.
-
-    ``seeds`` None uses the suite's own item seeds. ``steps``/``size``/``guidance`` None take the
-    model's defaults when the spec is resolved (:meth:`resolved`).
-    """
-
-    suite: str = "shapes-t2i"
-    n_prompts: int = 8
-    steps: int | None = None
-    size: int | None = None
-    guidance: float | None = None
-    seeds: tuple[int, ...] | None = None
-    max_inputs: int | None = None  # cap on captured denoiser calls (None: every step of every prompt)
-    source: str | None = None  # suite source override (file / folder), as `tmpbench run --suite-source`
-
-    def __post_init__(self) -> None:
-        if self.n_prompts < 1:
-            raise TmpbenchError(f"calibration needs at least 1 prompt, got n_prompts={self.n_prompts}")
-        if self.steps is not None and self.steps < 1:
-            raise TmpbenchError(f"calibration steps must be >= 1, got {self.steps}")
-        if self.size is not None and self.size < 1:
-            raise TmpbenchError(f"calibration size must be positive, got {self.size}")
-        if self.seeds is not None:
-            object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-            if len(self.seeds) != self.n_prompts:
-                raise TmpbenchError(f"calibration has {len(self.seeds)} seeds for {self.n_prompts} prompts; give one per prompt")
-
-    def resolved(self, steps: int, size: int, guidance: float) -> CalibrationSpec:
-        """This spec with unset steps/size/guidance filled from a model's defaults."""
-        return replace(
-            self,
-            steps=self.steps if self.steps is not None else int(steps),
-            size=self.size if self.size is not None else int(size),
-            guidance=self.guidance if self.guidance is not None else float(guidance),
-        )
-
-    def prompts(self) -> tuple[list[str], list[int], str]:
-        """(prompts, seeds, suite hash) this spec names."""
-        from tmpbench.suites.core import load_suite
-
-        suite = load_suite(self.suite, source=self.source, limit=self.n_prompts)
-        if suite.kind != "t2i":
-            raise TmpbenchError(f"calibration suite {self.suite!r} is a {suite.kind} suite; use a T2I suite such as shapes-t2i")
-        items = list(suite.items)[: self.n_prompts]
-        seeds = list(self.seeds) if self.seeds is not None else [it.seed for it in items]
-        return [it.prompt for it in items], seeds[: len(items)], suite.hash
-
-    def identity(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["seeds"] = list(self.seeds) if self.seeds is not None else None
-        data["hash"] = _digest(data)
-        return data
-
-    @property
-    def hash(self) -> str:
-        return self.identity()["hash"]
-
-    def collect(self, generator: Any) -> Any:
-        """Run the generator's own sampling on these prompts and capture the denoiser's inputs."""
-        from tmpbench.pruning.calibration import collect_calibration
-
-        if self.steps is None or self.size is None:
-            raise TmpbenchError("calibration spec has no steps/size; call .resolved(...) with the model's defaults first")
-        prompts, seeds, suite_hash = self.prompts()
-        calib = collect_calibration(generator, prompts, seeds, self.steps, self.size,
-                                    guidance=self.guidance if self.guidance is not None else 1.0,
-                                    max_inputs=self.max_inputs)
-        identity = dict(getattr(calib, "identity", {}) or {})
-        identity.update(spec=self.identity(), suite_hash=suite_hash)
-        calib.identity = identity
-        return calib
-
-
-@dataclass(frozen=True)
-class RecoveryRecipe:
-    """How every pruned model is recovered: knowledge distillation from the unpruned teacher.
-
-    ``steps`` optimiser steps of AdamW at ``lr`` on batches of ``batch`` states; the loss is
-    ``output_weight * MSE(student, teacher)`` on the denoiser output plus ``feature_weight *
-    MSE`` on the hidden state entering the final layer. States are the teacher's own sampling
-    trajectory (``1 - fresh_fraction`` of each batch) and fresh re-noisings of the teacher's
-    samples at uniformly random t (``fresh_fraction``). Prompts come from the CalibrationSpec.
-    """
-
-    steps: int = 0
-    lr: float = 1e-4
-    batch: int = 4
-    output_weight: float = 1.0
-    feature_weight: float = 0.0
-    fresh_fraction: float = 0.5
-    grad_clip: float | None = 1.0
-    weight_decay: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 0:
-            raise TmpbenchError(f"recovery steps must be >= 0, got {self.steps}")
-        if not self.lr > 0:
-            raise TmpbenchError(f"recovery lr must be positive, got {self.lr}")
-        if self.batch < 1:
-            raise TmpbenchError(f"recovery batch must be >= 1, got {self.batch}")
-        if self.output_weight < 0 or self.feature_weight < 0 or self.output_weight + self.feature_weight == 0:
-            raise TmpbenchError(
-                f"recovery loss weights must be >= 0 and not both 0 (output {self.output_weight}, feature {self.feature_weight})"
-            )
-        if not 0.0 <= self.fresh_fraction <= 1.0:
-            raise TmpbenchError(f"fresh_fraction must lie in [0, 1], got {self.fresh_fraction}")
-
-    def identity(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["method"] = "kd-output-mse"
-        data["hash"] = _digest(data)
-        return data
-
-    @property
-    def hash(self) -> str:
-        return self.identity()["hash"]
-
-
-def default_calibration(model_name: str | None) -> CalibrationSpec:
-    """The suite the model's registry entry names (``calibration_suite``: shapes-t2i for the
-    ShapesWorld references, GenEval prompts for the real models); shapes-t2i when no model is named."""
-    if not model_name:
-        return CalibrationSpec(suite="shapes-t2i")
-    base = model_name.split("/")[-1]
-    entry = MODELS.get(base) if base in MODELS else None
-    return CalibrationSpec(suite=getattr(entry, "calibration_suite", "geneval"))
-
-
-# --------------------------------------------------------------------------------------------
-# trees, apply and size accounting for both layouts
-# --------------------------------------------------------------------------------------------
-def unit_tree(model: Any, size: int | None = None) -> Any:
-    """The unit tree of a denoiser: Z-Image-family DiTs or HunyuanImage-3.0-layout decoders."""
-    from tmpbench.pruning.hunyuan_tree import build_hunyuan_tree, is_hunyuan_decoder
-    from tmpbench.pruning.tree import build_unit_tree
-
-    if is_hunyuan_decoder(model):
-        return build_hunyuan_tree(model, size=size)
-    return build_unit_tree(model, size=size)
-
-
-def apply(model: Any, plan: Plan, linear_maps: dict | None = None) -> Any:
-    """Replay ``plan`` on a copy of ``model`` with the surgery of its layout."""
-    from tmpbench.pruning.hunyuan_tree import apply_hunyuan_plan, is_hunyuan_decoder
-    from tmpbench.pruning.surgery import apply_plan
-
-    detach_cached_tensors(model)
-    if is_hunyuan_decoder(model):
-        return apply_hunyuan_plan(model, plan, linear_maps=linear_maps)
-    return apply_plan(model, plan, linear_maps=linear_maps)
-
-
-def detach_cached_tensors(model: Any) -> None:
-    """Detach tensors modules keep from their last forward (e.g. an MoE block's ``aux_loss`` after a
-    gradient-based scorer ran): deepcopy refuses non-leaf tensors, and surgery copies the model."""
-    import torch
-
-    for module in model.modules():
-        for key, value in list(vars(module).items()):
-            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
-                setattr(module, key, value.detach())
-
-
-def model_family(model: Any) -> str:
-    """``"moe"`` when the denoiser has MoE blocks, else ``"dit"`` (what Pruner.families names)."""
-    from tmpbench.models.moe import find_moe_blocks
-
-    return "moe" if find_moe_blocks(model) else "dit"
-
-
-def planned_size(tree: Any, plan: Plan, kind: str = "params") -> float:
-    """Size the plan leaves, from the tree alone (no surgery; works at meta size)."""
-    parent: dict[str, Any] = {}
-    for node in tree.walk():
-        for child in node.children:
-            parent[child.path] = node
-    total = float(tree.params if kind == "params" else tree.flops)
-    kept_experts: dict[str, int] = {}  # MoE path -> experts left (expert channels cost per kept expert)
-    for d in plan.decisions:
-        if d.policy in ("prune_experts", "merge_experts"):
-            kept_experts[d.path] = len(d.keep or d.groups or [])
-    for d in plan.decisions:
-        channels = tree.expert_channels(d.path)
-        if channels is not None:
-            experts = int(channels.constraints["experts"])
-            removed = channels.count - len(d.keep) // experts
-            if kind == "params":
-                moe = channels.constraints["moe"]
-                total -= removed * (channels.unit_params // experts) * kept_experts.get(moe, experts)
-            else:
-                total -= removed * channels.unit_flops
-            continue
-        node = tree[d.path]
-        cost = node.params if kind == "params" else node.flops
-        if d.policy == "drop_block":
-            total -= cost
-        elif d.policy == "linear_replace":
-            dim = int(node.constraints.get("dim") or 0)
-            if kind == "params":
-                total -= cost - (dim * dim + dim)
-            else:
-                tokens = parent[d.path].constraints.get("tokens", 0)
-                total -= cost - 2.0 * tokens * dim * dim
-        else:
-            unit = node.children[0]
-            per = unit.unit_params if kind == "params" else unit.unit_flops
-            if d.policy == "merge_experts":
-                left = len(d.groups or [])
-                total -= (unit.count - left) * per
-                router_bias = node.constraints.get("router_bias", False)
-                if kind == "params" and (d.merge_router or "lse") == "lse" and not router_bias and any(len(g) > 1 for g in d.groups):
-                    total += left  # the merged router gains a bias vector
-            else:
-                total -= (unit.count - len(d.keep or [])) * per
-    return total
-
-
-def measured_size(model: Any, kind: str, size: int | None) -> float:
-    if kind == "params":
-        return float(sum(p.numel() for p in model.parameters()))
-    return float(unit_tree(model, size=size).flops)
-
-
-# --------------------------------------------------------------------------------------------
-# pruners
-# --------------------------------------------------------------------------------------------
-def make_pruner(name: str, seed: int = 0, settings: dict | None = None) -> Any:
-    """Instantiate registered pruner ``name`` (unknown names answer "did you mean")."""
-    cls = PRUNERS.get(name)
-    pruner = cls(seed=seed, **dict(settings or {})) if isinstance(cls, type) else cls
-    if not hasattr(pruner, "plan"):
-        raise TmpbenchError(f"pruner {name!r} is registered as {type(pruner).__name__}, which has no plan() method")
-    return pruner
-
-
-def check_family(pruner: Any, name: str, model: Any) -> str:
-    family = model_family(model)
-    families = getattr(pruner, "families", None)
-    if families and family not in families:
-        kinds = " or ".join(sorted(families))
-        raise TmpbenchError(
-            f"pruner {name!r} works on {kinds} models, but {type(model).__name__} is a {family} model; "
-            f"pick a pruner for {family} (`tmpbench pruners list`)"
-        )
-    return family
-
-
-def pruner_list() -> list[dict[str, Any]]:
-    """Every registered pruner with its families and whether it needs calibration data."""
-    rows = []
-    for name in PRUNERS.names():
-        try:
-            obj = PRUNERS.get(name)
-            families = sorted(getattr(obj, "families", ()) or ())
-            rows.append({"name": name, "families": families, "needs_calibration": bool(getattr(obj, "needs_calibration", False)),
-                         "description": ((obj.__doc__ or "").strip().splitlines() or [""])[0]})
-        except Exception as exc:  # a broken third-party entry should not hide the others
-            rows.append({"name": name, "families": [], "needs_calibration": False, "description": f"(cannot load: {exc})"})
-    return rows
+from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, model_defaults, model_name_of
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,8 +105,7 @@ def plan_model(
         tree = unit_tree(model, size=budget.resolution)
     original, minimum = original_for_tree(budget, tree)
     target = budget.target(original, minimum)
-    if getattr(pruner, "needs_calibration", False) and calibration is None:
-        pass  # the pruner decides whether data-free proxies are acceptable (it raises otherwise)
+    # without calibration, a pruner that needs it decides whether data-free proxies will do (it raises otherwise)
     plan = pruner.plan(model, tree, budget, calibration)
     if not isinstance(plan, Plan):
         raise TmpbenchError(f"pruner {pruner_name!r} returned {type(plan).__name__}, not a Plan")
@@ -392,6 +124,10 @@ def plan_model(
 
 
 def _check(original: float, achieved: float, budget: Budget, plan: Plan, tree: Any) -> BudgetReport:
+    """The budget check of ``achieved``, with the rounding allowance when the plan rounded widths."""
+    # KNOWN GAP, kept on purpose (a later issue fixes it): pruners record the rounding multiple under
+    # plan.settings["allocation"]["rounding_multiple"], not at the top level read here, so their
+    # rounded plans are checked against the plain 0.5% tolerance.
     multiple = plan.settings.get("rounding_multiple")
     if multiple:
         return check_achieved(original, achieved, budget, rounding_multiple=int(multiple),
@@ -449,22 +185,6 @@ def with_denoiser(generator: Any, module: Any) -> Any:
         new.model = module
         return new
     raise TmpbenchError(f"cannot swap the denoiser of {type(generator).__name__}; it has no pipe.transformer or model")
-
-
-def model_defaults(generator: Any) -> tuple[int, int, float]:
-    """(steps, size, guidance) defaults for calibration: the registered entry's, else tiny ones."""
-    from tmpbench.catalog import MODELS
-
-    name = getattr(generator, "model", None) if isinstance(getattr(generator, "model", None), str) else getattr(generator, "name", None)
-    if isinstance(name, str) and name in MODELS:
-        entry = MODELS.get(name)
-        return int(entry.default_steps), int(entry.default_size), float(entry.default_guidance)
-    return 2, 32, 1.0
-
-
-def model_name_of(generator: Any) -> str | None:
-    model = getattr(generator, "model", None)
-    return model if isinstance(model, str) else getattr(generator, "name", None)
 
 
 def base_config(module: Any) -> dict[str, Any]:
@@ -554,7 +274,7 @@ def prune_generator(
     pruned = apply(original, plan, linear_maps=maps)
     achieved = measured_size(pruned, budget.kind, budget.resolution)
     report = _check(base_original, achieved, budget, plan, tree).require()
-    plan.achieved_params = int(sum(p.numel() for p in pruned.parameters()))
+    plan.achieved_params = int(count_params(pruned))
     timings["apply"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -616,81 +336,3 @@ def check_identical(results: Sequence[PruneResult]) -> None:
         hashes = {getattr(r, key).get("hash") for r in results}
         if len(hashes) > 1:
             raise TmpbenchError(f"pruners in one comparison used different {key.split('_')[0]} settings ({sorted(hashes)}); use one spec")
-
-
-# --------------------------------------------------------------------------------------------
-# cache for `tmpbench run` (pruned specs such as tiny-dit-50%)
-# --------------------------------------------------------------------------------------------
-def pruned_cache_key(
-    spec_text: str,
-    pruner: str,
-    budget: str,
-    pruner_settings: dict | None,
-    calibration_spec: CalibrationSpec | dict | None,
-    recovery_recipe: RecoveryRecipe | dict | None,
-    base_model_hash: str,
-) -> str:
-    """Key of a cached pruned model: every setting that shaped it."""
-    def ident(x: Any) -> Any:
-        return x.identity() if hasattr(x, "identity") else x
-
-    return _digest({
-        "spec": spec_text, "pruner": pruner, "budget": budget, "settings": pruner_settings or {},
-        "calibration": ident(calibration_spec), "recovery": ident(recovery_recipe), "base": base_model_hash,
-    })
-
-
-def get_or_prune(
-    spec: Any,
-    *,
-    pruner: str | None,
-    cache_dir: str | Path,
-    recover_steps: int = 0,
-    budget: str | None = None,
-    device: str = "cpu",
-    model_path: str | None = None,
-    pruner_settings: dict | None = None,
-    calibration: CalibrationSpec | None = None,
-    recovery: RecoveryRecipe | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[Any, dict[str, Any]]:
-    """The pruned generator a spec names (``tiny-dit-50%`` / ``--pruner``), from ``cache_dir`` when a
-    folder with the same key exists, else pruned now and saved there. Returns ``(generator, info)``;
-    ``info`` holds the key, folder, whether it was cached, the budget check and the identities."""
-    from tmpbench.models.spec import ModelSpec, parse_spec, resolve_entry
-    from tmpbench.pruning.io import PRUNED_FILE, load_pruned, save_pruned
-
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(str(spec), pruner=pruner if budget is None else None)
-    budget_text = budget or parsed.budget
-    if budget_text is None:
-        raise TmpbenchError(f"model spec {str(parsed)!r} names no budget; give a size such as {parsed.base}-50%")
-    pruner_name = pruner or parsed.pruner or "tmp"
-    entry = resolve_entry(parsed)
-    base = entry.load(path=model_path if model_path is not None else parsed.path, device=device)
-    spec_cal = (calibration or default_calibration(entry.name)).resolved(entry.default_steps, entry.default_size,
-                                                                         entry.default_guidance)
-    recipe = recovery if recovery is not None else RecoveryRecipe(steps=int(recover_steps), seed=seed)
-    key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, recipe,
-                           weights_fingerprint(base.denoiser))
-    folder = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
-    info: dict[str, Any] = {"cache_key": key, "path": str(folder), "pruner": pruner_name, "budget": budget_text,
-                            "base": parsed.base}
-    if (folder / PRUNED_FILE).is_file():
-        gen = load_pruned(folder, device=device)
-        meta = json.loads((folder / PRUNED_FILE).read_text())
-        info.update(cached=True, budget_check=meta.get("budget_report"), calibration=meta.get("calibration"),
-                    recovery=meta.get("recovery"))
-        return gen, info
-    result = prune_generator(base, pruner_name, budget_text, pruner_settings=pruner_settings, calibration=spec_cal,
-                             recovery=recipe, seed=seed, progress=progress)
-    tmp = folder.with_name(folder.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_pruned(result, tmp, spec_text=str(parsed))
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
-    info.update(cached=False, budget_check=result.budget_report.to_dict(), calibration=result.calibration_identity,
-                recovery=result.recovery_identity)
-    return load_pruned(folder, device=device), info

@@ -331,6 +331,15 @@ def fit_linear_map(inputs: torch.Tensor, outputs: torch.Tensor, ridge: float = 0
 # --------------------------------------------------------------------------------------------
 # replay
 # --------------------------------------------------------------------------------------------
+def detach_cached_tensors(model: nn.Module) -> None:
+    """Detach tensors modules keep from their last forward (e.g. an MoE block's ``aux_loss`` after a
+    gradient-based scorer ran): deepcopy refuses non-leaf tensors, and surgery copies the model."""
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and value.grad_fn is not None:
+                setattr(module, key, value.detach())
+
+
 def apply_plan(
     model: nn.Module,
     plan: Plan,

@@ -258,7 +258,8 @@ def attention_geometry(attn: nn.Module) -> tuple[int, int, int]:
     return heads, kv_heads, head_dim
 
 
-def _count(module: nn.Module | None) -> int:
+def count_params(module: nn.Module | None) -> int:
+    """Parameters ``module`` holds (0 for None): the physical count every size is checked against."""
     if module is None:
         return 0
     return sum(p.numel() for p in module.parameters())
@@ -279,7 +280,7 @@ def _pad(n: int) -> int:
 # --------------------------------------------------------------------------------------------
 def _attention_node(path: str, attn: nn.Module, tokens: int, rope_axes: list[int] | None) -> UnitNode:
     heads, kv_heads, head_dim = attention_geometry(attn)
-    total = _count(attn)
+    total = count_params(attn)
     mha = kv_heads == heads
     # one head owns head_dim rows of to_q (and of to_k/to_v when not grouped) and head_dim columns of to_out
     per_row = attn.to_q.in_features + (1 if attn.to_q.bias is not None else 0)
@@ -315,7 +316,7 @@ def _attention_node(path: str, attn: nn.Module, tokens: int, rope_axes: list[int
 
 def _ffn_node(path: str, ffn: nn.Module, tokens: int, kind: str) -> UnitNode:
     hidden = ffn_hidden(ffn)
-    total = _count(ffn)
+    total = count_params(ffn)
     if hasattr(ffn, "w1"):
         lins = (ffn.w1, ffn.w3)
         dim = ffn.w1.in_features
@@ -345,7 +346,7 @@ def expert_units(path: str, view: MoEBlockView, tokens: float) -> UnitNode:
     and the saved architecture spec records one width per layer); which channels each expert keeps
     is chosen per expert, so a Plan names them by flat id ``expert * I + channel``. Its
     ``unit_params`` counts all ``E`` experts; once experts go, a channel costs ``unit_params / E``
-    per kept expert (the Allocation does this accounting). Its ``unit_flops`` is the routed compute
+    per kept expert (see :mod:`tmpbench.pruning.accounting`). Its ``unit_flops`` is the routed compute
     of one channel: ``top_k`` experts per token, unchanged by expert removal.
     """
     n, k = view.num_experts, view.top_k
@@ -363,7 +364,8 @@ def expert_units(path: str, view: MoEBlockView, tokens: float) -> UnitNode:
                         min_params=n * per_expert, min_flops=channel_flops)
     unit_params = view.expert_param_count + router_row
     unit_flops = 2.0 * tokens * router.in_features  # the router row; routed compute stays k per token
-    constraints = {"experts": n, "top_k": k, "min_experts": k, "layout": view.layout}
+    # router_bias: an "lse" merge adds a router bias only where there is none (the accounting needs it)
+    constraints = {"experts": n, "top_k": k, "min_experts": k, "layout": view.layout, "router_bias": router.bias is not None}
     experts = UnitNode(path=f"{path}#experts", kind="experts", level="unit", params=n * unit_params,
                        flops=n * unit_flops + width * channel_flops, policies=("prune_experts", "merge_experts"),
                        constraints=constraints, children=[channels], count=n, unit_params=unit_params,
@@ -378,12 +380,12 @@ def expert_units(path: str, view: MoEBlockView, tokens: float) -> UnitNode:
 
 def _moe_nodes(path: str, moe: nn.Module, tokens: int) -> list[UnitNode]:
     view = MoEBlockView(path, moe)
-    n, k = view.num_experts, view.top_k
+    k = view.top_k
     router = view.router
     # routed compute per token: k experts of (gate/up: 2I x hidden, down: hidden x I) each
     per_token = 2.0 * (view.expert_gate_up(0).numel() + view.expert_down(0).numel())
     shared = view.shared
-    total = _count(moe) - _count(shared)
+    total = count_params(moe) - count_params(shared)
     units = expert_units(path, view, tokens)
     node = UnitNode(path=path, kind="moe", level="component", params=total,
                     flops=_linear_flops(router, tokens) + tokens * k * per_token,
@@ -393,7 +395,7 @@ def _moe_nodes(path: str, moe: nn.Module, tokens: int) -> list[UnitNode]:
     if shared is not None and is_dense_ffn(shared):
         out.append(_ffn_node(f"{path}.shared_mlp", shared, tokens, "shared_expert"))
     elif shared is not None:  # a shared expert of unknown layout: counted, not prunable
-        out[0].params += _count(shared)
+        out[0].params += count_params(shared)
         out[0].flops += _linear_flops(shared, tokens)
         _close(out[0])
     return out
@@ -424,7 +426,7 @@ def _block_node(path: str, block: nn.Module, kind: str, tokens: int, rope_axes: 
         # are a few % of parameters, so width pruning is allowed and dropping is not.
         policies = ()
     fixed_flops = _linear_flops(adaln, 1.0) if adaln is not None else 0.0
-    node = UnitNode(path=path, kind=kind, level="block", params=_count(block), flops=0.0, policies=policies,
+    node = UnitNode(path=path, kind=kind, level="block", params=count_params(block), flops=0.0, policies=policies,
                     constraints=constraints, children=children)
     node.flops = sum(c.flops for c in children) + fixed_flops
     node = _close(node)
@@ -519,7 +521,7 @@ def build_unit_tree(
                           params=sum(n.params for n in part), flops=sum(n.flops for n in part),
                           constraints={"blocks": [lo, hi], "list": name, "tokens": t}, children=part)
             stages.append(_close(st))
-    total = sum(p.numel() for p in model.parameters())
+    total = count_params(model)
     in_blocks = {name for name, _ in lists}
     root = UnitNode(path="", kind="model", level="model", params=total,
                     flops=sum(s.flops for s in stages) + _remainder_flops(model, in_blocks, tokens),

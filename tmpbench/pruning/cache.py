@@ -1,0 +1,100 @@
+"""The pruned-model cache of ``tmpbench run``: a spec such as ``tiny-dit-50%`` is pruned once and
+loaded from disk afterwards.
+
+A cached folder is keyed by every setting that shaped it (:func:`pruned_cache_key`): the base
+spec, pruner, budget, pruner settings, the calibration spec and recovery recipe identities, and a
+fingerprint of the base weights. Change any of them and the key, hence the folder, changes. A
+folder is written under a ``.partial`` name and renamed when complete, so a crash leaves no folder
+that looks finished.
+
+Example::
+
+    >>> gen, info = get_or_prune("tiny-dit-10%", pruner="random", cache_dir="runs/pruned-cache")  # doctest: +SKIP
+    >>> info["cached"], info["path"]                                                          # doctest: +SKIP
+    (False, 'runs/pruned-cache/tiny-dit-10pct-random-3f2a...')
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tmpbench.errors import TmpbenchError
+from tmpbench.models.spec import ModelSpec, parse_spec, resolve_entry
+from tmpbench.pruning.io import PRUNED_FILE, load_pruned, save_pruned
+from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, settings_digest
+from tmpbench.pruning.runner import prune_generator, weights_fingerprint
+
+
+def pruned_cache_key(
+    spec_text: str,
+    pruner: str,
+    budget: str,
+    pruner_settings: dict | None,
+    calibration_spec: CalibrationSpec | dict | None,
+    recovery_recipe: RecoveryRecipe | dict | None,
+    base_model_hash: str,
+) -> str:
+    """Key of a cached pruned model: every setting that shaped it."""
+    def ident(x: Any) -> Any:
+        return x.identity() if hasattr(x, "identity") else x
+
+    return settings_digest({
+        "spec": spec_text, "pruner": pruner, "budget": budget, "settings": pruner_settings or {},
+        "calibration": ident(calibration_spec), "recovery": ident(recovery_recipe), "base": base_model_hash,
+    })
+
+
+def get_or_prune(
+    spec: Any,
+    *,
+    pruner: str | None,
+    cache_dir: str | Path,
+    recover_steps: int = 0,
+    budget: str | None = None,
+    device: str = "cpu",
+    model_path: str | None = None,
+    pruner_settings: dict | None = None,
+    calibration: CalibrationSpec | None = None,
+    recovery: RecoveryRecipe | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[Any, dict[str, Any]]:
+    """The pruned generator a spec names (``tiny-dit-50%`` / ``--pruner``), from ``cache_dir`` when a
+    folder with the same key exists, else pruned now and saved there. Returns ``(generator, info)``;
+    ``info`` holds the key, folder, whether it was cached, the budget check and the identities."""
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(str(spec), pruner=pruner if budget is None else None)
+    budget_text = budget or parsed.budget
+    if budget_text is None:
+        raise TmpbenchError(f"model spec {str(parsed)!r} names no budget; give a size such as {parsed.base}-50%")
+    pruner_name = pruner or parsed.pruner or "tmp"
+    entry = resolve_entry(parsed)
+    base = entry.load(path=model_path if model_path is not None else parsed.path, device=device)
+    spec_cal = (calibration or default_calibration(entry.name)).resolved(entry.default_steps, entry.default_size,
+                                                                         entry.default_guidance)
+    recipe = recovery if recovery is not None else RecoveryRecipe(steps=int(recover_steps), seed=seed)
+    key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, recipe,
+                           weights_fingerprint(base.denoiser))
+    folder = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
+    info: dict[str, Any] = {"cache_key": key, "path": str(folder), "pruner": pruner_name, "budget": budget_text,
+                            "base": parsed.base}
+    if (folder / PRUNED_FILE).is_file():
+        gen = load_pruned(folder, device=device)
+        meta = json.loads((folder / PRUNED_FILE).read_text())
+        info.update(cached=True, budget_check=meta.get("budget_report"), calibration=meta.get("calibration"),
+                    recovery=meta.get("recovery"))
+        return gen, info
+    result = prune_generator(base, pruner_name, budget_text, pruner_settings=pruner_settings, calibration=spec_cal,
+                             recovery=recipe, seed=seed, progress=progress)
+    tmp = folder.with_name(folder.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_pruned(result, tmp, spec_text=str(parsed))
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    info.update(cached=False, budget_check=result.budget_report.to_dict(), calibration=result.calibration_identity,
+                recovery=result.recovery_identity)
+    return load_pruned(folder, device=device), info
