@@ -22,8 +22,8 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from tmpbench.scoring.geneval_rule import summarize
-from tmpbench.scoring.shapes_scoring import score_t2i_image
+from tmpbench.scoring.geneval.rule import summarize
+from tmpbench.scoring.shapes import score_t2i_image
 from tmpbench.shapes.grammar import TAGS, balanced_records, sample_scene
 from tmpbench.shapes.world import DEFAULT_GRID, render
 

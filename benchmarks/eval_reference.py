@@ -18,8 +18,8 @@ import torch
 
 from suites.shapes import render_source
 from tmpbench.models.reference import tiny_zimage as tz
-from tmpbench.scoring.geneval_rule import summarize
-from tmpbench.scoring.shapes_scoring import score_edit_image, score_t2i_image
+from tmpbench.scoring.geneval.rule import summarize
+from tmpbench.scoring.shapes import score_edit_image, score_t2i_image
 from tmpbench.shapes.edits import EditCase
 from tmpbench.suites.core import load_suite
 

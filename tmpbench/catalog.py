@@ -12,6 +12,7 @@ MODELS: Registry = Registry("model")  # name -> tmpbench.models.base.ModelEntry
 PRUNERS: Registry = Registry("pruner")  # name -> pruners.base.Pruner subclass
 SUITES: Registry = Registry("suite")  # name -> path of a suite YAML (tmpbench.suites.core.SuiteSpec)
 METRICS: Registry = Registry("metric")  # name -> torchmetrics Metric class
+SCORERS: Registry = Registry("scorer")  # metric name -> factory(suite, *, mode, device, judge) -> tmpbench.scoring.base scorer
 
 # --- suites ----------------------------------------------------------------------------------
 # each entry is the path of a suite YAML (suites/*.yaml); tmpbench.suites.core.load_suite parses it
@@ -54,3 +55,25 @@ METRICS.register_lazy("clip_dir", "tmpbench.metrics.clip_score:DirectionalCLIPSi
 METRICS.register_lazy("psnr_teacher", "tmpbench.metrics.fidelity:TeacherPSNR")
 METRICS.register_lazy("ssim_teacher", "tmpbench.metrics.fidelity:TeacherSSIM")
 METRICS.register_lazy("lpips_teacher", "tmpbench.metrics.fidelity:TeacherLPIPS")
+
+# --- scorers ---------------------------------------------------------------------------------
+# what `tmpbench run` and `tmpbench score` compute per metric name: a factory
+# (suite, *, mode=None, device="cpu", judge=None) -> SampleScorer | SetScorer (tmpbench/scoring/base.py)
+SCORERS.register_lazy("geneval", "tmpbench.scoring.dispatch:geneval_scorer")
+SCORERS.register_lazy("edit_success", "tmpbench.scoring.shapes:ShapesEditSuccess.for_suite")
+SCORERS.register_lazy("preservation_psnr", "tmpbench.scoring.shapes:ShapesPreservationPSNR.for_suite")
+SCORERS.register_lazy("preservation_l1", "tmpbench.scoring.shapes:ShapesPreservationL1.for_suite")
+SCORERS.register_lazy("fid", "tmpbench.scoring.fid:fid_scorer")
+SCORERS.register_lazy("kid", "tmpbench.scoring.fid:kid_scorer")
+SCORERS.register_lazy("clipscore", "tmpbench.scoring.clip:ClipScoreScorer.for_suite")
+SCORERS.register_lazy("clip_i", "tmpbench.scoring.clip:ClipImageScorer.for_suite")
+SCORERS.register_lazy("clip_t", "tmpbench.scoring.clip:ClipTextScorer.for_suite")
+SCORERS.register_lazy("clip_dir", "tmpbench.scoring.clip:ClipDirectionalScorer.for_suite")
+SCORERS.register_lazy("psnr_teacher", "tmpbench.scoring.fidelity:TeacherPSNRScorer.for_suite")
+SCORERS.register_lazy("ssim_teacher", "tmpbench.scoring.fidelity:TeacherSSIMScorer.for_suite")
+SCORERS.register_lazy("lpips_teacher", "tmpbench.scoring.fidelity:TeacherLPIPSScorer.for_suite")
+SCORERS.register_lazy("oneig_alignment", "tmpbench.scoring.oneig.scorer:oneig_alignment")
+SCORERS.register_lazy("oneig_text", "tmpbench.scoring.oneig.scorer:oneig_text")
+SCORERS.register_lazy("oneig_reasoning", "tmpbench.scoring.oneig.scorer:oneig_reasoning")
+SCORERS.register_lazy("oneig_style", "tmpbench.scoring.oneig.scorer:oneig_style")
+SCORERS.register_lazy("oneig_diversity", "tmpbench.scoring.oneig.scorer:oneig_diversity")

@@ -1,4 +1,5 @@
-"""`tmpbench score`: ground truth scores perfectly, damage is counted, bad folders get one error line."""
+"""`tmpbench score`: ground truth scores perfectly, damage is counted, bad folders get one error line, and the
+values are the ones `tmpbench run` records for the same images (one scoring path)."""
 
 import json
 import subprocess
@@ -6,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
-from suites.shapes import render_ground_truth
-from tmpbench.suites.layout import sample_path, write_item
+from tmpbench.shapes.render import render_ground_truth
 from tmpbench.suites.core import load_suite
+from tmpbench.suites.layout import sample_path, write_item
 
 
 def write_ground_truth(root, suite_name, limit, positions_of_full=False):
@@ -20,7 +22,7 @@ def write_ground_truth(root, suite_name, limit, positions_of_full=False):
         where = {(it.id, it.seed): it.index for it in load_suite(suite_name).items}
     for item in suite.items:
         index = where.get((item.id, item.seed), item.index)
-        write_item(root, index, item.metadata, [render_ground_truth(suite.kind, item)])
+        write_item(root, index, item.metadata, [render_ground_truth(suite.kind, item.metadata, item.seed)])
     return suite
 
 
@@ -36,7 +38,8 @@ def test_t2i_ground_truth_scores_one(tmp_path, cli):
     code, out, err = cli("score", "--suite", "shapes-t2i", "--images", str(tmp_path), "--limit", "12", "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert res["overall"] == 1.0
+    # the mean over tags as `tmpbench run` computes it (sum of tag means / 6, so 1 - 1e-16 here)
+    assert res["overall"] == pytest.approx(1.0, abs=1e-15)
     assert res["by_category"] == {tag: 1.0 for tag in suite.categories}
     assert res["suite_hash"] == suite.hash and res["items"] == 12 and res["images"] == 12
 
@@ -58,7 +61,7 @@ def test_edit_targets_succeed_and_preserve(tmp_path, cli):
     code, out, err = cli("score", "--suite", "shapes-edit", "--images", str(tmp_path), "--limit", "10", "--json")
     assert code == 0, err
     res = json.loads(out)
-    assert res["overall"] == 1.0
+    assert res["overall"] == pytest.approx(1.0, abs=1e-15)
     assert set(res["by_category"]) == {"recolor", "remove", "add", "move", "replace"}
     assert res["preservation"]["overall"] == {"psnr_source": 100.0, "psnr_target": 100.0, "l1_source": 0.0, "l1_target": 0.0}
 
@@ -77,7 +80,14 @@ def test_errors_are_one_line(tmp_path, cli):
     assert "did you mean 'shapes-t2i'" in one_error_line(code, err)
 
     code, _, err = cli("score", "--suite", "geneval", "--images", str(tmp_path))
-    assert "needs an open-vocabulary detector" in one_error_line(code, err)
+    line = one_error_line(code, err)
+    assert "cannot score geneval: GenEval on real images needs an open-vocabulary detector: set $TMPBENCH_GENEVAL_DETECTOR" in line
+
+    code, _, err = cli("score", "--suite", "oneig", "--images", str(tmp_path))
+    assert "suite 'oneig' is not a GenEval-style suite" in one_error_line(code, err)
+
+    code, _, err = cli("score", "--suite", "imgedit", "--images", str(tmp_path))
+    assert "suite 'imgedit' edits real images" in one_error_line(code, err)
 
     # rendered with --limit 12, scored as the whole suite: incomplete
     code, _, err = cli("score", "--suite", "shapes-t2i", "--images", str(tmp_path))
@@ -104,7 +114,7 @@ def test_missing_sample_and_wrong_layout(tmp_path, cli):
 def test_mismatched_prompt_names_the_file(tmp_path, cli):
     suite = write_ground_truth(tmp_path, "shapes-t2i", 6)
     meta = dict(suite.items[2].metadata, prompt="a photo of a banana")
-    write_item(tmp_path, 2, meta, [render_ground_truth("t2i", suite.items[2])])
+    write_item(tmp_path, 2, meta, [render_ground_truth("t2i", suite.items[2].metadata, suite.items[2].seed)])
     code, _, err = cli("score", "--suite", "shapes-t2i", "--images", str(tmp_path), "--limit", "6")
     line = one_error_line(code, err)
     assert "00002/metadata.jsonl: prompt 'a photo of a banana' does not match" in line
@@ -122,3 +132,88 @@ def test_subprocess_exit_code_without_traceback(tmp_path, args):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# one scoring path: `tmpbench score` and `tmpbench run` score through the same scorers
+@pytest.fixture(scope="module")
+def tiny_pipe(tmp_path_factory):
+    """A saved tiny ZImagePipeline (as tests/run/conftest.py builds it), loadable as tiny-dit via model_path."""
+    from tmpbench.models.reference import tiny_zimage as tz
+
+    d = tmp_path_factory.mktemp("tinypipe")
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
+    tz.save_pipeline(tz.make_pipeline(tz.build_components(cfg)), d, cfg, dtype=torch.float32)
+    return d
+
+
+def test_score_and_run_record_identical_geneval_values(tmp_path, tiny_pipe, cli):
+    from tmpbench.run import RunConfig, run_benchmark
+
+    out = tmp_path / "run"
+    suite = load_suite("shapes-t2i", limit=9)  # tags hold 2, 2, 2, 1, 1, 1 prompts: mean over tags != mean over images
+    for item in suite.items:  # every third image blank: the run resumes these instead of generating
+        image = np.zeros((32, 32, 3), np.uint8) if item.index % 3 == 0 else render_ground_truth("t2i", item.metadata, item.seed)
+        write_item(out / "images", item.index, item.metadata, [image])
+    torch.set_num_threads(1)
+    res = run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit", model_path=str(tiny_pipe), limit=9, steps=1, size=32,
+                                  metrics="geneval", out=out, progress=False, argv=["test"]))
+    assert res["generation"]["generated_now"] == 0 and res["generation"]["resumed"] == 9
+    code, stdout, err = cli("score", "--suite", "shapes-t2i", "--images", str(out / "images"), "--limit", "9", "--json")
+    assert code == 0, err
+    scored = json.loads(stdout)
+    recorded = res["metrics"]["geneval"]
+    assert 0 < recorded["value"] < 1 and recorded["aggregation"] == "category_mean"
+    assert scored["metrics"]["geneval"] == recorded  # value, CI, n, per-tag values, aggregation: all identical
+    assert scored["overall"] == recorded["value"] and scored["by_category"] == recorded["by_category"]
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["metrics"]["geneval"] for r in rows] == [float(s["correct"]) for s in scored["samples"]]
+    assert [r["extras"]["geneval_reason"] for r in rows] == [s["reason"] for s in scored["samples"]]
+    assert scored["scorers"]["geneval"] == res["scorers"]["geneval"]
+
+
+class FakeDetector:
+    """Finds one box of every asked-for class, side by side, with high confidence."""
+
+    def detect(self, image, classes):
+        return {c: [((40.0 * i, 0.0, 40.0 * i + 30.0, 30.0), 0.95)] for i, c in enumerate(classes)}
+
+    def identity(self):
+        return {"name": "fake-detector"}
+
+
+class FakeClip:
+    """Stands in for tmpbench's CLIP: every crop embeds as 'red'."""
+
+    def __init__(self, device="cpu"):
+        self.bundle = self
+
+    def available(self):
+        return True, ""
+
+    def identity(self):
+        return {"name": "fake-clip"}
+
+    def embed_images(self, crops):
+        return torch.eye(10)[[0] * len(crops)]
+
+    def embed_texts(self, texts):
+        return torch.eye(10)[: len(texts)]
+
+
+def test_geneval_on_real_photos_scores_through_the_open_vocabulary_scorer(tmp_path, shared_data, monkeypatch):
+    from tmpbench.cli.score_cmd import score_images
+    from tmpbench.scoring.geneval import open_vocab
+
+    source = str(shared_data / "geneval" / "evaluation_metadata.jsonl")
+    suite = load_suite("geneval", source=source, limit=12)
+    for item in suite.items:
+        write_item(tmp_path, item.index, item.metadata, [np.zeros((64, 96, 3), np.uint8)])
+    monkeypatch.setattr(open_vocab, "CLIPScore", FakeClip)
+    res = score_images("geneval", tmp_path, limit=12, source=source, judges={"geneval": FakeDetector()})
+    assert res["scorers"]["geneval"]["mode"] == "open-vocabulary" and res["scorers"]["geneval"]["detector"] == {"name": "fake-detector"}
+    assert res["images"] == 12 and set(res["by_category"]) == set(suite.categories)
+    verdicts = {s["tag"]: s["correct"] for s in res["samples"]}
+    assert verdicts["single_object"] is True  # one box of the class: found
+    assert verdicts["counting"] is False  # counting asks for two or more: one box
+    assert res["metrics"]["geneval"]["aggregation"] == "category_mean"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from tmpbench.suites.layout import write_item
 from tmpbench.shapes.grammar import balanced_records, sample_scene
 from tmpbench.shapes.world import render
+from tmpbench.suites.layout import write_item
 
 
 def shapes_renders(seed: int, n_per_tag: int, size: int = 32) -> list[np.ndarray]:

@@ -10,20 +10,19 @@ import torch
 
 from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError, UnknownNameError
 from tmpbench.metrics import not_scored
+from tmpbench.metrics.backbones.shapes_net import box_downsample, cell_accuracy, cell_labels, random_scene
 from tmpbench.metrics.features import (
     FEATURE_MODES,
     SHAPES_FEATURES_DIR,
     SHAPES_FEATURES_SHA256,
-    as_uint8_images,
     build_extractor,
     get_mode,
     mode_available,
-    resize_float,
     resolve_weights,
-    sha256_file,
 )
 from tmpbench.metrics.fid import FrechetDistance, KernelDistance
-from tmpbench.metrics.shapes_features import box_downsample, cell_accuracy, cell_labels, random_scene
+from tmpbench.metrics.images import as_uint8_images, resize_float
+from tmpbench.provenance import sha256_file
 from tmpbench.shapes.world import render
 
 
@@ -48,9 +47,9 @@ def test_committed_shapes_weights_match_the_pin_and_config():
 
 
 def test_shapes_extractor_classifies_fresh_renders():
-    from tmpbench.metrics import shapes_features
+    from tmpbench.metrics.backbones import shapes_net
 
-    model = shapes_features.load(SHAPES_FEATURES_DIR / "model.safetensors")
+    model = shapes_net.load(SHAPES_FEATURES_DIR / "model.safetensors")
     rng = np.random.default_rng(12345)  # scenes the training (seed 0) never drew in this order
     scenes = [random_scene(rng, 0.35) for _ in range(200)]
     x = torch.from_numpy(np.stack([render(s) for s in scenes])).permute(0, 3, 1, 2).float()

@@ -62,7 +62,7 @@ def test_paired_bootstrap_unchanged_and_nan_pairs():
 
 
 def test_bootstrap_ci_matches_the_run_estimator():
-    from tmpbench.run.score import bootstrap_ci as run_ci
+    from tmpbench.scoring.aggregate import bootstrap_ci as run_ci
 
     v, c = [1, 0, 1, 1, 0, 1], ["a", "a", "b", "b", "c", "c"]
     assert bootstrap_ci(v, c, True) == run_ci(v, c, True)

@@ -76,7 +76,7 @@ def test_bad_metric_requests_fail_before_loading(tmp_path, tiny_pipe_dir):
 def test_pruned_run_records_budget_and_fidelity_to_teacher(tmp_path, tiny_pipe_dir):
     import importlib.util
 
-    if importlib.util.find_spec("tmpbench.pruning.runner") is None:
+    if importlib.util.find_spec("tmpbench.pruning.cache") is None:
         with pytest.raises(TmpbenchError, match=r"names a pruned model, but the prune runner .* is not in this checkout yet"):
             run_benchmark(cfg(tmp_path, tiny_pipe_dir, model="tiny-dit-10%", metrics="geneval"))
         return

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.scoring.geneval_rule import relative_position
 from tmpbench.shapes.edits import EDIT_TYPES, EditCase, balanced_edits, make_edit, region_mask
 from tmpbench.shapes.grammar import TAGS, balanced_records, enumerate_prompts, sample_scene
-from tmpbench.shapes.world import COLORS, SHAPES, Scene, ShapeObject, cell_box, render
+from tmpbench.shapes.world import COLORS, SHAPES, Scene, ShapeObject, cell_box, relative_position, render
 
 
 def test_vocabulary_sizes():

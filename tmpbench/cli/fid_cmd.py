@@ -24,7 +24,9 @@ def fid(
     kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (subset size = min(n1, n2, 1000))."),
     seed: int = typer.Option(0, "--seed", help="Seed of KID's subset draws."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write cached features."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", help="Feature cache folder (default $TMPBENCH_CACHE_DIR/features or ~/.cache/tmpbench/features)."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="Feature cache folder (default $TMPBENCH_CACHE_DIR/features or ~/.cache/tmpbench/features)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """FID (and KID) between two image folders in a pinned feature mode."""

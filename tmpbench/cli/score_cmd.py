@@ -1,55 +1,66 @@
-"""``tmpbench score``: score a folder of generated images against a suite.
+"""``tmpbench score``: score a folder of generated images against a suite, with the scorers of ``tmpbench run``.
 
 The folder is in GenEval's layout (``DIR/<index:05d>/metadata.jsonl`` + ``samples/<n:04d>.png``), as
-``tmpbench suites render`` and the generators write it. Every item of the suite (after ``--limit``)
-must be present and its metadata prompt must match the suite's; anything else is refused with one
-line, never scored silently. ``--limit N`` also scores the first N items of a folder rendered for
-the whole suite (items are found at their full-suite positions). ShapesWorld suites are scored by
-the analytic detector; real-photo suites (``geneval``) need an open-vocabulary detector that
-tmpbench does not ship yet.
+``tmpbench suites render``, ``tmpbench generate`` and ``tmpbench run`` write it. Every item of the
+suite (after ``--limit``) must be present and its metadata prompt must match the suite's; anything
+else is refused with one line, never scored silently. ``--limit N`` also scores the first N items
+of a folder rendered for the whole suite (items are found at their full-suite positions).
+
+What is scored (:data:`FOLDER_METRICS`): GenEval correctness for a suite whose metrics include
+``geneval`` -- the analytic detector on ShapesWorld (``world: shapes``), an open-vocabulary
+detector on real photos (OWLv2 in ``$TMPBENCH_GENEVAL_DETECTOR`` plus tmpbench's CLIP weights; without
+them the command stops with one line naming what to provide) -- and edit success plus preservation
+for a suite whose metrics include ``edit_success``. The images go through the scoring engine
+(:mod:`tmpbench.scoring.engine`) and the same scorer objects as ``tmpbench run``, so ``overall``
+and ``by_category`` equal the values ``results.json`` records for the same images.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.suites.layout import SampleFolder, read_folder
+from tmpbench.provenance import json_safe
+from tmpbench.suites.layout import SampleFolder, load_image, read_folder
 
-#: Suites of real photos: scoring them needs GenEval's Mask2Former + CLIP, not the ShapesWorld detector.
-OPEN_VOCABULARY_SUITES = ("geneval",)
+#: The metrics `tmpbench score` computes, by suite kind (the first one is ``overall``); a suite is
+#: scorable when its YAML's ``metrics`` list the first one.
+FOLDER_METRICS = {"t2i": ("geneval",), "edit": ("edit_success", "preservation_psnr", "preservation_l1")}
+_PRESERVATION = {"psnr_source": ("preservation_psnr", "metrics"), "psnr_target": ("psnr_target", "extras"),
+                 "l1_source": ("preservation_l1", "metrics"), "l1_target": ("l1_target", "extras")}
 
 
-def _refuse_open_vocabulary(name: str) -> None:
+class ScorerUnavailableError(TmpbenchError):
+    """A scorer ``tmpbench score`` needs cannot run here (no detector, weights or judge); the message names the fix."""
+
+
+def folder_metrics(spec) -> list[tuple[str, str | None]]:
+    """The metrics ``tmpbench score`` computes for a suite (by its kind and metrics); refuse other suites."""
+    wanted = FOLDER_METRICS[spec.kind]
+    if wanted[0] in spec.metrics:
+        return [(name, None) for name in wanted]
+    if spec.kind == "edit":
+        raise TmpbenchError(
+            f"suite {spec.name!r} edits real images: scoring them needs a learned editing judge, which "
+            "tmpbench does not ship yet; score shapes-edit instead"
+        )
     raise TmpbenchError(
-        f"suite {name!r} holds real-photo prompts: scoring it needs an open-vocabulary detector "
-        "(GenEval's Mask2Former + CLIP colour classifier), which tmpbench does not ship yet; "
-        "score ShapesWorld suites (shapes-t2i, shapes-edit) or run GenEval's evaluate_images.py on the folder"
+        f"suite {spec.name!r} is not a GenEval-style suite (its metrics: {', '.join(spec.metrics) or 'none'}); "
+        f"`tmpbench score` scores suites with geneval or edit_success; use `tmpbench run` for {spec.name!r}"
     )
 
 
-def _check_scorable(suite) -> None:
-    """Refuse suites the ShapesWorld detector cannot score, before reading any image."""
-    from tmpbench.shapes.world import SHAPES
-
-    if suite.name in OPEN_VOCABULARY_SUITES:
-        _refuse_open_vocabulary(suite.name)
-    for item in suite.items:
-        meta = item.metadata
-        if suite.kind == "t2i":
-            classes = {r.get("class") for key in ("include", "exclude") for r in meta.get(key, [])}
-            if not classes <= set(SHAPES):
-                _refuse_open_vocabulary(suite.name)
-        elif not (isinstance(meta.get("source"), dict) and isinstance(meta.get("target"), dict)):
-            raise TmpbenchError(
-                f"suite {suite.name!r} edits real images: scoring them needs a learned editing judge, which "
-                "tmpbench does not ship yet; score shapes-edit instead"
-            )
+def require_available(scorers: dict) -> None:
+    """Stop with one line when a scorer cannot run (``tmpbench run`` would record "not scored")."""
+    for name, scorer in scorers.items():
+        ok, reason = scorer.available()
+        if not ok:
+            raise ScorerUnavailableError(f"cannot score {name}: {reason}")
 
 
 def _folder_prompt(folder: SampleFolder) -> str | None:
@@ -113,41 +124,113 @@ def match_folders(
     return out
 
 
-def score_images(suite_name: str, images: Path, limit: int | None = None, source: str | None = None) -> dict:
-    """Load the suite, validate the folder against it and score it. Returns the scorer's dict plus suite identity."""
-    from tmpbench.scoring.shapes_scoring import score_edit_folder, score_t2i_folder
-    from tmpbench.suites.core import load_suite
+def sample_views(suite, folders: list[SampleFolder]) -> tuple[list, list[tuple[int, int]]]:
+    """The folder's images as the scorers' :class:`~tmpbench.scoring.base.SampleView` (suite order), and
+    each view's ``(folder index, sample number)``. Generation seeds are unknown here (``seed=None``)."""
+    from tmpbench.scoring.base import SampleView
+    from tmpbench.shapes.render import render_source
 
-    if suite_name in OPEN_VOCABULARY_SUITES:
-        _refuse_open_vocabulary(suite_name)
+    views, where = [], []
+    for item, folder in zip(suite.items, folders):
+        for n, path in enumerate(folder.samples):
+            image = load_image(path)
+            source = None
+            if suite.kind == "edit" and suite.world == "shapes":  # as `tmpbench run` passes it
+                source = render_source(item.metadata, image.shape[0])
+            views.append(SampleView(item, n, None, image, source=source))
+            where.append((folder.index, n))
+    return views, where
+
+
+def _nanmean(values: list) -> float:
+    arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    arr = arr[~np.isnan(arr)]
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+def _summary(kind: str, metrics: dict, rows: list[dict], where: list[tuple[int, int]]) -> dict:
+    """The command's result: ``overall``/``by_category`` of the first metric, counts and per-sample verdicts."""
+    main = FOLDER_METRICS[kind][0]
+    counts: dict[str, list[int]] = {}
+    samples = []
+    for row, (index, n) in zip(rows, where):
+        correct = bool(row["metrics"][main])
+        c = counts.setdefault(row["category"], [0, 0])
+        c[0] += correct
+        c[1] += 1
+        sample = {"index": index, "sample": n, "tag": row["category"], "prompt": row["prompt"], "correct": correct}
+        if kind == "t2i":
+            sample["reason"] = row["extras"]["geneval_reason"]
+        else:
+            sample["reason"] = row["extras"]["edit_reason"]
+            sample.update({key: row[part].get(col) for key, (col, part) in _PRESERVATION.items()})
+        samples.append(sample)
+    total = len(rows)
+    out = {
+        "kind": kind,
+        "overall": metrics[main]["value"],
+        "by_category": metrics[main]["by_category"],
+        "counts": counts,
+        "images": total,
+        "correct_images": sum(c[0] for c in counts.values()) / total,
+    }
+    if kind == "edit":  # GenEval's convention for the table: per edit type, then the mean over types
+        by_tag = {
+            tag: {key: _nanmean([s[key] for s in samples if s["tag"] == tag]) for key in _PRESERVATION}
+            for tag in counts
+        }
+        overall = {key: _nanmean([v[key] for v in by_tag.values()]) for key in _PRESERVATION}
+        out["preservation"] = {"overall": overall, "by_category": by_tag}
+    out["samples"] = samples
+    out["metrics"] = metrics
+    return out
+
+
+def score_images(
+    suite_name: str, images: Path, limit: int | None = None, source: str | None = None, device: str = "cpu", judges: dict | None = None
+) -> dict:
+    """Validate the folder against the suite and score it through the scoring engine.
+
+    Returns the suite's identity, ``overall``, ``by_category``, ``counts``, per-sample verdicts
+    (``samples``), the ``results.json``-style entry of every metric (``metrics``) and the scorers'
+    identities (``scorers``). ``judges`` passes in-code detectors/judges by metric name.
+    """
+    from tmpbench.scoring.engine import build_scorers, score_samples, summarise
+    from tmpbench.suites.core import get_spec, load_suite
+
+    spec = get_spec(suite_name)
+    scorers = build_scorers(spec, folder_metrics(spec), device=device, judges=judges)
+    require_available(scorers)  # before reading any image
     if limit is not None and limit < 1:
         raise TmpbenchError(f"--limit must be a positive number of items, got {limit}")
     suite = load_suite(suite_name, source=source, limit=limit)
-    _check_scorable(suite)
     images = Path(images)
     folders = read_folder(images)
     positions, rendered_for = folder_positions(suite, folders, limit, source)
     folders = match_folders(suite, folders, images, positions, rendered_for)
-    result = score_t2i_folder(folders) if suite.kind == "t2i" else score_edit_folder(folders)
+    views, where = sample_views(suite, folders)
+    values, skipped, _ = score_samples(scorers, views)
+    for name, reason in skipped.items():
+        raise ScorerUnavailableError(f"cannot score {name}: {reason.removeprefix('not scored: ')}")
+    rows = [
+        {
+            "category": v.item.category,
+            "prompt": v.item.prompt,
+            "metrics": {k: val for k, val in vals.items() if k in scorers},
+            "extras": {k: val for k, val in vals.items() if k not in scorers},
+        }
+        for v, vals in zip(views, values)
+    ]
+    metrics = {name: summarise(name, scorer, rows) for name, scorer in scorers.items()}
     return {
         "suite": suite.name,
         "suite_version": suite.version,
         "suite_hash": suite.hash,
         "images_dir": str(images),
         "items": len(suite.items),
-        **result,
+        **_summary(suite.kind, metrics, rows, where),
+        "scorers": {name: scorer.identity() for name, scorer in scorers.items()},
     }
-
-
-def _json_safe(obj):
-    """Replace NaN/inf floats with None so the output is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def format_table(result: dict) -> str:
@@ -192,10 +275,11 @@ def register(app: typer.Typer) -> None:
             None, "--limit", help="Score only the suite's first N items (as `suites render --limit N` picks them)."
         ),
         source: str | None = typer.Option(None, "--source", help="The suite's source file or folder, if it needs one."),
+        device: str = typer.Option("cpu", "--device", help="Torch device for learned scorers (the open-vocabulary detector, CLIP)."),
     ) -> None:
         """Score generated images against a suite: prints `overall` and `by_category`."""
-        result = score_images(suite, images, limit=limit, source=source)
+        result = score_images(suite, images, limit=limit, source=source, device=device)
         if as_json:
-            typer.echo(json.dumps(_json_safe(result), indent=2))
+            typer.echo(json.dumps(json_safe(result), indent=2))
         else:
             typer.echo(format_table(result))

@@ -72,13 +72,15 @@ def _values(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[
 
 
 def score(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[float, list[float] | None, int]:
-    """Metric mean (mean of category means for GenEval-style metrics) and CI over ``keys``."""
-    from tmpbench.run.score import SCORERS
+    """Metric and CI over ``keys`` with the estimator the run recorded (mean, or mean of category means)."""
+    from tmpbench.run.results import metric_aggregation
 
     ks, v, c = _values(run, metric, keys)
     if not v:
         raise TmpbenchError(f"run {run.path} has no per-sample values of {metric!r}; ablations need a per-sample metric")
-    point, ci = bootstrap_ci(v, c, bool(getattr(SCORERS.get(metric), "category_mean", False)))
+    recorded = run.results["metrics"].get(metric)
+    aggregation = metric_aggregation(metric, recorded if isinstance(recorded, dict) else {})
+    point, ci = bootstrap_ci(v, c, aggregation == "category_mean")
     return point, ci, len(v)
 
 

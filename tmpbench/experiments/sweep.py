@@ -1,8 +1,8 @@
 """``tmpbench sweep``: every pruner at every budget under one calibration, one recovery recipe, one
 evaluation subset and one set of seeds, each run in its own folder, then the comparison report.
 
-Identical settings are enforced by construction: the :class:`~tmpbench.pruning.runner.CalibrationSpec`
-and :class:`~tmpbench.pruning.runner.RecoveryRecipe` are built ONCE per sweep and the same objects are
+Identical settings are enforced by construction: the :class:`~tmpbench.pruning.recipes.CalibrationSpec`
+and :class:`~tmpbench.pruning.recipes.RecoveryRecipe` are built ONCE per sweep and the same objects are
 handed to every run; their hashes are written to ``sweep.json`` and checked against what each run
 recorded. Runs whose ``results.json`` exists and whose inputs match are reused, not rerun.
 
@@ -108,7 +108,7 @@ def run_fields_supported() -> bool:
 
 def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
     """The ONE CalibrationSpec and ONE RecoveryRecipe every run of the sweep gets."""
-    from tmpbench.pruning.runner import RecoveryRecipe, default_calibration
+    from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration
 
     calib = default_calibration(cfg.model)
     changes: dict[str, Any] = {}
@@ -150,7 +150,7 @@ def validate(cfg: SweepConfig) -> tuple[Any, Any]:
     suite = load_suite(cfg.suite, limit=cfg.limit)
     if not run_fields_supported():
         calib, recipe = shared_objects(cfg)
-        from tmpbench.pruning.runner import RecoveryRecipe, default_calibration
+        from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration
 
         nondefault = [v.name for v in cfg.variants if v.settings]
         if nondefault or calib != default_calibration(cfg.model) or recipe != RecoveryRecipe(steps=cfg.recover_steps, seed=0):
@@ -279,7 +279,7 @@ __all__ = ["SweepConfig", "Variant", "parse_budgets", "parse_list", "run_dir_nam
 
 def dense_pruners() -> list[str]:
     """TMP first, then every registered pruner that handles dense DiTs."""
-    from tmpbench.pruning.runner import pruner_list
+    from tmpbench.pruning.factory import pruner_list
 
     names = [r["name"] for r in pruner_list() if "dit" in r["families"]]
     return sorted(names, key=lambda n: (n != "tmp", names.index(n)))
@@ -287,7 +287,7 @@ def dense_pruners() -> list[str]:
 
 def pruners_for(model: str) -> list[str]:
     """TMP first, then every registered pruner that handles ``model``'s family (dense DiT or MoE)."""
-    from tmpbench.pruning.runner import pruner_list
+    from tmpbench.pruning.factory import pruner_list
 
     family = "moe" if model_is_moe(model) else "dit"
     names = [r["name"] for r in pruner_list() if family in r["families"]]
@@ -297,7 +297,7 @@ def pruners_for(model: str) -> list[str]:
 def model_is_moe(model: str) -> bool:
     """Whether a registered model's denoiser has MoE blocks (built on the meta device; nothing loaded)."""
     from tmpbench.models.spec import parse_spec, resolve_entry
-    from tmpbench.pruning.runner import model_family
+    from tmpbench.pruning.families import model_family
 
     entry = resolve_entry(parse_spec(model))
     try:

@@ -17,12 +17,12 @@ pretrained="openai")`` prefers the hub: repo ``timm/vit_base_patch32_clip_224.op
 ``open_clip_model.safetensors``, i.e.
 ``$HF_HUB_CACHE/models--timm--vit_base_patch32_clip_224.openai/snapshots/<rev>/open_clip_model.safetensors``).
 Any other open_clip architecture needs its checkpoint passed explicitly with ``model_name``.
+The network itself is loaded by :mod:`tmpbench.metrics.backbones.openclip`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,9 +30,10 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from tmpbench.errors import MissingDependencyError, TmpbenchError
-from tmpbench.metrics.features import as_uint8_images, library_version, resize_float, resolve_weights, sha256_file
-
-DEFAULT_MODEL = "ViT-B-32-quickgelu"  # OpenAI's ViT-B/32 uses QuickGELU; open_clip's tag 'openai' sets it
+from tmpbench.metrics.backbones.openclip import DEFAULT_MODEL, OpenClipBundle, check_captions, load_open_clip_checkpoint
+from tmpbench.metrics.features import resolve_weights
+from tmpbench.metrics.images import as_uint8_images
+from tmpbench.provenance import library_version, sha256_file
 
 
 # ------------------------------------------------------------------------------------------------
@@ -62,41 +63,6 @@ def directional_similarity(source_img: Tensor, edited_img: Tensor, source_txt: T
 
 # ------------------------------------------------------------------------------------------------
 # loading
-@dataclass
-class OpenClipBundle:
-    """A loaded open_clip model with its tokenizer and the pixel pipeline tmpbench feeds it."""
-
-    model: torch.nn.Module
-    tokenizer: object
-    model_name: str
-    image_size: int
-    mean: Tensor  # (1, 3, 1, 1)
-    std: Tensor
-    weights_path: Path
-    weights_sha256: str
-    device: str
-
-    def encode_image_pixels(self, x: Tensor) -> Tensor:
-        """``(N, 3, S, S)`` float images in [0, 255] (already at ``image_size``) -> raw image embeddings."""
-        x = (x.to(self.device) / 255.0 - self.mean) / self.std
-        return self.model.encode_image(x).float()
-
-    @torch.no_grad()
-    def embed_images(self, images) -> Tensor:
-        import numpy as np
-
-        arrays = as_uint8_images(images)
-        x = torch.from_numpy(np.stack([resize_float(a, self.image_size, "bicubic", center_crop=True) for a in arrays]))
-        return self.encode_image_pixels(x.permute(0, 3, 1, 2).contiguous()).cpu()
-
-    @torch.no_grad()
-    def embed_texts(self, texts: Sequence[str]) -> Tensor:
-        return self.model.encode_text(self.tokenizer(_check_captions(texts)).to(self.device)).float().cpu()
-
-
-_BUNDLES: dict[tuple, OpenClipBundle] = {}
-
-
 def resolve_clip_weights(model_name: str = DEFAULT_MODEL, weights: str | Path | None = None) -> Path:
     """Local checkpoint for ``model_name`` (see the module docstring); OfflineError when absent."""
     if model_name != DEFAULT_MODEL and weights is None:
@@ -105,25 +71,10 @@ def resolve_clip_weights(model_name: str = DEFAULT_MODEL, weights: str | Path | 
 
 
 def load_open_clip(model_name: str = DEFAULT_MODEL, weights: str | Path | None = None, device: str = "cpu") -> OpenClipBundle:
-    """Load an open_clip model from a local checkpoint (memoised). Never downloads."""
+    """Find the checkpoint (:func:`resolve_clip_weights`) and load it (memoised). Never downloads."""
     if library_version("open_clip_torch") == "not installed":
         raise MissingDependencyError("CLIP metrics need open_clip: pip install open_clip_torch")
-    import open_clip
-
-    path = resolve_clip_weights(model_name, weights)
-    digest = sha256_file(path)
-    key = (model_name, str(path.resolve()), digest, device)
-    if key not in _BUNDLES:
-        # a file path as `pretrained` makes open_clip load it directly (no hub access)
-        model = open_clip.create_model(model_name, pretrained=str(path), device=device)
-        model.eval()
-        cfg = open_clip.get_model_preprocess_cfg(model)
-        size = cfg.get("size", 224)
-        size = size[0] if isinstance(size, (tuple, list)) else int(size)
-        mean = torch.tensor(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN), device=device).view(1, 3, 1, 1)
-        std = torch.tensor(cfg.get("std", open_clip.OPENAI_DATASET_STD), device=device).view(1, 3, 1, 1)
-        _BUNDLES[key] = OpenClipBundle(model, open_clip.get_tokenizer(model_name), model_name, size, mean, std, path, digest, device)
-    return _BUNDLES[key]
+    return load_open_clip_checkpoint(model_name, resolve_clip_weights(model_name, weights), device)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -187,12 +138,6 @@ class _OpenClipMetric(Metric):
         return self.total / self.count
 
 
-def _check_captions(captions) -> list[str]:
-    if isinstance(captions, str) or not all(isinstance(t, str) for t in captions):
-        raise TmpbenchError("captions must be a list of strings, one per image")
-    return list(captions)
-
-
 def _check_len(name: str, **seqs) -> int:
     lengths = {k: len(v) for k, v in seqs.items()}
     if len(set(lengths.values())) != 1:
@@ -206,7 +151,7 @@ class CLIPScore(_OpenClipMetric):
     name = "clipscore"
 
     def update(self, images, captions: Sequence[str]) -> None:
-        arrays, captions = as_uint8_images(images), _check_captions(captions)
+        arrays, captions = as_uint8_images(images), check_captions(captions)
         _check_len(self.name, images=arrays, captions=captions)
         self._add(clip_score(self.bundle.embed_images(arrays), self.bundle.embed_texts(captions)))
 
@@ -228,7 +173,7 @@ class CLIPTextSimilarity(_OpenClipMetric):
     name = "clip_t"
 
     def update(self, edited, target_captions: Sequence[str]) -> None:
-        a, target_captions = as_uint8_images(edited), _check_captions(target_captions)
+        a, target_captions = as_uint8_images(edited), check_captions(target_captions)
         _check_len(self.name, edited=a, target_captions=target_captions)
         self._add(cosine_rows(self.bundle.embed_images(a), self.bundle.embed_texts(target_captions)))
 
@@ -240,7 +185,8 @@ class DirectionalCLIPSimilarity(_OpenClipMetric):
 
     def update(self, sources, edited, source_captions: Sequence[str], target_captions: Sequence[str]) -> None:
         s, e = as_uint8_images(sources), as_uint8_images(edited)
-        source_captions, target_captions = _check_captions(source_captions), _check_captions(target_captions)
+        source_captions, target_captions = check_captions(source_captions), check_captions(target_captions)
         _check_len(self.name, sources=s, edited=e, source_captions=source_captions, target_captions=target_captions)
         b = self.bundle
-        self._add(directional_similarity(b.embed_images(s), b.embed_images(e), b.embed_texts(source_captions), b.embed_texts(target_captions)))
+        src_txt, tgt_txt = b.embed_texts(source_captions), b.embed_texts(target_captions)
+        self._add(directional_similarity(b.embed_images(s), b.embed_images(e), src_txt, tgt_txt))

@@ -7,7 +7,7 @@ the same mode are comparable and cached statistics can be keyed by :meth:`Featur
 mode       network                                      resize    weights (checked in order)
 =========  ===========================================  ========  ============================
 shapes     ShapesWorld CNN trained by tmpbench, 64-d    32 px     ``weights`` argument,
-           (tmpbench/metrics/shapes_features.py)        box       ``$TMPBENCH_SHAPES_FEATURES``,
+           (metrics/backbones/shapes_net.py)            box       ``$TMPBENCH_SHAPES_FEATURES``,
                                                                   tmpbench/assets/shapes-features/
                                                                   model.safetensors (committed,
                                                                   sha256 pinned below)
@@ -32,59 +32,32 @@ environment variable and the ``--weights`` flag. ``torchmetrics``' own Inception
 ``torch-fidelity`` (not installed), so the ``inception`` mode runs clean-fid's network.
 
 Resizing is done on float pixels per channel (PIL mode ``F``), never re-quantised to uint8, as in
-clean-fid's "clean" mode; an image already at the mode's size is used as is.
+clean-fid's "clean" mode (:func:`tmpbench.metrics.images.resize_float`); an image already at the
+mode's size is used as is. The networks themselves live in :mod:`tmpbench.metrics.backbones`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tmpbench.errors import DataFormatError, MissingDependencyError, OfflineError, TmpbenchError
+from tmpbench.metrics.backbones.inception import INCEPTION_FILENAME, inception_paths, load_inception
+from tmpbench.metrics.images import as_uint8_images, resize_float
+from tmpbench.provenance import library_version, sha256_file
 from tmpbench.registry import Registry
 
 #: sha256 of the committed ShapesWorld extractor (tmpbench/assets/shapes-features/model.safetensors).
 SHAPES_FEATURES_SHA256 = "11f7aa357e1895953f6a65502ff639ae28f348c64a55bccad61a5bcfe4498aa8"
 SHAPES_FEATURES_DIR = Path(__file__).resolve().parents[1] / "assets" / "shapes-features"
 
-INCEPTION_FILENAME = "inception-2015-12-05.pt"
 CLIP_HF_REPO = "timm/vit_base_patch32_clip_224.openai"
 CLIP_HF_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
-
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-
-
-# ------------------------------------------------------------------------------------------------
-# checksums
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a file, memoised by (path, size, mtime) so big weights are hashed once per process."""
-    st = Path(path).stat()
-    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
-
-
-def library_version(dist: str) -> str:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,60 +162,6 @@ def mode_available(mode: str | FeatureMode, weights: str | Path | None = None) -
 
 
 # ------------------------------------------------------------------------------------------------
-# images
-_FILTERS = {"box": 4, "bicubic": 3, "bilinear": 2}  # PIL.Image.Resampling values
-
-
-def as_uint8_images(images) -> list[np.ndarray]:
-    """Normalise a batch to a list of ``(H, W, 3)`` uint8 arrays.
-
-    Accepts a uint8 tensor ``(N, 3, H, W)``, a uint8 array ``(N, H, W, 3)``, or a sequence of
-    ``(H, W, 3)`` uint8 arrays / PIL images. Anything else (e.g. float images) is refused rather
-    than guessed at.
-    """
-    import torch
-    from PIL import Image
-
-    if isinstance(images, torch.Tensor):
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise TmpbenchError(
-                f"expected a uint8 image tensor (N, 3, H, W), got {images.dtype} {tuple(images.shape)}; "
-                "convert with (x.clamp(0, 1) * 255).round().to(torch.uint8)"
-            )
-        return list(images.permute(0, 2, 3, 1).cpu().numpy())
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        images = list(images)
-    if not isinstance(images, Sequence):
-        raise TmpbenchError(f"expected a batch of images, got {type(images).__name__}")
-    out = []
-    for img in images:
-        if isinstance(img, Image.Image):
-            img = np.asarray(img.convert("RGB"))
-        img = np.asarray(img)
-        if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise TmpbenchError(f"expected (H, W, 3) uint8 images, got {img.dtype} {img.shape}")
-        out.append(img)
-    return out
-
-
-def resize_float(img: np.ndarray, size: int, filter_name: str, center_crop: bool = False) -> np.ndarray:
-    """``(H, W, 3)`` uint8 -> ``(size, size, 3)`` float32 in [0, 255], resized per channel without quantising."""
-    from PIL import Image
-
-    if center_crop and img.shape[0] != img.shape[1]:
-        s = min(img.shape[:2])
-        y0, x0 = (img.shape[0] - s) // 2, (img.shape[1] - s) // 2
-        img = img[y0 : y0 + s, x0 : x0 + s]
-    if img.shape[0] == size and img.shape[1] == size:
-        return img.astype(np.float32)
-    channels = [
-        np.asarray(Image.fromarray(img[:, :, c].astype(np.float32), mode="F").resize((size, size), resample=_FILTERS[filter_name]))
-        for c in range(3)
-    ]
-    return np.stack(channels, axis=2).clip(0, 255).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------------------
 # extractors
 class FeatureExtractor:
     """A loaded mode: ``extractor(images) -> (N, D)`` float64 features on the CPU.
@@ -265,7 +184,8 @@ class FeatureExtractor:
         arrays = as_uint8_images(images)
         out = []
         for i in range(0, len(arrays), batch_size):
-            chunk = [resize_float(a, self.mode.image_size, self.mode.resize_filter, self.mode.center_crop) for a in arrays[i : i + batch_size]]
+            mode = self.mode
+            chunk = [resize_float(a, mode.image_size, mode.resize_filter, mode.center_crop) for a in arrays[i : i + batch_size]]
             x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).contiguous().to(self.device)
             with torch.no_grad():
                 feats = self._fn(x)
@@ -303,31 +223,16 @@ def build_extractor(mode: str | FeatureMode, weights: str | Path | None = None, 
 
 
 def _load_shapes(path: Path, device: str) -> Callable:
-    from tmpbench.metrics import shapes_features
+    from tmpbench.metrics.backbones import shapes_net
 
-    model = shapes_features.load(path).to(device)
+    model = shapes_net.load(path).to(device)
     return model.features
 
 
-def _load_inception(path: Path, device: str) -> Callable:
-    from cleanfid.inception_torchscript import InceptionV3W
-
-    if path.name != INCEPTION_FILENAME:
-        raise OfflineError(f"clean-fid loads Inception by its file name: rename {path} to {INCEPTION_FILENAME}")
-    # resize_inside=False: clean-fid's "clean" mode, images arrive resized to 299 px by resize_float
-    model = InceptionV3W(str(path.parent), download=False, resize_inside=False).to(device).eval()
-    return model
-
-
 def _load_clip_image(path: Path, device: str) -> Callable:
-    from tmpbench.metrics.clip_score import load_open_clip
+    from tmpbench.metrics.backbones.openclip import DEFAULT_MODEL, load_open_clip_checkpoint
 
-    bundle = load_open_clip(weights=path, device=device)
-    return bundle.encode_image_pixels
-
-
-def _inception_paths() -> list[Path]:
-    return [Path("/tmp") / INCEPTION_FILENAME, _cache_home() / "tmpbench" / INCEPTION_FILENAME]
+    return load_open_clip_checkpoint(DEFAULT_MODEL, path, device).encode_image_pixels
 
 
 def clip_cache_paths() -> list[Path]:
@@ -377,8 +282,8 @@ FEATURE_MODES.add(
         weights_sha256=None,
         env_var="TMPBENCH_INCEPTION_WEIGHTS",
         library="clean-fid",
-        default_paths=_inception_paths,
-        load=_load_inception,
+        default_paths=inception_paths,
+        load=load_inception,
     ),
 )
 FEATURE_MODES.add(

@@ -34,15 +34,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.metrics.features import (
-    FeatureExtractor,
-    build_extractor,
-    get_mode,
-    library_version,
-    mode_available,
-    resolve_weights,
-    sha256_file,
-)
+from tmpbench.metrics.features import FeatureExtractor, build_extractor, get_mode, mode_available, resolve_weights
+from tmpbench.provenance import library_version, sha256_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 

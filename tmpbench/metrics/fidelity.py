@@ -1,7 +1,7 @@
 """Fidelity of a pruned model to its teacher: images generated from the same prompt, seed and noise.
 
 ``update(pruned_images, teacher_images)`` takes pairs in the same order (uint8, as
-:func:`tmpbench.metrics.features.as_uint8_images` accepts them); the pair must have equal sizes.
+:func:`tmpbench.metrics.images.as_uint8_images` accepts them); the pair must have equal sizes.
 
 * :class:`TeacherPSNR` -- mean per-image PSNR in dB on [0, 1] pixels (torchmetrics
   ``peak_signal_noise_ratio``, ``data_range=1``); an identical pair gives ``inf``, so a mean over
@@ -23,7 +23,8 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from tmpbench.errors import OfflineError, TmpbenchError
-from tmpbench.metrics.features import as_uint8_images, library_version, sha256_file
+from tmpbench.metrics.images import as_uint8_images
+from tmpbench.provenance import library_version, sha256_file
 
 
 def paired_float_images(pruned, teacher) -> tuple[Tensor, Tensor]:
@@ -33,7 +34,9 @@ def paired_float_images(pruned, teacher) -> tuple[Tensor, Tensor]:
         raise TmpbenchError(f"fidelity needs one teacher image per pruned image, got {len(a)} and {len(b)}")
     for i, (x, y) in enumerate(zip(a, b)):
         if x.shape != y.shape:
-            raise TmpbenchError(f"pair {i}: pruned image {x.shape} and teacher image {y.shape} differ in size; generate both at one resolution")
+            raise TmpbenchError(
+                f"pair {i}: pruned image {x.shape} and teacher image {y.shape} differ in size; generate both at one resolution"
+            )
     import numpy as np
 
     def stack(arrs):

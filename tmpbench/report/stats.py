@@ -1,7 +1,7 @@
 """The statistics behind reports and gates: small pure functions over per-sample values.
 
 * :func:`bootstrap_ci` -- mean (or mean of category means) with a percentile bootstrap CI; the same
-  function ``tmpbench run`` uses for ``results.json`` (:func:`tmpbench.run.score.bootstrap_ci`), so a
+  function ``tmpbench run`` uses for ``results.json`` (:func:`tmpbench.scoring.aggregate.bootstrap_ci`), so a
   report recomputed from ``samples.jsonl`` reproduces the run's own intervals.
 * :func:`paired_bootstrap` -- the mean per-item difference of two runs scored on the same items and
   seeds, its CI and a one-sided p-value; for continuous metrics.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # one bootstrap for reports and results.json (re-exported, so both always agree)
-from tmpbench.run.score import BOOTSTRAP_SEED, N_BOOTSTRAP, bootstrap_ci  # noqa: F401
+from tmpbench.scoring.aggregate import BOOTSTRAP_SEED, N_BOOTSTRAP, bootstrap_ci  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,7 @@
 * :mod:`tmpbench.run.pipeline` -- :class:`RunConfig`, :func:`run_benchmark` (the whole arrow) and
   :func:`generate_only`;
 * :mod:`tmpbench.run.generate` -- batched, seeded, resumable generation (GenEval / OneIG layouts);
-* :mod:`tmpbench.run.score` -- per-suite scorer dispatch, per-sample values, bootstrap CIs;
-* :mod:`tmpbench.run.judges` -- OneIG's judged dimensions and GenEval on real photos (local judges);
+* :mod:`tmpbench.scoring.engine` -- the scorers it calls (per-sample values, aggregates with CIs);
 * :mod:`tmpbench.run.shard` -- accelerate sharding and the deterministic merge;
 * :mod:`tmpbench.run.results` -- the typed results schema and its validator.
 

@@ -1,7 +1,7 @@
 """``tmpbench run`` end to end: suite -> generator -> images on disk -> scorers -> results.json.
 
 :func:`run_benchmark` is the whole arrow in one function; every step it calls lives in its own module
-(:mod:`~tmpbench.run.generate`, :mod:`~tmpbench.run.score`, :mod:`~tmpbench.run.shard`,
+(:mod:`~tmpbench.run.generate`, :mod:`~tmpbench.scoring.engine`, :mod:`~tmpbench.run.shard`,
 :mod:`~tmpbench.run.results`). Everything the user can get wrong (suite, model spec, metric names and
 modes, --seeds for OneIG, resuming into a folder made with other settings) is checked before the model
 is loaded.
@@ -35,8 +35,10 @@ from tmpbench.metrics import not_scored
 from tmpbench.provenance import git_state, json_safe
 from tmpbench.run import generate as gen
 from tmpbench.run import results as res
-from tmpbench.run import score as sc
 from tmpbench.run import shard
+from tmpbench.scoring import engine
+from tmpbench.scoring.aggregate import aggregate
+from tmpbench.scoring.base import SampleScorer, SampleView, SetScorer
 
 IMAGES, TEACHER = "images", "teacher"
 
@@ -61,8 +63,8 @@ class RunConfig:
     device: str | None = None
     recover_steps: int = 0
     # shared pruning inputs (a sweep passes the same objects to every run; None = the runner's defaults)
-    calibration: Any = None  # tmpbench.pruning.runner.CalibrationSpec
-    recovery: Any = None  # tmpbench.pruning.runner.RecoveryRecipe
+    calibration: Any = None  # tmpbench.pruning.recipes.CalibrationSpec
+    recovery: Any = None  # tmpbench.pruning.recipes.RecoveryRecipe
     pruner_settings: dict | None = None  # e.g. {"tree_depth": 1} for TMP
     seed: int = 0  # pruner seed
     prune_cache: Path | None = None
@@ -108,7 +110,7 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
         raise TmpbenchError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     metrics: list = []
     if with_metrics:
-        metrics = sc.parse_metric_list(cfg.metrics) if cfg.metrics is not None else sc.default_metrics(suite, pruned)
+        metrics = engine.parse_metric_list(cfg.metrics) if cfg.metrics is not None else engine.default_metrics(suite, pruned)
     out = Path(cfg.out)
     model_dir = gen.model_dir_name(cfg.model)
     layout = gen.OutputLayout(layout_kind, out / IMAGES, seeds, model_dir)
@@ -161,14 +163,14 @@ def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any,
 
     if not p.pruned:
         return load_model(cfg.model, device=device, path=cfg.model_path), None, {}
-    if importlib.util.find_spec("tmpbench.pruning.runner") is None:
+    if importlib.util.find_spec("tmpbench.pruning.cache") is None:
         raise TmpbenchError(
-            f"model spec {cfg.model!r} names a pruned model, but the prune runner (tmpbench.pruning.runner) is not in this "
+            f"model spec {cfg.model!r} names a pruned model, but the prune runner (tmpbench.pruning.cache) is not in this "
             "checkout yet; run an unpruned spec (e.g. tiny-dit) or prune with `tmpbench prune` and pass --model DIR"
         )
     import inspect
 
-    from tmpbench.pruning.runner import get_or_prune
+    from tmpbench.pruning.cache import get_or_prune
 
     kwargs: dict[str, Any] = {
         "pruner": p.spec.pruner,
@@ -217,7 +219,7 @@ def model_info(cfg: RunConfig, p: Prepared, generator, teacher, info: dict) -> r
 
 # ------------------------------------------------------------------------------------------------
 # samples
-def sample_views(p: Prepared, items: list, with_teacher: bool) -> list[sc.SampleView]:
+def sample_views(p: Prepared, items: list, with_teacher: bool) -> list[SampleView]:
     """Read the images of ``items`` back from disk (resumed and fresh samples alike)."""
     views = []
     for item in items:
@@ -226,11 +228,11 @@ def sample_views(p: Prepared, items: list, with_teacher: bool) -> list[sc.Sample
         source = np.asarray(gen.edit_source(p.suite, item, images[0].shape[0])) if p.suite.kind == "edit" else None
         cells = images if p.layout.kind == "oneig" else None
         for n, (im, t) in enumerate(zip(images, teachers)):
-            views.append(sc.SampleView(item, n, gen.sample_seed(item.seed, n), im, t, source, cells))
+            views.append(SampleView(item, n, gen.sample_seed(item.seed, n), im, t, source, cells))
     return views
 
 
-def sample_rows(p: Prepared, out: Path, views: list[sc.SampleView], values: list[dict], scorer_names: set[str]) -> list[dict]:
+def sample_rows(p: Prepared, out: Path, views: list[SampleView], values: list[dict], scorer_names: set[str]) -> list[dict]:
     rows = []
     for v, vals in zip(views, values):
         path, cell = p.layout.sample_location(v.item, v.n)
@@ -330,7 +332,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     ctx = shard.process_context(cfg.device)
     device = cfg.device or ctx.device
     p = prepare(cfg)
-    scorers = sc.build_scorers(p.suite, p.metrics, device=device, pruned=p.pruned, judges=cfg.judges)
+    scorers = engine.build_scorers(p.suite, p.metrics, device=device, pruned=p.pruned, judges=cfg.judges)
     out = Path(cfg.out)
     if ctx.is_main:
         check_or_write_manifest(out, manifest(cfg, p), write=True)
@@ -367,8 +369,8 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     groups = gen.plan_groups(len(p.suite.items), p.seeds, cfg.batch_size)
     my_items = [p.suite.items[i] for g in gen.shard_groups(groups, ctx.rank, ctx.world) for i in groups[g]]
     views = sample_views(p, my_items, with_teacher=teacher is not None)
-    sample_scorers = {k: s for k, s in scorers.items() if isinstance(s, sc.SampleScorer)}
-    values, skipped, seconds = sc.score_samples(sample_scorers, views, progress=cfg.progress and ctx.is_main)
+    sample_scorers = {k: s for k, s in scorers.items() if isinstance(s, SampleScorer)}
+    values, skipped, seconds = engine.score_samples(sample_scorers, views, progress=cfg.progress and ctx.is_main)
     rows = sample_rows(p, out, views, values, set(scorers))
     shard.write_shard_rows(out, ctx.rank, [{**r, "skipped": skipped} for r in rows])
     score_local_s = time.perf_counter() - t0
@@ -383,22 +385,22 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     for r in rows:
         skipped.update(r.pop("skipped"))
     metrics: dict[str, Any] = {}
-    all_views: list[sc.SampleView] | None = None
+    all_views: list[SampleView] | None = None
     for name, scorer in scorers.items():
         if name in skipped:
             metrics[name] = skipped[name]
-        elif isinstance(scorer, sc.SetScorer):
+        elif isinstance(scorer, SetScorer):
             if all_views is None:
                 all_views = sample_views(p, p.suite.items, with_teacher=False)
             ts = time.perf_counter()
-            metrics[name] = sc.compute_set_metric(scorer, all_views, p.suite)
+            metrics[name] = engine.compute_set_metric(scorer, all_views, p.suite)
             seconds[name] = time.perf_counter() - ts
         else:
             ok, reason = scorer.available()
             if not ok:
                 metrics[name] = not_scored(reason)
                 continue
-            agg = sc.aggregate(name, rows, scorer.higher_is_better, scorer.category_mean)
+            agg = aggregate(name, rows, scorer.higher_is_better, scorer.aggregation)
             override = scorer.summary(rows)
             if override:
                 agg["value"] = override["value"]

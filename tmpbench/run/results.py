@@ -91,13 +91,43 @@ class RunInfo(TypedDict):
     started_at: str  # ISO time of the first generation step of this invocation
 
 
-class MetricResult(TypedDict):
+class _MetricResultRequired(TypedDict):
     value: float | None  # the metric (None only if non-finite, e.g. an all-identical PSNR of inf)
     ci95: list[float] | None  # 95% bootstrap CI [low, high] (percentile, seeded); None when not defined
     n: int  # samples the value is computed from
     higher_is_better: bool  # direction
     by_category: dict  # category -> value (where the metric has categories; else {})
     details: dict  # metric-specific extras (e.g. FID's reference set, KID std, preservation parts)
+
+
+class MetricResult(_MetricResultRequired, total=False):
+    # how `value` (and `ci95`) were formed from the per-sample values (tmpbench.scoring.base.AGGREGATIONS):
+    # "mean" over samples | "category_mean" (unweighted mean of per-category means) | "set" (one statistic
+    # of the whole set: FID, KID) | "benchmark_formula" (the benchmark's own formula, e.g. OneIG text;
+    # ci95 is then of the sample mean). Written by the scoring engine; files written before the key
+    # existed lack it: read it with metric_aggregation()
+    aggregation: Literal["mean", "category_mean", "set", "benchmark_formula"]
+
+
+#: The aggregation of each metric in results written before ``MetricResult.aggregation`` existed
+#: (schema 1 without the key): what run/score.py computed at the time (commit cbedb7c: geneval and
+#: edit_success as the mean of category means, fid/kid on the whole set, OneIG text by its formula).
+LEGACY_AGGREGATION = {
+    "geneval": "category_mean",
+    "edit_success": "category_mean",
+    "fid": "set",
+    "kid": "set",
+    "oneig_text": "benchmark_formula",
+}
+
+
+def metric_aggregation(name: str, metric: dict) -> str:
+    """The recorded ``aggregation`` of metric ``name``; for older files, the one the run used then.
+
+    >>> metric_aggregation("geneval", {"aggregation": "mean"}), metric_aggregation("geneval", {})
+    ('mean', 'category_mean')
+    """
+    return metric.get("aggregation") or LEGACY_AGGREGATION.get(name, "mean")
 
 
 class Timings(TypedDict):
@@ -162,7 +192,8 @@ def _check(obj: Any, tp: Any, where: str) -> None:
     hints = typing.get_type_hints(tp)
     if not isinstance(obj, dict):
         raise DataFormatError(f"results: {where or 'top level'} must be an object, got {type(obj).__name__}")
-    missing = [k for k in hints if k not in obj]
+    required = getattr(tp, "__required_keys__", hints.keys())
+    missing = [k for k in hints if k not in obj and k in required]
     if missing:
         raise DataFormatError(f"results: {where or 'top level'} lacks key {missing[0]!r}")
     extra = [k for k in obj if k not in hints]
@@ -170,6 +201,8 @@ def _check(obj: Any, tp: Any, where: str) -> None:
         raise DataFormatError(f"results: {where or 'top level'} has unknown key {extra[0]!r} (schema {SCHEMA_VERSION})")
     for key, sub in hints.items():
         path = f"{where}.{key}" if where else key
+        if key not in obj:  # an optional key (total=False), absent
+            continue
         if not _type_ok(obj[key], sub):
             raise DataFormatError(f"results: {path} = {obj[key]!r:.80} is not of type {sub}")
         if _is_typeddict(sub):
@@ -248,6 +281,7 @@ __all__ = [
     "Timings",
     "Versions",
     "load_results",
+    "metric_aggregation",
     "validate_results",
     "versions",
     "write_json_atomic",

@@ -1,19 +1,20 @@
-"""Scorers: turn a folder of generated images into per-sample verdicts and per-category scores.
+"""Scoring: turning generated samples into per-sample values and reported numbers.
 
-* :mod:`tmpbench.scoring.geneval_rule` - GenEval's correctness rule and per-tag summary (pure functions).
-* :mod:`tmpbench.scoring.shapes_scoring` - ShapesWorld T2I and editing scorers built on the analytic
-  detector (:mod:`tmpbench.shapes.detector`).
+``tmpbench run`` and ``tmpbench score`` both go through :mod:`~tmpbench.scoring.engine` and the
+scorers registered in :data:`tmpbench.catalog.SCORERS` (metric name -> factory for a suite):
+
+* :mod:`~tmpbench.scoring.base` -- the interface: ``SampleView``, ``SampleScorer``, ``SetScorer``,
+  ``NotScored`` and the aggregations a result records;
+* :mod:`~tmpbench.scoring.aggregate` -- the stratified bootstrap and the ``results.json`` metric entry;
+* :mod:`~tmpbench.scoring.engine` -- metric lists, building scorers for a suite, running them;
+* :mod:`~tmpbench.scoring.dispatch` -- metrics whose implementation depends on a suite trait (geneval);
+* :mod:`~tmpbench.scoring.shapes` -- ShapesWorld: GenEval with the analytic detector, edit success,
+  preservation;
+* :mod:`~tmpbench.scoring.geneval` -- GenEval's rule, and GenEval on real photos (open-vocabulary);
+* :mod:`~tmpbench.scoring.oneig` -- OneIG-Bench's maths, reference files, judges and scorer;
+* :mod:`~tmpbench.scoring.clip` -- CLIPScore, CLIP-I, CLIP-T, directional CLIP;
+* :mod:`~tmpbench.scoring.fidelity` -- PSNR / SSIM / LPIPS of a pruned model against its teacher;
+* :mod:`~tmpbench.scoring.fid` -- FID / KID of the set against ground-truth renders.
+
+The maths and the encoders live one layer down, in :mod:`tmpbench.metrics`.
 """
-
-from tmpbench.scoring.geneval_rule import POSITION_THRESHOLD, evaluate, relative_position, summarize
-from tmpbench.scoring.shapes_scoring import PSNR_CAP, score_edit_folder, score_t2i_folder
-
-__all__ = [
-    "POSITION_THRESHOLD",
-    "PSNR_CAP",
-    "evaluate",
-    "relative_position",
-    "score_edit_folder",
-    "score_t2i_folder",
-    "summarize",
-]

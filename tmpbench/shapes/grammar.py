@@ -16,7 +16,7 @@ import itertools
 import numpy as np
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, cell_box
+from tmpbench.shapes.world import COLORS, DEFAULT_GRID, SHAPES, Scene, ShapeObject, cell_box, relative_position
 
 TAGS: tuple[str, ...] = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 RELATIONS: tuple[str, ...] = ("left of", "right of", "above", "below")
@@ -98,8 +98,6 @@ def _relation_ok(rel: str, obj: tuple[int, int], target: tuple[int, int], grid: 
     Whole-cell boxes are used: they are larger than any object in them, so GenEval's threshold
     shrink is conservative and the rendered objects satisfy the relation too.
     """
-    from tmpbench.scoring.geneval_rule import relative_position
-
     return rel in relative_position(cell_box(*obj, grid), cell_box(*target, grid))
 
 

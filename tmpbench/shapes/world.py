@@ -12,10 +12,15 @@ designed to be learnable by a ~2M-parameter generator on a CPU:
 
 Rendering is a pure function of the scene and the resolution (default 32 px; 512 and 1024 px
 renders serve real-model runs), so it is deterministic by construction.
+
+Box geometry lives here too: :func:`relative_position` is GenEval's rule for "left of", "above",
+..., used by the prompt grammar to place objects and by GenEval's correctness rule
+(:mod:`tmpbench.scoring.geneval.rule`) to check them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -37,6 +42,9 @@ BACKGROUND: tuple[int, int, int] = (0, 0, 0)
 
 DEFAULT_SIZE = 32
 DEFAULT_GRID = 2
+
+#: GenEval's default ``position_threshold``: offsets shrink by this fraction of the summed box sizes.
+POSITION_THRESHOLD = 0.1
 
 #: Object extent as a fraction of the cell: circle radius, square half-side, triangle half-base.
 _CIRCLE_RADIUS = 0.375
@@ -101,6 +109,40 @@ class Scene:
 def cell_box(row: int, col: int, grid: int = DEFAULT_GRID) -> tuple[float, float, float, float]:
     """The cell's box ``(x0, y0, x1, y1)`` as fractions of the canvas."""
     return (col / grid, row / grid, (col + 1) / grid, (row + 1) / grid)
+
+
+def relative_position(
+    box_a: Sequence[float], box_b: Sequence[float], threshold: float = POSITION_THRESHOLD
+) -> set[str]:
+    """Relations of box A relative to box B, as GenEval computes them.
+
+    The centre offset ``A - B`` is shrunk towards zero on each axis by ``threshold`` times the two
+    boxes' summed extent on that axis. If nothing is left (below 1e-3 on both axes) there is no
+    relation; otherwise each shrunk component is divided by the length of the *unshrunk* offset and
+    a relation holds where it passes 0.5 strictly: ``dx < -0.5`` left of, ``dx > 0.5`` right of,
+    ``dy < -0.5`` above, ``dy > 0.5`` below (image y grows downwards).
+
+    >>> sorted(relative_position((0, 0, 10, 10), (20, 0, 30, 10)))
+    ['left of']
+    """
+    a = np.asarray(box_a, dtype=np.float64)[:4].reshape(2, 2)
+    b = np.asarray(box_b, dtype=np.float64)[:4].reshape(2, 2)
+    offset = a.mean(0) - b.mean(0)
+    dims = np.abs(a[1] - a[0]) + np.abs(b[1] - b[0])
+    revised = np.maximum(np.abs(offset) - threshold * dims, 0.0) * np.sign(offset)
+    if np.all(np.abs(revised) < 1e-3):
+        return set()
+    dx, dy = revised / np.linalg.norm(offset)
+    relations = set()
+    if dx < -0.5:
+        relations.add("left of")
+    if dx > 0.5:
+        relations.add("right of")
+    if dy < -0.5:
+        relations.add("above")
+    if dy > 0.5:
+        relations.add("below")
+    return relations
 
 
 def object_mask(obj: ShapeObject, size: int, grid: int = DEFAULT_GRID) -> np.ndarray:

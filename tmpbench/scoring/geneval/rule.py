@@ -7,8 +7,9 @@ This follows ``evaluate`` and ``relative_position`` in GenEval's ``evaluation/ev
   arrive sorted by confidence) must exist; if the requirement names a ``color``, at least ``count``
   of those objects must have it; if it names a ``position: [relation, index]``, every one of those
   objects must stand in ``relation`` to every object of the ``index``-th include group, using
-  :func:`relative_position` with :data:`POSITION_THRESHOLD` = 0.1. A group that failed any check
-  cannot serve as a position target ("no target").
+  :func:`~tmpbench.shapes.world.relative_position` with ``POSITION_THRESHOLD`` = 0.1 (box geometry,
+  kept in :mod:`tmpbench.shapes.world` so the ShapesWorld grammar places objects with the same rule).
+  A group that failed any check cannot serve as a position target ("no target").
 * ``exclude`` requirements are ORed: ``count`` or more objects of the class fail the image.
 * The reason strings are GenEval's, joined by newlines (relations listed in sorted order, where
   GenEval joins a set in hash order).
@@ -35,8 +36,13 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-#: GenEval's default ``position_threshold``: offsets shrink by this fraction of the summed box sizes.
-POSITION_THRESHOLD = 0.1
+from tmpbench.shapes.world import POSITION_THRESHOLD, relative_position
+
+__all__ = [  # relative_position and POSITION_THRESHOLD are box geometry from tmpbench.shapes.world
+    "GENEVAL_COLORS", "MAX_OBJECTS", "POSITION_THRESHOLD", "DetectedObject", "ObjectLike", "evaluate", "group_by_class",
+    "relative_position", "summarize",
+]
+
 #: GenEval's colour vocabulary, in its order (reason strings list colour counts in this order).
 GENEVAL_COLORS: tuple[str, ...] = (
     "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white"
@@ -57,40 +63,6 @@ class DetectedObject(NamedTuple):
 
     bbox: tuple[float, float, float, float]
     color: str | None = None
-
-
-def relative_position(
-    box_a: Sequence[float], box_b: Sequence[float], threshold: float = POSITION_THRESHOLD
-) -> set[str]:
-    """Relations of box A relative to box B, as GenEval computes them.
-
-    The centre offset ``A - B`` is shrunk towards zero on each axis by ``threshold`` times the two
-    boxes' summed extent on that axis. If nothing is left (below 1e-3 on both axes) there is no
-    relation; otherwise each shrunk component is divided by the length of the *unshrunk* offset and
-    a relation holds where it passes 0.5 strictly: ``dx < -0.5`` left of, ``dx > 0.5`` right of,
-    ``dy < -0.5`` above, ``dy > 0.5`` below (image y grows downwards).
-
-    >>> sorted(relative_position((0, 0, 10, 10), (20, 0, 30, 10)))
-    ['left of']
-    """
-    a = np.asarray(box_a, dtype=np.float64)[:4].reshape(2, 2)
-    b = np.asarray(box_b, dtype=np.float64)[:4].reshape(2, 2)
-    offset = a.mean(0) - b.mean(0)
-    dims = np.abs(a[1] - a[0]) + np.abs(b[1] - b[0])
-    revised = np.maximum(np.abs(offset) - threshold * dims, 0.0) * np.sign(offset)
-    if np.all(np.abs(revised) < 1e-3):
-        return set()
-    dx, dy = revised / np.linalg.norm(offset)
-    relations = set()
-    if dx < -0.5:
-        relations.add("left of")
-    if dx > 0.5:
-        relations.add("right of")
-    if dy < -0.5:
-        relations.add("above")
-    if dy > 0.5:
-        relations.add("below")
-    return relations
 
 
 def _color_counts_text(colors: list[str | None]) -> str:

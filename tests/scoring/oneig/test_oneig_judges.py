@@ -1,8 +1,8 @@
-"""Built-in OneIG judges (reasoning, style, diversity): OneIG's maths, file formats, identity, "not scored"."""
+"""Built-in OneIG judges (reasoning, style, diversity) through the OneIG scorer: file formats, identity, "not scored"."""
 
 import hashlib
-import io
 import json
+import sys
 import types
 
 import numpy as np
@@ -11,17 +11,22 @@ import torch
 from PIL import Image
 
 from tmpbench.errors import DataFormatError
-from tmpbench.run import oneig_judges as oj
-from tmpbench.run.judges import OneIGJudged
-from tmpbench.run.score import SampleView, score_samples
+from tmpbench.metrics.backbones import dreamsim_ensemble, llm2clip
+from tmpbench.metrics.backbones.csd import CLIP_MEAN, CLIP_STD
+from tmpbench.scoring.base import SampleView
+from tmpbench.scoring.engine import score_samples
+from tmpbench.scoring.oneig import judges as oj
+from tmpbench.scoring.oneig import references
+from tmpbench.scoring.oneig.scorer import OneIGJudged
 from tmpbench.suites.core import SuiteItem
 
 ENV_VARS = [
-    oj.SCRIPTS_ENV, oj.ANSWERS_ENV, oj.STYLE_REFS_ENV, oj.REASONING_DIR_ENV, oj.REASONING_SUBSTITUTE_ENV,
+    references.SCRIPTS_ENV, references.ANSWERS_ENV, references.STYLE_REFS_ENV, oj.REASONING_DIR_ENV, oj.REASONING_SUBSTITUTE_ENV,
     oj.STYLE_DIR_ENV, oj.DIVERSITY_DIR_ENV, oj.DIVERSITY_SUBSTITUTE_ENV,
     "TMPBENCH_ONEIG_REASONING_JUDGE", "TMPBENCH_ONEIG_STYLE_JUDGE", "TMPBENCH_ONEIG_DIVERSITY_JUDGE",
 ]
-SUITE = types.SimpleNamespace(name="oneig")
+SUITE = types.SimpleNamespace(name="oneig", benchmark="oneig", language="en")
+SUITE_ZH = types.SimpleNamespace(name="oneig-zh", benchmark="oneig", language="zh")
 TINY_CSD_ARCH = "tmpbench-tiny-csd"
 
 
@@ -67,7 +72,7 @@ def _tiny_open_clip_dir(path):
             "vision_cfg": {"image_size": 32, "layers": 1, "width": 16, "head_width": 8, "patch_size": 16},
             "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 16, "heads": 2, "layers": 1},
         },
-        "preprocess_cfg": {"mean": list(oj.CLIP_MEAN), "std": list(oj.CLIP_STD)},
+        "preprocess_cfg": {"mean": list(CLIP_MEAN), "std": list(CLIP_STD)},
     }
     path.mkdir()
     (path / "open_clip_config.json").write_text(json.dumps(cfg))
@@ -123,32 +128,6 @@ def _style_setup(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# pure maths
-def test_oneig_cell_drops_black_and_matches_a_jpeg_file_round_trip(tmp_path):
-    assert oj.oneig_cell(np.zeros((8, 8, 3), np.uint8)) is None
-    img = _image(0)
-    assert np.array_equal(np.asarray(oj.oneig_cell(img).convert("RGB")), np.asarray(_jpeg_via_file(img, tmp_path)))
-    assert np.array_equal(np.asarray(oj.oneig_cell(img, jpeg=False)), img)
-    with pytest.raises(ValueError, match="uint8"):
-        oj.oneig_cell(img.astype(np.float32))
-
-
-def test_style_cell_score_clips_each_encoder_at_zero_and_averages():
-    csd_e, se_e = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    csd_r = torch.tensor([[0.6, 0.8], [-1.0, 0.0], [0.2, 0.0]], dtype=torch.float64)
-    se_r = torch.tensor([[0.0, -0.5, 0.0], [0.0, -0.1, 1.0]])  # best match is negative -> 0
-    assert oj.style_cell_score(csd_e, csd_r, se_e, se_r) == pytest.approx((0.6 + 0.0) / 2, abs=1e-12)
-    assert oj.style_key("Chinese ink painting") == "chinese_ink_painting"
-    assert oj.style_key("3d rendering") == "3d_rendering"
-    assert oj.style_key("") is None and oj.style_key("nan") is None
-
-
-def test_reasoning_cell_score_is_plain_cosine():
-    assert oj.reasoning_cell_score([1.0, 1.0], [1.0, 0.0]) == pytest.approx(2**-0.5, abs=1e-12)
-    assert oj.reasoning_cell_score([1.0, 0.0], [-2.0, 0.0]) == pytest.approx(-1.0)  # no clipping
-
-
-# ------------------------------------------------------------------------------------------------
 # reasoning
 def test_reasoning_substitute_end_to_end_matches_hand_cosine(tmp_path, monkeypatch):
     import open_clip
@@ -158,7 +137,7 @@ def test_reasoning_substitute_end_to_end_matches_hand_cosine(tmp_path, monkeypat
     answers = {"000": "Mount Everest is 8,848 meters tall.", "001": "Water boils at 100 degrees Celsius."}
     (tmp_path / "scripts" / "reasoning" / "gt_answer.json").write_text(json.dumps(answers))
     monkeypatch.setenv(oj.REASONING_SUBSTITUTE_ENV, str(clip_dir))
-    monkeypatch.setenv(oj.SCRIPTS_ENV, str(tmp_path))  # the repository root works too
+    monkeypatch.setenv(references.SCRIPTS_ENV, str(tmp_path))  # the repository root works too
 
     scorer = OneIGJudged("oneig_reasoning", SUITE)
     assert scorer.available() == (True, "")
@@ -181,7 +160,7 @@ def test_reasoning_substitute_end_to_end_matches_hand_cosine(tmp_path, monkeypat
 
     ident = scorer.identity()["judge"]
     enc = ident["encoder"]
-    assert enc["substitute_for"] == oj.LLM2CLIP_NAME and enc["official"] is False
+    assert enc["substitute_for"] == llm2clip.LLM2CLIP_NAME and enc["official"] is False
     assert enc["weights_sha256"] == {"open_clip_model.safetensors": _sha(clip_dir / "open_clip_model.safetensors")}
     assert enc["library"] == "open_clip_torch" and enc["library_version"] != "not installed"
     assert ident["answers_sha256"] == _sha(tmp_path / "scripts" / "reasoning" / "gt_answer.json")
@@ -191,34 +170,33 @@ def test_reasoning_without_answers_or_with_missing_ids(tmp_path, monkeypatch):
     clip_dir = _tiny_open_clip_dir(tmp_path / "clip")
     monkeypatch.setenv(oj.REASONING_SUBSTITUTE_ENV, str(clip_dir))
     ok, reason = OneIGJudged("oneig_reasoning", SUITE).available()
-    assert not ok and oj.SCRIPTS_ENV in reason
+    assert not ok and references.SCRIPTS_ENV in reason
 
     answers = tmp_path / "gt_answer_zh.json"
     answers.write_text(json.dumps({"000": "答案"}), encoding="utf-8")
-    monkeypatch.setenv(oj.ANSWERS_ENV, str(answers))
-    scorer = OneIGJudged("oneig_reasoning", types.SimpleNamespace(name="oneig-zh"))
+    monkeypatch.setenv(references.ANSWERS_ENV, str(answers))
+    scorer = OneIGJudged("oneig_reasoning", SUITE_ZH)
     _, skipped, _ = score_samples({"oneig_reasoning": scorer}, [SampleView(_item("Knowledge_Reasoning", "007"), 0, 0, _image(4))])
-    assert skipped["oneig_reasoning"].startswith("not scored: ") and "gt_answer_zh.json" in skipped["oneig_reasoning"] and "'007'" in skipped["oneig_reasoning"]
+    reason = skipped["oneig_reasoning"]
+    assert reason.startswith("not scored: ") and "gt_answer_zh.json" in reason and "'007'" in reason
 
 
 def test_llm2clip_needs_its_three_folders_and_llm2vec(tmp_path, monkeypatch):
     monkeypatch.setenv(oj.REASONING_DIR_ENV, str(tmp_path / "absent"))
-    monkeypatch.setenv(oj.ANSWERS_ENV, str(tmp_path / "a.json"))
+    monkeypatch.setenv(references.ANSWERS_ENV, str(tmp_path / "a.json"))
     (tmp_path / "a.json").write_text('{"000": "x"}')
     ok, reason = OneIGJudged("oneig_reasoning", SUITE).available()
     assert not ok and "does not exist" in reason
     root = tmp_path / "llm2clip"
-    (root / oj.LLM2CLIP_SUBDIRS[0]).mkdir(parents=True)
+    (root / llm2clip.LLM2CLIP_SUBDIRS[0]).mkdir(parents=True)
     monkeypatch.setenv(oj.REASONING_DIR_ENV, str(root))
     ok, reason = OneIGJudged("oneig_reasoning", SUITE).available()
     assert not ok and "LLM2CLIP-Openai-L-14-336" in reason
-    for d in oj.LLM2CLIP_SUBDIRS:
+    for d in llm2clip.LLM2CLIP_SUBDIRS:
         (root / d).mkdir(exist_ok=True)
-    try:
-        import llm2vec  # noqa: F401
-    except ImportError:
-        ok, reason = OneIGJudged("oneig_reasoning", SUITE).available()
-        assert not ok and "pip install llm2vec" in reason
+    monkeypatch.setitem(sys.modules, "llm2vec", None)  # as if not installed, whether or not it is
+    ok, reason = OneIGJudged("oneig_reasoning", SUITE).available()
+    assert not ok and "pip install llm2vec" in reason
 
 
 # ------------------------------------------------------------------------------------------------
@@ -239,14 +217,15 @@ def test_style_judge_reproduces_oneig_formula(tmp_path):
     visual.proj = None
     visual.load_state_dict({k[len("module.backbone."):]: v for k, v in sd.items() if k.startswith("module.backbone.")})
     pre = transforms.Compose([transforms.Resize(32, interpolation=transforms.InterpolationMode.BICUBIC), transforms.CenterCrop(32),
-                              transforms.ToTensor(), transforms.Normalize(oj.CLIP_MEAN, oj.CLIP_STD)])
+                              transforms.ToTensor(), transforms.Normalize(CLIP_MEAN, CLIP_STD)])
     se_model = CLIPVisionModelWithProjection.from_pretrained(models / "OneIG-StyleEncoder").to(torch.bfloat16).eval()
     with torch.no_grad():
         csd = torch.nn.functional.normalize(visual.eval()(pre(cell)[None]) @ sd["module.last_layer_style"], dim=1)[0]
         px = CLIPImageProcessor()(images=cell, return_tensors="pt").pixel_values.to(torch.bfloat16)
         se = torch.nn.functional.normalize(se_model(px).image_embeds, dim=-1)[0]
     key = "chinese_ink_painting"
-    want = (max(float((csd_refs[key].double() @ csd.double()).max()), 0.0) + max(float((se_refs[key].double() @ se.double()).max()), 0.0)) / 2
+    best_csd = max(float((csd_refs[key].double() @ csd.double()).max()), 0.0)
+    want = (best_csd + max(float((se_refs[key].double() @ se.double()).max()), 0.0)) / 2
     assert got == pytest.approx(want, abs=1e-6)
     assert 0.0 <= got <= 1.0
 
@@ -266,7 +245,8 @@ def test_style_through_the_scorer_with_a_judge_in_code(tmp_path):
     scorer = OneIGJudged("oneig_style", SUITE, judge=judge)
     img = _image(6)
     item = _item("Anime_Stylization", "050", "Ghibli")
-    values, skipped, _ = score_samples({"oneig_style": scorer}, [SampleView(item, 0, 0, img), SampleView(_item("Portrait", "000"), 0, 0, img)])
+    samples = [SampleView(item, 0, 0, img), SampleView(_item("Portrait", "000"), 0, 0, img)]
+    values, skipped, _ = score_samples({"oneig_style": scorer}, samples)
     assert skipped == {}
     assert values[0]["oneig_style"] == pytest.approx(judge.style_score(item, img), abs=1e-12)
     assert values[1]["oneig_style"] is None
@@ -296,7 +276,7 @@ def test_style_missing_dir_or_bad_references_is_not_scored(tmp_path, monkeypatch
     models = tmp_path / "models"
     models.mkdir()
     monkeypatch.setenv(oj.STYLE_DIR_ENV, str(models))
-    monkeypatch.setenv(oj.STYLE_REFS_ENV, str(tmp_path))
+    monkeypatch.setenv(references.STYLE_REFS_ENV, str(tmp_path))
     torch.save({"ghibli": torch.zeros(3, 4), "lego": [1, 2, 3]}, tmp_path / "CSD_embed.pt")
     ok, reason = OneIGJudged("oneig_style", SUITE).available()
     assert not ok and "CSD_embed.pt: key 'lego'" in reason
@@ -305,14 +285,14 @@ def test_style_missing_dir_or_bad_references_is_not_scored(tmp_path, monkeypatch
 def test_style_reference_file_formats(tmp_path):
     good = tmp_path / "SE_embed.pt"
     torch.save({"ghibli": torch.ones(3, 4, dtype=torch.bfloat16), "lego": torch.ones(4)}, good)
-    refs = oj.load_style_references(good)
+    refs = references.load_style_references(good)
     assert refs["ghibli"].dtype == torch.float32 and refs["lego"].shape == (1, 4)
     torch.save({"ghibli": torch.ones(3, 4), "lego": torch.ones(3, 5)}, tmp_path / "x.pt")
     with pytest.raises(DataFormatError, match=r"x\.pt: key 'lego': embedding size 5 differs"):
-        oj.load_style_references(tmp_path / "x.pt")
+        references.load_style_references(tmp_path / "x.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(DataFormatError, match=r"junk\.pt: cannot be read"):
-        oj.load_style_references(tmp_path / "junk.pt")
+        references.load_style_references(tmp_path / "junk.pt")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -321,13 +301,13 @@ def test_answer_file_formats(tmp_path):
     bad = tmp_path / "gt_answer.json"
     bad.write_text('{"000": "ok", "001": 5}')
     with pytest.raises(DataFormatError, match=r"gt_answer\.json: key '001': expected the answer text"):
-        oj.load_reasoning_answers(bad)
+        references.load_reasoning_answers(bad)
     bad.write_text('{"000": "ok",')
     with pytest.raises(DataFormatError, match=r"gt_answer\.json: not valid JSON"):
-        oj.load_reasoning_answers(bad)
+        references.load_reasoning_answers(bad)
     bad.write_text('["a", "b"]')
     with pytest.raises(DataFormatError, match=r"gt_answer\.json: expected a non-empty JSON object"):
-        oj.load_reasoning_answers(bad)
+        references.load_reasoning_answers(bad)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -355,7 +335,7 @@ def test_diversity_substitute_matches_hand_mean_pairwise_distance(tmp_path, monk
     assert all(v["oneig_diversity"] is None for v in values[1:])  # one value per prompt, on cell 0
 
     enc = scorer.identity()["judge"]["encoder"]
-    assert enc["substitute_for"] == oj.DREAMSIM_NAME and enc["official"] is False
+    assert enc["substitute_for"] == dreamsim_ensemble.DREAMSIM_NAME and enc["official"] is False
     assert enc["weights_sha256"] == {"model.safetensors": _sha(clip_dir / "model.safetensors")}
 
     lone = [_image(13)] + [np.zeros((24, 24, 3), np.uint8)] * 3
@@ -369,13 +349,11 @@ def test_dreamsim_needs_its_cache_files_and_package(tmp_path, monkeypatch):
     monkeypatch.setenv(oj.DIVERSITY_DIR_ENV, str(tmp_path))
     ok, reason = OneIGJudged("oneig_diversity", SUITE).available()
     assert not ok and "lacks dino_vitb16_pretrain.pth" in reason and "ensemble_lora" in reason
-    for f in oj.DREAMSIM_FILES:
+    for f in dreamsim_ensemble.DREAMSIM_FILES:
         (tmp_path / f).mkdir() if f.endswith("lora") else (tmp_path / f).write_bytes(b"")
-    try:
-        import dreamsim  # noqa: F401
-    except ImportError:
-        ok, reason = OneIGJudged("oneig_diversity", SUITE).available()
-        assert not ok and "pip install dreamsim" in reason
+    monkeypatch.setitem(sys.modules, "dreamsim", None)  # as if not installed, whether or not it is
+    ok, reason = OneIGJudged("oneig_diversity", SUITE).available()
+    assert not ok and "pip install dreamsim" in reason
 
 
 def test_plugin_env_still_overrides_builtin(tmp_path, monkeypatch):
@@ -394,19 +372,3 @@ def test_plugin_env_still_overrides_builtin(tmp_path, monkeypatch):
     assert scorer.available() == (True, "")
     cells = [_image(1), _image(2)]
     assert scorer.score([SampleView(_item("Portrait", "000"), 0, 0, cells[0], cells=cells)]) == [{"oneig_diversity": 1.0}]
-
-
-def test_every_real_anime_class_maps_to_a_oneig_style_key(shared_data):
-    import csv
-
-    # style_list of OneIG's scripts/style/style_score.py: the keys of CSD_embed.pt and SE_embed.pt
-    styles = {"abstract_expressionism", "art_nouveau", "baroque", "chinese_ink_painting", "cubism", "fauvism", "impressionism",
-              "line_art", "minimalism", "pointillism", "pop_art", "rococo", "ukiyo-e", "clay", "crayon", "graffiti", "lego", "comic",
-              "pencil_sketch", "stone_sculpture", "watercolor", "celluloid", "chibi", "cyberpunk", "ghibli", "impasto", "pixar",
-              "pixel_art", "3d_rendering"}
-    for name in ("OneIG-Bench.csv", "OneIG-Bench-ZH.csv"):
-        with open(shared_data / "oneig" / name, encoding="utf-8-sig", newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["category"] == "Anime_Stylization"]
-        keys = [oj.style_key(r["class"]) for r in rows]
-        assert {k for k in keys if k is not None} == styles
-        assert sum(k is None for k in keys) == 131  # prompts OneIG skips (no class)

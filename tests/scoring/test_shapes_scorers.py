@@ -1,20 +1,25 @@
+"""ShapesWorld scoring: PSNR/L1, one-image verdicts, and the scorers of `tmpbench run` / `tmpbench score`."""
+
 import math
 
 import numpy as np
 import pytest
 
-from tmpbench.errors import DataFormatError, TmpbenchError
-from tmpbench.suites.layout import read_folder, write_item
-from tmpbench.scoring.shapes_scoring import (
+from tmpbench.scoring.base import SampleView
+from tmpbench.scoring.engine import score_samples, summarise
+from tmpbench.scoring.shapes import (
     PSNR_CAP,
+    ShapesEditSuccess,
+    ShapesGenEval,
+    ShapesPreservationL1,
+    ShapesPreservationPSNR,
     l1,
     psnr,
-    score_edit_folder,
     score_edit_image,
-    score_t2i_folder,
 )
 from tmpbench.shapes.edits import EditCase
 from tmpbench.shapes.world import COLORS, Scene, ShapeObject, render
+from tmpbench.suites.core import SuiteItem
 
 RED_CIRCLE = {"tag": "colors", "prompt": "a photo of a red circle", "include": [{"class": "circle", "count": 1, "color": "red"}]}
 SQUARE_LEFT = {
@@ -52,38 +57,39 @@ def test_metric_shape_errors():
 # --- text-to-image -------------------------------------------------------------------------------
 
 
-def _folders(tmp_path, items):
+def _views(items):
+    """SampleViews of ``[(metadata, [images])]``, one suite item per entry (category = the record's tag)."""
+    views = []
     for i, (meta, images) in enumerate(items):
-        write_item(tmp_path, i, meta, images)
-    return read_folder(tmp_path)
+        item = SuiteItem(i, f"{i:05d}", meta.get("tag", "edit"), meta["prompt"], meta, seed=i)
+        views += [SampleView(item, n, None, im) for n, im in enumerate(images)]
+    return views
 
 
-def test_t2i_folder_scores_renders_and_reports_reasons(tmp_path):
+def _rows(views, values, names):
+    return [
+        {"category": v.item.category, "metrics": {k: x for k, x in vals.items() if k in names},
+         "extras": {k: x for k, x in vals.items() if k not in names}}
+        for v, vals in zip(views, values)
+    ]
+
+
+def test_geneval_scorer_scores_renders_reports_reasons_and_averages_tags():
     red = render(Scene((ShapeObject("circle", "red", 0, 1),)), 32)
     blue = render(Scene((ShapeObject("circle", "blue", 0, 1),)), 32)
     good_pos = render(Scene((ShapeObject("square", "green", 1, 0), ShapeObject("triangle", "red", 1, 1))), 32)
     bad_pos = render(Scene((ShapeObject("square", "green", 1, 1), ShapeObject("triangle", "red", 1, 0))), 32)
-    res = score_t2i_folder(_folders(tmp_path, [(RED_CIRCLE, [red, blue]), (SQUARE_LEFT, [good_pos, bad_pos])]))
-    assert res["kind"] == "t2i"
-    assert [s["correct"] for s in res["samples"]] == [True, False, True, False]
-    assert res["samples"][1]["reason"] == "expected red circle>=1, found 0 red; and 1 blue"
-    assert res["samples"][3]["reason"] == "expected square left of target, found right of target"
-    assert res["by_category"] == {"colors": 0.5, "position": 0.5}
-    assert res["overall"] == 0.5
-    assert res["samples"][0]["details"]["circle"][0][4] == "red"
-
-
-def test_t2i_refuses_real_photo_classes(tmp_path):
-    dog = {"tag": "single_object", "prompt": "a photo of a dog", "include": [{"class": "dog", "count": 1}]}
-    folders = _folders(tmp_path, [(dog, [np.zeros((32, 32, 3), np.uint8)])])
-    with pytest.raises(TmpbenchError, match="asks for dog.*open-vocabulary detector"):
-        score_t2i_folder(folders)
-
-
-def test_t2i_refuses_edit_metadata(tmp_path):
-    folders = _folders(tmp_path, [({"instruction": "remove it"}, [np.zeros((32, 32, 3), np.uint8)])])
-    with pytest.raises(DataFormatError, match="item 00000: metadata is not a GenEval record"):
-        score_t2i_folder(folders)
+    views = _views([(RED_CIRCLE, [red, blue]), (SQUARE_LEFT, [good_pos, bad_pos, good_pos])])
+    scorer = ShapesGenEval()
+    values, skipped, _ = score_samples({"geneval": scorer}, views)
+    assert skipped == {}
+    assert [v["geneval"] for v in values] == [1.0, 0.0, 1.0, 0.0, 1.0]
+    assert values[1]["geneval_reason"] == "expected red circle>=1, found 0 red; and 1 blue"
+    assert values[3]["geneval_reason"] == "expected square left of target, found right of target"
+    res = summarise("geneval", scorer, _rows(views, values, {"geneval"}))
+    assert res["by_category"] == {"colors": 0.5, "position": pytest.approx(2 / 3)}
+    # GenEval's overall is the mean over tags (7/12), not over images (3/5), and the result says so
+    assert res["value"] == pytest.approx((0.5 + 2 / 3) / 2) and res["aggregation"] == "category_mean"
 
 
 # --- editing -------------------------------------------------------------------------------------
@@ -143,23 +149,26 @@ def test_edit_conflict_is_a_failure_with_reason():
     assert res["correct"] is False and "holds two objects" in res["reason"]
 
 
-def test_edit_folder_by_type_and_overall(tmp_path):
+def test_edit_scorers_by_type_with_reasons_and_target_extras():
     meta = [{**c.to_dict(), "prompt": c.instruction, "grid": 2, "size": 32} for c in (RECOLOR, REMOVE)]
-    folders = _folders(
-        tmp_path,
-        [(meta[0], [render(RECOLOR.target, 32), render(SOURCE, 32)]), (meta[1], [render(REMOVE.target, 64)])],
-    )
-    res = score_edit_folder(folders)
-    assert res["kind"] == "edit"
-    assert res["by_category"] == {"recolor": 0.5, "remove": 1.0}
-    assert res["overall"] == 0.75
-    assert res["preservation"]["overall"]["psnr_target"] == 100.0
-    assert res["preservation"]["by_category"]["remove"]["l1_source"] == 0.0
-    with pytest.raises(DataFormatError, match=r"is 64x64, expected 32x32"):
-        score_edit_folder(folders, size=32)
+    views = _views([(meta[0], [render(RECOLOR.target, 32), render(SOURCE, 32)]), (meta[1], [render(REMOVE.target, 64)])])
+    scorers = {
+        "edit_success": ShapesEditSuccess(), "preservation_psnr": ShapesPreservationPSNR(), "preservation_l1": ShapesPreservationL1()
+    }
+    values, skipped, _ = score_samples(scorers, views)
+    assert skipped == {}
+    assert [v["edit_success"] for v in values] == [1.0, 0.0, 1.0]
+    assert values[1]["edit_reason"].startswith("expected green circle@(0,0)") and values[0]["edit_reason"] == ""
+    assert [v["psnr_target"] for v in values] == [100.0, 100.0, 100.0] and values[2]["l1_target"] == 0.0
+    rows = _rows(views, values, set(scorers))
+    success = summarise("edit_success", scorers["edit_success"], rows)
+    assert success["by_category"] == {"recolor": 0.5, "remove": 1.0}
+    assert success["value"] == 0.75 and success["aggregation"] == "category_mean"  # mean over edit types
+    l1_res = summarise("preservation_l1", scorers["preservation_l1"], rows)
+    assert l1_res["aggregation"] == "mean" and l1_res["higher_is_better"] is False and l1_res["value"] == 0.0
 
 
-def test_edit_refuses_t2i_metadata(tmp_path):
-    folders = _folders(tmp_path, [(RED_CIRCLE, [np.zeros((32, 32, 3), np.uint8)])])
-    with pytest.raises(DataFormatError, match="item 00000: metadata is not an edit case"):
-        score_edit_folder(folders)
+def test_edit_scorer_refuses_a_non_square_image_as_not_scored():
+    meta = {**RECOLOR.to_dict(), "prompt": RECOLOR.instruction, "grid": 2, "size": 32}
+    _, skipped, _ = score_samples({"edit_success": ShapesEditSuccess()}, _views([(meta, [np.zeros((32, 48, 3), np.uint8)])]))
+    assert skipped == {"edit_success": "not scored: edited image is 48x32; ShapesWorld renders are square"}

@@ -6,7 +6,7 @@ classify every cell of the 2x2 grid as *empty* or one of 3 shapes x 6 colours (1
 cell), so its penultimate features encode exactly what the suite asks for: which objects, which
 colours, where. Training is deterministic and takes about a minute on one CPU core::
 
-    nice -n 10 python -m tmpbench.metrics.shapes_features --out tmpbench/assets/shapes-features
+    nice -n 10 python -m tmpbench.metrics.backbones.shapes_net --out tmpbench/assets/shapes-features
 
 writes ``model.safetensors`` (weights, < 300 kB), ``config.json`` (architecture, training config,
 held-out accuracy) and ``model.safetensors.sha256``. The FID mode ``shapes`` pins that checksum
@@ -22,7 +22,6 @@ well scaled.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tmpbench.provenance import sha256_file
 from tmpbench.shapes.world import COLORS, SHAPES, Scene, ShapeObject, render
 
 #: Class index 0 is an empty cell; then (shape, colour) pairs in SHAPES x COLORS order.
@@ -234,14 +234,6 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save(model: ShapesFeatureNet, out: Path, train_cfg: TrainConfig, evaluation: dict) -> str:
     """Write weights, config and checksum to ``out``; returns the weights' sha256."""
     from safetensors.torch import save_file
@@ -260,7 +252,7 @@ def save(model: ShapesFeatureNet, out: Path, train_cfg: TrainConfig, evaluation:
         "torch_version": torch.__version__,
         "weights": WEIGHTS_NAME,
         "sha256": digest,
-        "command": "python -m tmpbench.metrics.shapes_features --out tmpbench/assets/shapes-features",
+        "command": "python -m tmpbench.metrics.backbones.shapes_net --out tmpbench/assets/shapes-features",
     }
     (out / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (out / (WEIGHTS_NAME + ".sha256")).write_text(f"{digest}  {WEIGHTS_NAME}\n")
@@ -282,7 +274,7 @@ def load(weights_path: Path) -> ShapesFeatureNet:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "shapes-features")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "assets" / "shapes-features")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--n-train", type=int, default=TrainConfig.n_train)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tmpbench.scoring.geneval_rule import (
+from tmpbench.scoring.geneval.rule import (
     POSITION_THRESHOLD,
     DetectedObject,
     evaluate,

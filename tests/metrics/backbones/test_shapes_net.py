@@ -5,7 +5,8 @@ import json
 import numpy as np
 import torch
 
-from tmpbench.metrics import shapes_features as sf
+from tmpbench.metrics.backbones import shapes_net as sf
+from tmpbench.provenance import sha256_file
 from tmpbench.shapes.world import Scene, ShapeObject
 
 
@@ -35,7 +36,7 @@ def test_tiny_training_is_deterministic_and_learns(tmp_path):
 def test_save_load_roundtrip(tmp_path):
     model, evaluation = sf.train(sf.TrainConfig(n_train=64, n_holdout=16, epochs=1, batch_size=32), log=lambda _: None)
     digest = sf.save(model, tmp_path, sf.TrainConfig(n_train=64), evaluation)
-    assert digest == sf.sha256_file(tmp_path / sf.WEIGHTS_NAME)
+    assert digest == sha256_file(tmp_path / sf.WEIGHTS_NAME)
     config = json.loads((tmp_path / sf.CONFIG_NAME).read_text())
     assert config["sha256"] == digest and config["train"]["n_train"] == 64
     loaded = sf.load(tmp_path / sf.WEIGHTS_NAME)
