@@ -42,3 +42,18 @@ def small_sweep(make_run):
         "tmp50": make_run("tmp-50pct", GOOD[:10] + BAD[10:], pruner="tmp", budget="50%", achieved=502, psnr=[25.0] * 20),
         "rnd50": make_run("random-50pct", BAD, pruner="random", budget="50%", achieved=499, psnr=[18.0] * 20),
     }
+
+
+# --- a tiny saved pipeline, shared by tests/run and tests/cli ---
+@pytest.fixture(scope="session")
+def tiny_pipe_dir(tmp_path_factory) -> Path:
+    """A saved tiny ZImagePipeline (dim 32, 2 layers), loadable as tiny-dit via --model-path."""
+    import torch
+
+    from tmpbench.models.reference import tiny_zimage as tz
+
+    d = tmp_path_factory.mktemp("tinypipe")
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
+    pipe = tz.make_pipeline(tz.build_components(cfg))
+    tz.save_pipeline(pipe, d, cfg, dtype=torch.float32)
+    return d

@@ -136,18 +136,7 @@ def test_subprocess_exit_code_without_traceback(tmp_path, args):
 
 # ------------------------------------------------------------------------------------------------
 # one scoring path: `tmpbench score` and `tmpbench run` score through the same scorers
-@pytest.fixture(scope="module")
-def tiny_pipe(tmp_path_factory):
-    """A saved tiny ZImagePipeline (as tests/run/conftest.py builds it), loadable as tiny-dit via model_path."""
-    from tmpbench.models.reference import tiny_zimage as tz
-
-    d = tmp_path_factory.mktemp("tinypipe")
-    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
-    tz.save_pipeline(tz.make_pipeline(tz.build_components(cfg)), d, cfg, dtype=torch.float32)
-    return d
-
-
-def test_score_and_run_record_identical_geneval_values(tmp_path, tiny_pipe, cli):
+def test_score_and_run_record_identical_geneval_values(tmp_path, tiny_pipe_dir, cli):
     from tmpbench.run import RunConfig, run_benchmark
 
     out = tmp_path / "run"
@@ -156,7 +145,7 @@ def test_score_and_run_record_identical_geneval_values(tmp_path, tiny_pipe, cli)
         image = np.zeros((32, 32, 3), np.uint8) if item.index % 3 == 0 else render_ground_truth("t2i", item.metadata, item.seed)
         write_item(out / "images", item.index, item.metadata, [image])
     torch.set_num_threads(1)
-    res = run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit", model_path=str(tiny_pipe), limit=9, steps=1, size=32,
+    res = run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit", model_path=str(tiny_pipe_dir), limit=9, steps=1, size=32,
                                   metrics="geneval", out=out, progress=False, argv=["test"]))
     assert res["generation"]["generated_now"] == 0 and res["generation"]["resumed"] == 9
     code, stdout, err = cli("score", "--suite", "shapes-t2i", "--images", str(out / "images"), "--limit", "9", "--json")

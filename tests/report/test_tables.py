@@ -74,3 +74,21 @@ def test_refuses_mismatched_suites_and_seeds(make_run, small_sweep):
         load_run(small_sweep["teacher"].parent / "nope")
     with pytest.raises(TmpbenchError, match="metric 'lpips' is in none of the runs"):
         compare_runs([small_sweep["teacher"]], metrics=["lpips"])
+
+
+def test_table_recomputes_the_ci_with_the_recorded_aggregation(make_run):
+    import json
+
+    from tmpbench.report.tables import load_run
+
+    values = [1, 1, 1, 0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 1]  # categories of unequal mean
+    run = make_run("r", values)
+    res = json.loads((run / "results.json").read_text())
+    assert load_run(run).metric_summary("geneval")["aggregation"] == "category_mean"  # legacy file: GenEval's rule
+    # the same samples recorded as a plain mean: the table follows the record, not a guess
+    res["metrics"]["geneval"]["value"] = sum(values) / len(values)
+    res["metrics"]["geneval"]["aggregation"] = "mean"
+    (run / "results.json").write_text(json.dumps(res))
+    summary = load_run(run).metric_summary("geneval")
+    assert summary["aggregation"] == "mean" and summary["ci_source"] == "samples.jsonl"
+    assert summary["value"] == pytest.approx(sum(values) / len(values))

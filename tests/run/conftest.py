@@ -10,20 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_ENTRY = ROOT / "tests" / "run" / "cli_entry.py"
 
 
-@pytest.fixture(scope="session")
-def tiny_pipe_dir(tmp_path_factory) -> Path:
-    """A saved tiny ZImagePipeline (dim 32, 2 layers), loadable as tiny-dit via --model-path."""
-    import torch
-
-    from tmpbench.models.reference import tiny_zimage as tz
-
-    d = tmp_path_factory.mktemp("tinypipe")
-    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2)
-    pipe = tz.make_pipeline(tz.build_components(cfg))
-    tz.save_pipeline(pipe, d, cfg, dtype=torch.float32)
-    return d
-
-
 def subprocess_env() -> dict:
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")

@@ -23,6 +23,7 @@ import pandas as pd
 
 from tmpbench.errors import DataFormatError, TmpbenchError
 from tmpbench.report.stats import bootstrap_ci
+from tmpbench.run.results import metric_aggregation
 
 FORMATS = ("md", "csv", "latex", "html")
 TEACHER = "teacher"
@@ -123,9 +124,10 @@ class RunRecord:
     def metric_summary(self, name: str) -> dict[str, Any]:
         """value, ci95, n, higher_is_better of one metric; ``{"not_scored": reason}`` when it was not scored.
 
-        The CI is recomputed from ``samples.jsonl`` with the estimator (plain mean, or mean of
-        category means) that reproduces the run's own value; set-level metrics and metrics with a
-        benchmark-defined summary keep the interval ``results.json`` holds.
+        The CI is recomputed from ``samples.jsonl`` with the estimator the run recorded
+        (``aggregation``: plain ``mean`` or ``category_mean``); set-level metrics and metrics with a
+        benchmark-defined summary keep the interval ``results.json`` holds. A recomputed value that
+        does not reproduce the recorded one keeps the recorded interval (the samples were edited).
         """
         m = self.results["metrics"][name]
         if isinstance(m, str):
@@ -135,13 +137,15 @@ class RunRecord:
         rows = [r for r in self.samples if (r.get("metrics") or {}).get(name) is not None]
         if len(rows) < 2 or m["value"] is None:
             return out
+        aggregation = metric_aggregation(name, m)
+        out["aggregation"] = aggregation
+        if aggregation not in ("mean", "category_mean"):
+            return out
         values = [float(r["metrics"][name]) for r in rows]
         cats = [str(r.get("category")) for r in rows]
-        for category_mean in (False, True):
-            point, ci = bootstrap_ci(values, cats, category_mean)
-            if math.isfinite(point) and abs(point - float(m["value"])) <= 1e-9 * max(1.0, abs(point)):
-                out.update(value=point, ci95=ci, n=len(values), ci_source="samples.jsonl")
-                break
+        point, ci = bootstrap_ci(values, cats, aggregation == "category_mean")
+        if math.isfinite(point) and abs(point - float(m["value"])) <= 1e-9 * max(1.0, abs(point)):
+            out.update(value=point, ci95=ci, n=len(values), ci_source="samples.jsonl")
         return out
 
 

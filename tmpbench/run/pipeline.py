@@ -31,13 +31,11 @@ from typing import Any
 import numpy as np
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.metrics import not_scored
 from tmpbench.provenance import git_state, json_safe
 from tmpbench.run import generate as gen
 from tmpbench.run import results as res
 from tmpbench.run import shard
 from tmpbench.scoring import engine
-from tmpbench.scoring.aggregate import aggregate
 from tmpbench.scoring.base import SampleScorer, SampleView, SetScorer
 
 IMAGES, TEACHER = "images", "teacher"
@@ -396,16 +394,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
             metrics[name] = engine.compute_set_metric(scorer, all_views, p.suite)
             seconds[name] = time.perf_counter() - ts
         else:
-            ok, reason = scorer.available()
-            if not ok:
-                metrics[name] = not_scored(reason)
-                continue
-            agg = aggregate(name, rows, scorer.higher_is_better, scorer.aggregation)
-            override = scorer.summary(rows)
-            if override:
-                agg["value"] = override["value"]
-                agg["details"] = {**agg["details"], **override.get("details", {}), "ci95_of": "mean of per-sample values"}
-            metrics[name] = agg
+            metrics[name] = engine.summarise(name, scorer, rows)
     score_s = score_local_s + time.perf_counter() - t0
 
     t0 = time.perf_counter()
