@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tmpbench.provenance import sha256_file
+from tmpbench.provenance import library_version, sha256_file
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".tar")
 
@@ -28,3 +28,19 @@ def one_line(exc: BaseException) -> str:
     """``"<type>: <first line of the message>"`` (at most 160 characters) for a one-line error."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:160] if lines else ''}"
+
+
+def folder_identity(name: str, path: Path, library: str, substitute_for: str | None = None, **extra) -> dict:
+    """The identity a result records for an encoder loaded from a local folder: its name, library and
+    version, the folder and the sha256 of every weight file in it, and whether it stands in for the
+    benchmark's official encoder (``substitute_for``). ``extra`` keys (a config, a dtype) come after the name."""
+    return {
+        "name": name,
+        **extra,
+        "library": library,
+        "library_version": library_version(library),
+        "weights_path": str(path),
+        "weights_sha256": weights_sha256(weight_files(path)),
+        "substitute_for": substitute_for,
+        "official": substitute_for is None,
+    }

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tmpbench.errors import OfflineError
-from tmpbench.metrics.backbones.files import one_line, weight_files, weights_sha256
+from tmpbench.metrics.backbones.files import folder_identity, one_line
 from tmpbench.provenance import library_version
 
 
@@ -68,12 +68,4 @@ class TransformersClipEncoder:
             return projected_features(self.model.get_text_features(**tok)).float().cpu()
 
     def identity(self) -> dict:
-        return {
-            "name": f"transformers CLIP {self.path.name}",
-            "library": self.library,
-            "library_version": library_version(self.library),
-            "weights_path": str(self.path),
-            "weights_sha256": weights_sha256(weight_files(self.path)),
-            "substitute_for": self.substitute_for,
-            "official": self.substitute_for is None,
-        }
+        return folder_identity(f"transformers CLIP {self.path.name}", self.path, self.library, self.substitute_for)

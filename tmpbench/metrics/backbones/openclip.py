@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from tmpbench.errors import MissingDependencyError, OfflineError, TmpbenchError
-from tmpbench.metrics.backbones.files import one_line, weight_files, weights_sha256
+from tmpbench.metrics.backbones.files import folder_identity, one_line
 from tmpbench.metrics.images import as_uint8_images, resize_float
 from tmpbench.provenance import library_version, sha256_file
 
@@ -125,13 +125,6 @@ class OpenClipEncoder:
 
     def identity(self) -> dict:
         cfg = json.loads((self.path / "open_clip_config.json").read_text(encoding="utf-8"))
-        return {
-            "name": f"open_clip local-dir {self.path.name}",
-            "model_cfg": cfg.get("model_cfg", cfg),
-            "library": self.library,
-            "library_version": library_version(self.library),
-            "weights_path": str(self.path),
-            "weights_sha256": weights_sha256(weight_files(self.path)),
-            "substitute_for": self.substitute_for,
-            "official": self.substitute_for is None,
-        }
+        return folder_identity(
+            f"open_clip local-dir {self.path.name}", self.path, self.library, self.substitute_for, model_cfg=cfg.get("model_cfg", cfg)
+        )
