@@ -17,13 +17,12 @@ Example::
 from __future__ import annotations
 
 import abc
-import difflib
 from typing import Any, ClassVar
 
 from torch import nn
 
 from pruners.allocate import Allocation
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.budget import Budget
 from tmpbench.pruning.plan import Plan
 from tmpbench.pruning.tree import UnitTree
@@ -50,8 +49,7 @@ class Pruner(abc.ABC):
             raise TmpbenchError(f"pruner {self.name!r}: seed must be an integer, got {seed!r}")
         unknown = sorted(set(settings) - set(self.SETTINGS))
         if unknown:
-            close = difflib.get_close_matches(unknown[0], list(self.SETTINGS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(unknown[0], self.SETTINGS, n=1, cutoff=0.6)
             known = ", ".join(sorted(self.SETTINGS)) or "none"
             raise TmpbenchError(f"pruner {self.name!r} has no setting {unknown[0]!r}{hint} (known: {known})")
         self.seed = seed

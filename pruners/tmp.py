@@ -25,7 +25,6 @@ One code path serves DiT and MoE: only the tree's nodes, policies and constraint
 
 from __future__ import annotations
 
-import difflib
 import math
 import time
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from pruners.importance import (
     reap_saliency,
     weight_magnitude,
 )
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.calibration import fit_block_maps
 from tmpbench.pruning.tree import POLICIES, UnitTree
 
@@ -98,8 +97,7 @@ def parse_policy_mix(value: Any) -> dict[str, float]:
     out = {}
     for p, w in value.items():
         if p not in POLICIES:
-            close = difflib.get_close_matches(str(p), POLICIES, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; policies: {', '.join(POLICIES)}"
+            hint = did_you_mean(str(p), POLICIES, n=1, cutoff=0.6) or f"; policies: {', '.join(POLICIES)}"
             raise TmpbenchError(f"pruner 'tmp': unknown policy {p!r} in policy_mix{hint}")
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             raise TmpbenchError(f"pruner 'tmp': prior of {p!r} in policy_mix must be a positive number, got {w!r}")
