@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tmpbench.catalog import MODELS
-from tmpbench.errors import OfflineError, TmpbenchError, did_you_mean
+from tmpbench.errors import DataFormatError, OfflineError, TmpbenchError, did_you_mean
 from tmpbench.models.base import ModelEntry
 from tmpbench.sizes import SIZE_WITH_UNIT, parse_size
 
@@ -110,6 +110,21 @@ def parse_spec(text: str, pruner: str | None = None) -> ModelSpec:
     return ModelSpec(base=name)
 
 
+def _json_object(path: Path) -> dict:
+    """A JSON object file of a model folder; damage raises one line naming the file."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(
+            f"{path} is damaged (not valid JSON: {str(exc).splitlines()[0][:80]}); re-run `tmpbench prune` or the save that wrote it"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataFormatError(
+            f"{path} is damaged (a JSON {type(data).__name__}, not an object); re-run `tmpbench prune` or the save that wrote it"
+        )
+    return data
+
+
 def detect_model_name(path: str | Path) -> str:
     """Name of the registered model a local directory holds (marker file, diffusers index or HF config)."""
     directory = Path(path).expanduser()
@@ -117,17 +132,21 @@ def detect_model_name(path: str | Path) -> str:
         raise OfflineError(f"model directory {str(directory)!r} does not exist; pass a directory with the weights")
     marker = directory / MARKER_FILE
     if marker.is_file():
-        data = json.loads(marker.read_text())
-        if "model" not in data:
-            raise TmpbenchError(f"{marker} has no 'model' key; expected {{\"model\": NAME, ...}}")
-        return str(data["model"])
+        data = _json_object(marker)
+        if not isinstance(data.get("model"), str):
+            raise DataFormatError(
+                f"{marker} has no 'model' key (a name); expected {{\"model\": NAME, ...}} (re-run `tmpbench prune` or the save that"
+                " wrote it)"
+            )
+        return data["model"]
     candidates: list[str] = []
     index = directory / "model_index.json"
     if index.is_file():
-        candidates.append(str(json.loads(index.read_text()).get("_class_name", "")))
+        candidates.append(str(_json_object(index).get("_class_name", "")))
     config = directory / "config.json"
     if config.is_file():
-        candidates.extend(json.loads(config.read_text()).get("architectures") or [])
+        archs = _json_object(config).get("architectures") or []
+        candidates.extend(str(a) for a in (archs if isinstance(archs, list) else [archs]))
     for cls in candidates:
         if cls in CLASS_TO_MODEL:
             return CLASS_TO_MODEL[cls]

@@ -293,8 +293,86 @@ def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> 
 # --------------------------------------------------------------------------------------------
 # load
 # --------------------------------------------------------------------------------------------
+REPRUNE = "re-run `tmpbench prune` to write the folder again"
+
+
 def is_pruned_dir(path: str | Path) -> bool:
-    return (Path(path) / PRUNED_FILE).is_file()
+    """Whether ``path`` was written by :func:`save_pruned`, damaged or not (any of its own members is there),
+    so that loading a damaged one names what is missing instead of trying another loader."""
+    path = Path(path)
+    if any(p.is_file() for p in (path / PRUNED_FILE, path / ARCH_FILE, path / "transformer" / ARCH_FILE)):
+        return True
+    try:
+        return LOADER.encode() in (path / MARKER_FILE).read_bytes()
+    except OSError:
+        return False
+
+
+def read_json_member(path: Path, folder: Path) -> dict[str, Any]:
+    """A JSON object member of a pruned folder; a missing, undecodable or non-object file raises one line."""
+    if not path.is_file():
+        raise DataFormatError(f"pruned model folder {folder} lacks {path.name}; {REPRUNE}")
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{path} is damaged (not valid JSON: {str(exc).splitlines()[0][:80]}); {REPRUNE}") from None
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path} is damaged (a JSON {type(data).__name__}, not an object); {REPRUNE}")
+    return data
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {lines[-1][:160] if lines else ''}"
+
+
+def _expect(ok: bool, where: Path, what: str) -> None:
+    if not ok:
+        raise DataFormatError(f"{where} is damaged ({what}); {REPRUNE}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_PART_FIELDS = {
+    "attention": {"heads": _is_int},
+    "gqa_attention": {"heads": _is_int, "kv_groups": _is_int},
+    "ffn": {"channels": _is_int},
+    "moe": {"experts": _is_int, "top_k": _is_int, "intermediate": _is_int, "router_bias": lambda v: isinstance(v, bool)},
+}
+
+
+def check_arch(arch: dict[str, Any], arch_file: Path) -> None:
+    """The types of an architecture spec (as :func:`save_pruned` writes it); one line on the first wrong one."""
+    _expect(isinstance(arch.get("class"), str), arch_file, "'class' must be a 'module:Class' string")
+    _expect(isinstance(arch.get("base_config"), dict), arch_file, "'base_config' must be an object")
+    tied = arch.get("tied", {})
+    _expect(isinstance(tied, dict) and all(isinstance(v, str) for v in tied.values()), arch_file, "'tied' must map names to names")
+    lists = arch.get("lists")
+    _expect(isinstance(lists, dict), arch_file, "'lists' must be an object")
+    for name, entry in lists.items():
+        at = f"lists.{name}"
+        _expect(isinstance(entry, dict) and _is_int(entry.get("original_count")) and isinstance(entry.get("blocks"), list),
+                arch_file, f"{at} needs an integer original_count and a list of blocks")
+        previous = -1
+        for k, b in enumerate(entry["blocks"]):
+            bat = f"{at}.blocks[{k}]"
+            _expect(isinstance(b, dict) and _is_int(b.get("index")) and previous < b["index"] < entry["original_count"],
+                    arch_file, f"{bat} needs an index in 0..original_count-1, above the previous block's")
+            previous = b["index"]
+            if b.get("type") == "linear":
+                _expect(_is_int(b.get("dim")) and b["dim"] > 0 and isinstance(b.get("bias"), bool), arch_file,
+                        f"{bat} needs a positive integer dim and a boolean bias")
+                continue
+            _expect(b.get("type") == "block" and isinstance(b.get("parts"), dict), arch_file,
+                    f"{bat} needs type block with parts, or type linear")
+            for path, part in b["parts"].items():
+                fields = _PART_FIELDS.get(part.get("kind")) if isinstance(part, dict) and isinstance(part.get("kind"), str) else None
+                _expect(fields is not None, arch_file, f"{bat}.parts.{path} has no known kind")
+                for key, ok in fields.items():
+                    _expect(ok(part.get(key)) and (not _is_int(part.get(key)) or part[key] >= 0), arch_file,
+                            f"{bat}.parts.{path}.{key} has the wrong type")
 
 
 def load_denoiser(den: Path, device: str = "cpu") -> nn.Module:
@@ -303,20 +381,48 @@ def load_denoiser(den: Path, device: str = "cpu") -> nn.Module:
 
     arch_file = den / ARCH_FILE
     if not arch_file.is_file():
-        raise DataFormatError(f"{den} has no {ARCH_FILE}; it was not written by tmpbench.pruning.io.save_pruned")
-    arch = json.loads(arch_file.read_text())
+        raise DataFormatError(f"{den} has no {ARCH_FILE}; it was not written by tmpbench.pruning.io.save_pruned ({REPRUNE})")
+    arch = read_json_member(arch_file, den)
     if arch.get("format") != FORMAT or arch.get("version") != FORMAT_VERSION:
-        raise DataFormatError(f"{arch_file}: format {arch.get('format')!r} v{arch.get('version')} is not {FORMAT} v{FORMAT_VERSION}")
-    model = apply_architecture(build_base(arch, "meta"), arch)
+        raise DataFormatError(
+            f"{arch_file}: format {arch.get('format')!r} v{arch.get('version')} is not {FORMAT} v{FORMAT_VERSION}; {REPRUNE}"
+        )
+    check_arch(arch, arch_file)
+    try:  # the base config is handed to the model class, whose constructor says no in its own words
+        base = build_base(arch, "meta")
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, AssertionError) as exc:
+        if isinstance(exc, TmpbenchError):  # e.g. a class that cannot be imported: add which file said so
+            raise DataFormatError(f"{arch_file}: {exc}; if the file is damaged, {REPRUNE}") from exc
+        raise DataFormatError(
+            f"{arch_file}: base_config does not build {arch['class']} ({_one_line(exc)}); {REPRUNE}"
+        ) from exc
+    try:  # block indices, part paths and widths that the base model does not have
+        model = apply_architecture(base, arch)
+    except (IndexError, AttributeError, KeyError, TmpbenchError) as exc:
+        what = str(exc) if isinstance(exc, TmpbenchError) else _one_line(exc)
+        raise DataFormatError(f"{arch_file}: the architecture spec does not fit {arch['class']} ({what}); {REPRUNE}") from exc
     model = model.to_empty(device=device)
     _restore_non_persistent(model, device)
-    state = load_file(str(den / WEIGHTS_FILE), device=device)
+    weights = den / WEIGHTS_FILE
+    if not weights.is_file():
+        raise DataFormatError(f"pruned model folder {den} lacks {WEIGHTS_FILE}; {REPRUNE}")
+    from safetensors import SafetensorError
+
+    try:
+        state = load_file(str(weights), device=device)
+    except SafetensorError as exc:
+        raise DataFormatError(f"{weights} is damaged ({_one_line(exc)}); {REPRUNE}") from None
     for alias, source in arch.get("tied", {}).items():
+        if source not in state:
+            raise DataFormatError(f"{arch_file}: tied weight {alias!r} names {source!r}, which {weights.name} lacks; {REPRUNE}")
         state[alias] = state[source]
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    except RuntimeError as exc:  # shape mismatches (raised whatever `strict` says)
+        raise DataFormatError(f"{weights}: weights do not fit {arch_file.name} ({_one_line(exc)}); {REPRUNE}") from None
     if missing or unexpected:
         raise DataFormatError(
-            f"{den}: weights do not match the rebuilt architecture (missing {missing[:4]}, unexpected {unexpected[:4]})"
+            f"{den}: weights do not match the rebuilt architecture (missing {missing[:4]}, unexpected {unexpected[:4]}); {REPRUNE}"
         )
     for alias, source in arch.get("tied", {}).items():  # re-share what was shared when saved
         parent, _, attr = alias.rpartition(".")
@@ -332,11 +438,22 @@ def load_pruned(path: str | Path, device: str = "cpu") -> Any:
     path = Path(path).expanduser()
     if not is_pruned_dir(path):
         raise TmpbenchError(f"{str(path)!r} is not a pruned model folder (no {PRUNED_FILE}); write one with `tmpbench prune`")
-    meta = json.loads((path / PRUNED_FILE).read_text())
+    meta = read_json_member(path / PRUNED_FILE, path)
+    _expect(isinstance(meta.get("denoiser_dir", "."), str) and isinstance(meta.get("base", {}), dict), path / PRUNED_FILE,
+            "'denoiser_dir' must be a string and 'base' an object")
+    from tmpbench.pruning.plan import Plan
+
+    try:  # the plan travels with the weights (replayable); a folder without a readable one is incomplete
+        Plan.load(path / PLAN_FILE)
+    except TmpbenchError as exc:
+        where = "" if str(path / PLAN_FILE) in str(exc) else f"{path / PLAN_FILE}: "
+        raise DataFormatError(f"{where}{exc}; {REPRUNE}") from None
     den_dir = path / meta.get("denoiser_dir", ".")
     denoiser = load_denoiser(den_dir, device=device)
-    marker = json.loads((path / MARKER_FILE).read_text()) if (path / MARKER_FILE).is_file() else {}
+    marker = read_json_member(path / MARKER_FILE, path) if (path / MARKER_FILE).is_file() else {}
     base = meta.get("base", {}).get("model") or marker.get("model")
+    _expect(base is None or isinstance(base, str), path / PRUNED_FILE, "'base.model' must be a model name")
+    _expect(isinstance(marker.get("name", base), (str, type(None))), path / MARKER_FILE, "'name' must be a string")
     family = MODELS.get(base).family if base in MODELS else ("hunyuanimage3" if den_dir == path else "zimage")
     if family == "hunyuanimage3":
         from tmpbench.models.hunyuan import HunyuanImage3Generator

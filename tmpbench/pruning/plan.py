@@ -41,6 +41,51 @@ WIDTH_POLICIES = ("prune_heads", "prune_channels", "prune_experts")
 BLOCK_POLICIES = ("drop_block", "linear_replace")
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _int_list(v: Any) -> bool:
+    return isinstance(v, list) and all(_is_int(i) for i in v)
+
+
+# field -> (test, what the JSON must hold); None is allowed where the field's default is None
+_PLAN_TYPES: dict[str, tuple[Any, str]] = {
+    "model": (lambda v: isinstance(v, dict), "an object"),
+    "budget": (lambda v: isinstance(v, dict), "an object"),
+    "pruner": (lambda v: isinstance(v, str), "a string"),
+    "decisions": (lambda v: isinstance(v, list), "a list"),
+    "original_params": (_is_int, "an integer"),
+    "achieved_params": (_is_int, "an integer"),
+    "original_flops": (lambda v: v is None or _is_number(v), "a number or null"),
+    "achieved_flops": (lambda v: v is None or _is_number(v), "a number or null"),
+    "settings": (lambda v: isinstance(v, dict), "an object"),
+    "calibration": (lambda v: isinstance(v, dict), "an object"),
+    "version": (_is_int, "an integer"),
+}
+_DECISION_TYPES: dict[str, tuple[Any, str]] = {
+    "path": (lambda v: isinstance(v, str), "a string"),
+    "policy": (lambda v: isinstance(v, str), "a string"),
+    "keep": (lambda v: v is None or _int_list(v), "a list of integers or null"),
+    "groups": (lambda v: v is None or (isinstance(v, list) and all(_int_list(g) for g in v)), "a list of integer lists or null"),
+    "weights": (lambda v: v is None or (isinstance(v, list) and all(_is_number(w) for w in v)), "a list of numbers or null"),
+    "merge_router": (lambda v: v is None or isinstance(v, str), "a string or null"),
+    "linear": (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    "original_count": (lambda v: v is None or _is_int(v), "an integer or null"),
+    "info": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+def _check_types(data: dict[str, Any], types: dict[str, tuple[Any, str]], where: str) -> None:
+    for key, (ok, what) in types.items():
+        if key in data and not ok(data[key]):
+            raise DataFormatError(f"{where}: {key!r} must be {what}, got {type(data[key]).__name__}")
+
+
 @dataclass
 class Decision:
     """One node's fate. Exactly the fields its policy needs are set (see the module docstring)."""
@@ -122,12 +167,19 @@ class Plan:
         missing = [k for k in ("model", "budget", "pruner") if k not in data]
         if missing:
             raise DataFormatError(f"plan lacks required fields {missing}")
+        _check_types(data, _PLAN_TYPES, "plan")
         dec_fields = {f.name for f in fields(Decision)}
         decisions = []
         for i, d in enumerate(data.get("decisions", [])):
+            if not isinstance(d, dict):
+                raise DataFormatError(f"plan decision {i} must be an object, got {type(d).__name__}")
             bad = sorted(set(d) - dec_fields)
             if bad:
                 raise DataFormatError(f"plan decision {i} has unknown fields {bad}")
+            missing = [k for k in ("path", "policy") if k not in d]
+            if missing:
+                raise DataFormatError(f"plan decision {i} lacks required fields {missing}")
+            _check_types(d, _DECISION_TYPES, f"plan decision {i}")
             decisions.append(Decision(**d))
         return cls(**{**data, "decisions": decisions})
 
@@ -150,7 +202,9 @@ class Plan:
         if not path.is_file():
             raise TmpbenchError(f"plan file {str(path)!r} does not exist")
         try:
-            return cls.from_json(path.read_text())
+            return cls.from_json(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise DataFormatError(f"{path}: plan is not UTF-8 JSON text") from None
         except DataFormatError as exc:
             raise DataFormatError(f"{path}: {exc}") from None
 

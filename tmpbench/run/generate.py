@@ -15,7 +15,8 @@ batch it lands in or the process that made it.
 Batches. Items are cut into fixed *groups* of ``max(1, batch_size // seeds)`` consecutive items
 (one generator call each). Groups, not images, are the unit of sharding and of resumption: a group
 whose every item is on disk is skipped; otherwise the whole group is generated again (so every
-image is always computed in the same batch) and only the missing items are written. Each file is
+image is always computed in the same batch) and only the missing or damaged samples are written (a
+sample is done only when its file decodes completely at the expected size and mode). Each file is
 written to a temporary name and renamed, so ``kill -9`` never leaves a truncated image under its
 final name; an interrupted run resumes where it stopped.
 """
@@ -35,7 +36,7 @@ from PIL import Image
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.suites.core import Suite, SuiteItem
-from tmpbench.suites.layout import item_dir, sample_path
+from tmpbench.suites.layout import image_problem, item_dir, load_image, sample_path
 
 SEED_STRIDE = 1_000_003
 SEED_RULE = f"seed of sample n = (item.seed + {SEED_STRIDE} * n) mod 2**31"
@@ -128,19 +129,51 @@ class OutputLayout:
     def is_complete(self, item: SuiteItem) -> bool:
         return all(p.is_file() for p in self.files(item))
 
-    def write(self, item: SuiteItem, images: Sequence[Image.Image]) -> None:
+    def unusable(self, item: SuiteItem, size: int) -> tuple[list[int], list[str]]:
+        """``(sample numbers to (re)generate, problems of files that exist but are damaged)``.
+
+        A sample counts as done only when its file decodes completely as an RGB image of the expected
+        size (``size`` x ``size``; a OneIG grid ``2*size`` square) and, in the GenEval layout, its
+        item's ``metadata.jsonl`` holds the item's metadata (written last, it marks the item finished).
+        """
+        every = list(range(self.seeds))
+        if self.kind == "oneig":
+            path = self.grid_path(item)
+            problem = image_problem(path, (2 * size, 2 * size), "RGB") if path.exists() else "missing"
+            return ([], []) if problem is None else (every, [] if problem == "missing" else [problem] * self.seeds)
+        meta = item_dir(self.root, item.index) / "metadata.jsonl"
+        if not meta.exists():
+            return every, []  # never finished: redo the whole item, as before
+        try:
+            # compared as text, as written (NaN-safe)
+            finished = json.dumps(json.loads(meta.read_bytes()), sort_keys=True) == json.dumps(item.metadata, sort_keys=True)
+        except (ValueError, UnicodeDecodeError):
+            finished = False
+        if not finished:
+            return every, [f"{meta} does not hold this item's metadata"] * self.seeds
+        bad, problems = [], []
+        for n in every:
+            path = sample_path(self.root, item.index, n)
+            problem = image_problem(path, (size, size), "RGB")
+            if problem is not None:
+                bad.append(n)
+                if path.exists():
+                    problems.append(problem)
+        return bad, problems
+
+    def write(self, item: SuiteItem, images: Sequence[Image.Image], only: Sequence[int] | None = None) -> None:
+        """Write an item's outputs (in the GenEval layout only samples ``only``, when given)."""
         if self.kind == "oneig":
             _atomic_save(make_grid(images), self.grid_path(item), format="WEBP", lossless=True, quality=100, method=4)
             return
         for n, im in enumerate(images):
-            _atomic_save(im.convert("RGB"), sample_path(self.root, item.index, n), format="PNG")
+            if only is None or n in only:
+                _atomic_save(im.convert("RGB"), sample_path(self.root, item.index, n), format="PNG")
         # metadata last: its presence (with every sample) marks the item complete
         _atomic_text(item_dir(self.root, item.index) / "metadata.jsonl", json.dumps(item.metadata, sort_keys=True) + "\n")
 
     def read(self, item: SuiteItem) -> list[np.ndarray]:
         """The item's samples as RGB uint8 arrays, in seed order."""
-        from tmpbench.suites.layout import load_image
-
         if self.kind == "oneig":
             return split_grid(load_image(self.grid_path(item)))
         return [load_image(sample_path(self.root, item.index, n)) for n in range(self.seeds)]
@@ -183,6 +216,7 @@ class GenerationReport:
 
     generated: int = 0  # samples generated (and written) now
     resumed: int = 0  # samples found complete on disk
+    damaged: list[str] = field(default_factory=list)  # one problem per sample regenerated because its file was damaged
     call_times: list[tuple[float, int]] = field(default_factory=list)  # (seconds, images) per generator call
     seconds: float = 0.0
 
@@ -214,8 +248,13 @@ def generate_suite(
     todo = []
     for g in mine:
         items = [suite.items[i] for i in groups[g]]
-        missing = [it for it in items if not layout.is_complete(it)]
-        report.resumed += layout.seeds * (len(items) - len(missing))
+        missing = {}  # id(item) -> sample numbers to write
+        for it in items:
+            bad, problems = layout.unusable(it, size)
+            report.resumed += layout.seeds - len(bad)
+            report.damaged.extend(problems)
+            if bad:
+                missing[id(it)] = bad
         if missing:
             todo.append((g, items, missing))
     t0 = time.perf_counter()
@@ -233,11 +272,10 @@ def generate_suite(
         report.call_times.append((time.perf_counter() - tc, len(images)))
         if len(images) != len(prompts):
             raise TmpbenchError(f"model {generator.name!r} returned {len(images)} images for {len(prompts)} prompts")
-        missing_ids = {id(it) for it in missing}
         for j, it in enumerate(items):
-            if id(it) in missing_ids:
-                layout.write(it, images[j * layout.seeds : (j + 1) * layout.seeds])
-                report.generated += layout.seeds  # complete items of a regenerated group stay untouched
+            if id(it) in missing:  # complete items (and good samples) of a regenerated group stay untouched
+                layout.write(it, images[j * layout.seeds : (j + 1) * layout.seeds], only=missing[id(it)])
+                report.generated += len(missing[id(it)])
         bar.update(len(images))
         if after_group is not None:
             after_group(g)

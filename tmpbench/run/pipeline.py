@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import DataFormatError, TmpbenchError
 from tmpbench.provenance import git_state, json_safe
 from tmpbench.run import generate as gen
 from tmpbench.run import results as res
@@ -140,7 +140,12 @@ def manifest(cfg: RunConfig, p: Prepared) -> dict:
 def check_or_write_manifest(out: Path, want: dict, write: bool) -> None:
     path = out / "run.json"
     if path.is_file():
-        have = json.loads(path.read_text())
+        try:
+            have = json.loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError):
+            have = None
+        if not isinstance(have, dict):
+            raise DataFormatError(f"{path} is damaged (not a JSON object); delete it to resume with these settings, or pass another --out")
         diff = sorted(k for k in want if have.get(k) != want[k])
         if diff:
             k = diff[0]
@@ -323,6 +328,22 @@ def _log(cfg: RunConfig, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def set_aside_old_results(out: Path) -> None:
+    """Rename a previous ``results.json`` to ``results.previous.json`` (and drop its samples.jsonl), so
+    a rerun that fails leaves no results file that looks current; the new one is written atomically."""
+    old = out / "results.json"
+    if old.is_file():
+        old.replace(out / "results.previous.json")
+    (out / "samples.jsonl").unlink(missing_ok=True)
+
+
+def log_damaged(report: gen.GenerationReport, what: str) -> None:
+    """One stderr line when resuming found damaged files (always shown: the user should know)."""
+    if report.damaged:
+        print(f"resume: regenerated {len(report.damaged)} damaged sample(s) of {what}; first: {report.damaged[0]}",
+              file=sys.stderr, flush=True)
+
+
 def run_benchmark(cfg: RunConfig) -> res.Results | None:
     """Generate (resumably), score and write ``results.json``; returns it on the main process."""
     t_start = time.perf_counter()
@@ -335,6 +356,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     if ctx.is_main:
         check_or_write_manifest(out, manifest(cfg, p), write=True)
         shard.clear_shards(out)
+        set_aside_old_results(out)
     ctx.wait()
     check_or_write_manifest(out, manifest(cfg, p), write=False)
 
@@ -358,9 +380,11 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     peak = peak_memory(generate_mine, device)
     report = holder["r"]
     peak_used = peak if report.generated else None
+    log_damaged(report, "images")
     teacher_report = gen.GenerationReport()
     if teacher is not None:
         teacher_report = gen.generate_suite(teacher, p.suite, p.teacher_layout, desc=f"teacher [{ctx.rank}]", **kwargs)
+        log_damaged(teacher_report, "teacher images")
 
     # score this process's samples
     t0 = time.perf_counter()
@@ -441,6 +465,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
             generated_now=report.generated,
             resumed=report.resumed,
             teacher_generated_now=teacher_report.generated,
+            damaged_regenerated=len(report.damaged) + len(teacher_report.damaged),
         ),
         scorers={name: scorer.identity() for name, scorer in scorers.items()},
         metrics=metrics,
@@ -483,6 +508,7 @@ def generate_only(cfg: RunConfig) -> dict:
         generator, p.suite, layout, steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size,
         rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main,
     )
+    log_damaged(report, "images")
     ctx.wait()
     if ctx.is_main:
         gen.check_complete(p.suite, layout)
@@ -492,6 +518,7 @@ def generate_only(cfg: RunConfig) -> dict:
         "seeds": p.seeds,
         "generated": report.generated,
         "resumed": report.resumed,
+        "damaged_regenerated": len(report.damaged),
         "seconds": report.seconds,
         "out": str(out),
         "layout": layout.kind,

@@ -12,6 +12,9 @@ Reading validates the layout and refuses a wrong or incomplete folder with a one
 from __future__ import annotations
 
 import json
+import os
+import struct
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,13 +86,18 @@ def read_folder(root: Path, expected_items: int | None = None, samples_per_item:
         meta = d / "metadata.jsonl"
         if not meta.is_file():
             raise DataFormatError(f"{d} has no metadata.jsonl")
-        lines = [ln for ln in meta.read_text().splitlines() if ln.strip()]
+        try:
+            lines = [ln for ln in meta.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except UnicodeDecodeError:
+            raise DataFormatError(f"{meta} is not UTF-8 text; delete the item folder {d} and regenerate it") from None
         if len(lines) != 1:
             raise DataFormatError(f"{meta} must hold exactly one JSON line, found {len(lines)}")
         try:
             metadata = json.loads(lines[0])
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"{meta}:1: malformed JSON ({exc.msg})") from None
+        if not isinstance(metadata, dict):
+            raise DataFormatError(f"{meta}:1: expected a JSON object, got {type(metadata).__name__}")
         samples = tuple(sorted(p for p in (d / "samples").glob("*.png") if ".tmp" not in p.name))
         if not samples:
             raise DataFormatError(f"{d} has no samples/*.png")
@@ -108,7 +116,48 @@ def read_folder(root: Path, expected_items: int | None = None, samples_per_item:
     return folders
 
 
-def load_image(path: Path) -> np.ndarray:
-    """Load an image as an RGB uint8 array."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+# what Pillow raises on a truncated, overwritten or foreign file (varies by format and damage)
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the 12-byte chunk every PNG ends with
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error, Image.DecompressionBombError)
+
+
+def load_image(path: Path, size: tuple[int, int] | None = None, mode: str | None = None) -> np.ndarray:
+    """Decode an image completely and return it as an RGB uint8 array.
+
+    The one check of image files (resume, ``tmpbench score``, ``tmpbench fid``): a missing,
+    truncated or undecodable file, or one whose ``(width, height)`` / Pillow mode differ from
+    ``size`` / ``mode`` when given, raises :class:`DataFormatError` naming the file and the fix.
+    """
+    path = Path(path)
+    fix = "delete it and regenerate it (a rerun of `tmpbench run` or `tmpbench generate` into the same --out redoes it)"
+    if not path.is_file():
+        raise DataFormatError(f"image {path} does not exist; {fix}")
+    try:
+        with Image.open(path) as im:
+            im.load()  # decodes every byte: truncation shows here, not at first use
+            got_size, got_mode, fmt = im.size, im.mode, im.format
+            array = np.asarray(im.convert("RGB"))
+        if fmt == "PNG":  # decoding stops at the last pixel; verify() also checks every chunk's CRC and the IEND end
+            with Image.open(path) as im:
+                im.verify()
+            with open(path, "rb") as f:
+                f.seek(-len(_PNG_END), os.SEEK_END)
+                if f.read() != _PNG_END:
+                    raise EOFError("the PNG does not end with its IEND chunk")
+    except _DECODE_ERRORS as exc:
+        reason = (str(exc).splitlines() or [""])[0].replace(str(path), "").strip(" :'\"") or type(exc).__name__
+        raise DataFormatError(f"image {path} is damaged ({type(exc).__name__}: {reason}); {fix}") from None
+    if size is not None and tuple(got_size) != tuple(size):
+        raise DataFormatError(f"image {path} is {got_size[0]}x{got_size[1]}, expected {size[0]}x{size[1]}; {fix}")
+    if mode is not None and got_mode != mode:
+        raise DataFormatError(f"image {path} has mode {got_mode}, expected {mode}; {fix}")
+    return array
+
+
+def image_problem(path: Path, size: tuple[int, int] | None = None, mode: str | None = None) -> str | None:
+    """Why ``path`` is not a usable image (the :func:`load_image` message), or None when it is."""
+    try:
+        load_image(path, size, mode)
+    except DataFormatError as exc:
+        return str(exc)
+    return None
