@@ -7,28 +7,22 @@ its category the tag, its id the 0-based line position (``"00000"``), as GenEval
 
 from __future__ import annotations
 
-import json
-
 from tmpbench.errors import DataFormatError
-from tmpbench.suites.core import SuiteItem, SuiteSpec, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, parse_json, read_text_file, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
     path = resolve_local_file(spec, source, spec.option("filename", "evaluation_metadata.jsonl"))
     items: list[SuiteItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            problem = _check_record(record)
-            if problem:
-                raise DataFormatError(f"{path}:{lineno}: {problem}")
-            i = len(items)
-            items.append(spec.item(i, id=f"{i:05d}", category=record["tag"], prompt=record["prompt"], metadata=record))
+    for lineno, line in enumerate(read_text_file(path).splitlines(), start=1):  # BOM and CRLF tolerated
+        if not line.strip():
+            continue
+        record = parse_json(line, f"{path}:{lineno}", one_line=True)
+        problem = _check_record(record)
+        if problem:
+            raise DataFormatError(f"{path}:{lineno}: {problem}")
+        i = len(items)
+        items.append(spec.item(i, id=f"{i:05d}", category=record["tag"], prompt=record["prompt"], metadata=record))
     return items
 
 

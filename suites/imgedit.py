@@ -3,25 +3,22 @@
 The JSON maps a key (``"1082"``) to ``{"id": "<subfolder>/<image>.jpg", "prompt": <instruction>,
 "edit_type": <type>}``. Items keep the file's order; the item id is the key, the category the edit
 type, the metadata the record plus its ``key``. The input image is ``image_root / record["id"]``
-(``image_root`` from the YAML, relative to the JSON's folder unless absolute); it is checked when
-it is loaded, not here, so prompts can be listed without the images.
+(``image_root`` from the YAML or ``--image-root``, relative to the JSON's folder unless absolute); it
+is not checked here, so prompts can be listed without the images: ``tmpbench run``/``generate``
+check every input image right after loading the suite, before any model loads.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tmpbench.errors import DataFormatError
-from tmpbench.suites.core import SuiteItem, SuiteSpec, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, parse_json, read_text_file, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
     path = resolve_local_file(spec, source, spec.option("filename", "basic_edit.json"))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    data = parse_json(read_text_file(path), str(path))  # BOM, CRLF tolerated; duplicate keys refused
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected a JSON object mapping keys to edits, got {type(data).__name__}")
     root = Path(spec.option("image_root", "."))

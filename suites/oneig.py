@@ -9,9 +9,10 @@ ids repeat across categories, so ``(category, id)`` is the key, as in OneIG's ow
 from __future__ import annotations
 
 import csv
+import io
 
 from tmpbench.errors import DataFormatError
-from tmpbench.suites.core import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id, resolve_local_file
+from tmpbench.suites.core import SuiteItem, SuiteSpec, load_hub_dataset, looks_like_hub_id, read_text_file, resolve_local_file
 
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
@@ -22,21 +23,24 @@ def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
         rows = [(n + 1, {k: "" if v is None else str(v) for k, v in row.items()}) for n, row in enumerate(ds)]
         return _items(spec, f"{src}[{spec.option('hf_config', None)}]", list(ds.column_names), rows, "row")
     path = resolve_local_file(spec, source, filename)
-    with path.open(encoding="utf-8-sig", newline="") as fh:  # -sig: tolerate a BOM before 'category'
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataFormatError(f"{path}: empty CSV; expected the header {','.join(spec.option('columns'))}") from None
-        rows = []
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) != len(header):
-                raise DataFormatError(
-                    f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)}"
-                )
-            rows.append((reader.line_num, dict(zip(header, fields))))
+    try:
+        with io.StringIO(read_text_file(path), newline="") as fh:  # a BOM before 'category' and CRLF tolerated
+            reader = csv.reader(fh)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataFormatError(f"{path}: empty CSV; expected the header {','.join(spec.option('columns'))}") from None
+            rows = []
+            for fields in reader:
+                if not any(f.strip() for f in fields):
+                    continue
+                if len(fields) != len(header):
+                    raise DataFormatError(
+                        f"{path}:{reader.line_num}: {len(fields)} fields where the header has {len(header)}"
+                    )
+                rows.append((reader.line_num, dict(zip(header, fields))))
+    except csv.Error as exc:  # e.g. an unclosed quote or a NUL byte
+        raise DataFormatError(f"{path}: malformed CSV ({exc})") from None
     return _items(spec, str(path), header, rows, "line")
 
 

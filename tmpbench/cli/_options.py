@@ -52,6 +52,10 @@ def source() -> Any:
     return typer.Option(None, "--source", help="The suite's source file or folder, if it needs one.")
 
 
+def image_root() -> Any:
+    return typer.Option(None, "--image-root", help="An edit suite's folder of input images (default: the suite YAML's).")
+
+
 def device() -> Any:
     return typer.Option(None, "--device", help="Torch device (default: cuda if available, else cpu).")
 

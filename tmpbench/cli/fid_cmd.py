@@ -21,7 +21,7 @@ def fid(
     mode: str = typer.Option("shapes", "--mode", help="Feature mode: shapes, inception or clip."),
     weights: Path = typer.Option(None, "--weights", help="Feature-extractor weights file (overrides env var and cache)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for the feature extractor."),
-    kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (subset size = min(n1, n2, 1000))."),
+    kid_subsets: int = typer.Option(100, "--kid-subsets", help="KID subsets (of min(n1, n2, 1000); equal sets under 1000: one)."),
     seed: int = typer.Option(0, "--seed", help="Seed of KID's subset draws."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write cached features."),
     cache_dir: Path = typer.Option(
@@ -42,7 +42,12 @@ def fid(
         return
     ident = result["identity"]
     typer.echo(f"fid: {result['fid']:.6g}")
-    typer.echo(f"kid: {result['kid_mean']:.6g} +- {result['kid_std']:.3g} ({result['kid_subsets']} subsets of {result['kid_subset_size']})")
+    if result["kid_std"] is None:  # equal sets under 1000: one subset, the whole sets (kid_subset_plan)
+        typer.echo(f"kid: {result['kid_mean']:.6g} ({result['kid_subset_note']})")
+    else:
+        subsets = f"{result['kid_subsets']} subsets of {result['kid_subset_size']}"
+        typer.echo(f"kid: {result['kid_mean']:.6g} +- {result['kid_std']:.3g} ({subsets})")
+    typer.echo(f"kid note: {result['kid_note']}")
     typer.echo(f"images: {result['n1']} vs {result['n2']}")
     typer.echo(f"mode: {ident['mode']} ({ident['network']}, weights sha256 {ident['weights_sha256'][:12]})")
 

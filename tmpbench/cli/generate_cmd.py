@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
         size: int = opt.size(),
         model_path: str = opt.model_path(),
         source: str = opt.source(),
+        image_root: str = opt.image_root(),
         device: str = opt.device(),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = RunConfig(
             suite=suite, model=model, out=out, seeds=seeds, limit=limit, batch_size=batch_size, steps=steps,
-            guidance=guidance, size=size, model_path=model_path, source=source, device=device, progress=not quiet,
+            guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, device=device, progress=not quiet,
         )
         info = generate_only(cfg)
         if info["is_main"]:

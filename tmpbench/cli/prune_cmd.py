@@ -145,13 +145,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
     ) -> None:
         """Prune a model to a budget, optionally recover it, and save it as a loadable folder."""
-        from pathlib import Path
 
+        from tmpbench.preflight import check_output_dir
         from tmpbench.pruning.io import save_pruned
         from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration
         from tmpbench.pruning.runner import prune_generator
 
-        target = Path(out)
+        target = check_output_dir(out)
         if target.exists() and any(target.iterdir()):
             raise TmpbenchError(f"--out {out!r} exists and is not empty; pick a new folder")
         denoiser, gen, name = _denoiser(model, meta=False)

@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         size: int = opt.size(),
         model_path: str = opt.model_path(),
         source: str = opt.source(),
+        image_root: str = opt.image_root(),
         metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics, e.g. geneval,fid:shapes (default: the suite's)."),
         device: str = opt.device(),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery fine-tuning steps after pruning."),
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
 
         cfg = RunConfig(
             suite=suite, model=model, out=out, pruner=pruner, seeds=seeds, limit=limit, batch_size=batch_size,
-            steps=steps, guidance=guidance, size=size, model_path=model_path, source=source, metrics=metrics,
+            steps=steps, guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, metrics=metrics,
             device=device, recover_steps=recover_steps, prune_cache=prune_cache, progress=not quiet,
         )
         results = run_benchmark(cfg)

@@ -83,6 +83,7 @@ def render_suite(
     size: int = typer.Option(None, "--size", help="Image size in px (default: the suite's, 32)."),
 ) -> None:
     """Write the ground-truth image of every item (the exact target for edit suites)."""
+    from tmpbench.preflight import check_output_dir
     from tmpbench.shapes.render import render_ground_truth
     from tmpbench.suites.core import get_spec, load_suite
     from tmpbench.suites.layout import write_item
@@ -95,8 +96,7 @@ def render_suite(
         )
     if size is not None and size < 8:
         raise TmpbenchError(f"--size {size} is too small; use --size 8 or more (32 is the default)")
-    if out.exists() and not out.is_dir():
-        raise TmpbenchError(f"--out {out} exists and is not a folder; pass a folder path")
+    check_output_dir(out)  # a file or a read-only folder: one line, before rendering anything
     suite = load_suite(name, limit=limit)
     if out.is_dir():  # stale items would be scored as part of this suite, so refuse them
         stale = sorted(p.name for p in out.iterdir() if p.name.isdigit() and int(p.name) >= len(suite.items))

@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
         from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, parse_list, pruners_for, run_sweep
+        from tmpbench.preflight import check_output_dir
 
+        check_output_dir(out)
         names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
         cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
                           budgets=parse_budgets(budgets), out=out, limit=limit, seeds=seeds, steps=steps, size=size,

@@ -125,6 +125,33 @@ def kernel_distance(
     return float(s.mean()), float(s.std(unbiased=False))
 
 
+#: What a KID number means, for a result's ``details`` and ``tmpbench fid``'s output.
+KID_NOTE = (
+    "KID is the unbiased estimate of MMD^2 under the cubic kernel (x.y/d + 1)^3 (torchmetrics, clean-fid): "
+    "within-set sums leave out k(x_i, x_i), so its expectation is 0 for two sets from one distribution and "
+    "one estimate can be negative (a folder against itself is negative: the cross term keeps the identical "
+    "pairs the within-set terms drop); read a negative KID as 0 within its +-"
+)
+
+
+def kid_subset_plan(n_real: int, n_fake: int, subsets: int, max_subset: int = 1000) -> tuple[int, int, str | None]:
+    """``(subset_size, subsets, note)`` for KID on ``n_real`` and ``n_fake`` samples; one line on bad input.
+
+    The subset size is ``min(n_real, n_fake, max_subset)``. When it equals both counts every subset is
+    the whole of both sets, so repeated subsets are identical and their std (~1e-16) means nothing:
+    the plan adapts to one subset and ``note`` says so (the caller reports no +-).
+    """
+    if subsets < 1:
+        raise TmpbenchError(f"--kid-subsets {subsets} must be at least 1")
+    if min(n_real, n_fake) < 2:
+        raise TmpbenchError(f"KID needs at least 2 images per side, got {n_real} and {n_fake}; add images")
+    size = min(n_real, n_fake, max_subset)
+    if size == n_real == n_fake:
+        note = f"one subset: the subset size {size} equals both set sizes, so every subset would be identical"
+        return size, 1, note + " and no spread is reported"
+    return size, subsets, None
+
+
 # ------------------------------------------------------------------------------------------------
 # metrics
 class _FeatureMetric(Metric):
@@ -340,21 +367,24 @@ def fid_between_folders(
 ) -> dict:
     """FID and KID between two image folders; ``dir1`` is the reference ("real") side.
 
-    KID uses ``subset_size = min(n1, n2, 1000)`` (recorded in the result).
+    KID uses ``subset_size = min(n1, n2, 1000)`` (recorded in the result); see :func:`kid_subset_plan`
+    for equal sets smaller than 1000 (one subset, ``kid_std`` None) and :data:`KID_NOTE` for its sign.
     """
     get_mode(mode)
     f1 = folder_features(dir1, mode, weights, device, cache_dir, use_cache)
     f2 = folder_features(dir2, mode, weights, device, cache_dir, use_cache)
-    subset = min(len(f1), len(f2), 1000)
+    subset, kid_subsets, kid_note = kid_subset_plan(len(f1), len(f2), kid_subsets)
     kid_mean, kid_std = kernel_distance(f1, f2, kid_subsets, subset, seed=kid_seed)
     ex = build_extractor(mode, weights, device)
     return {
         "fid": frechet_distance(*feature_statistics(f1), *feature_statistics(f2)),
         "kid_mean": kid_mean,
-        "kid_std": kid_std,
+        "kid_std": None if kid_note else kid_std,
         "kid_subsets": kid_subsets,
         "kid_subset_size": subset,
         "kid_seed": kid_seed,
+        "kid_subset_note": kid_note,
+        "kid_note": KID_NOTE,
         "n1": len(f1),
         "n2": len(f2),
         "dir1": str(dir1),

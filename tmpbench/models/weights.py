@@ -50,8 +50,16 @@ def weights_source(entry: ModelEntry, path: str | Path | None) -> tuple[str, boo
 
 
 def path_hint(entry: ModelEntry) -> str:
-    """The fix every weights error ends with: download the weights and point at them."""
+    """The fix every weights error ends with: download the weights and point at them, or, for a
+    builtin model (nothing to download), use the embedded asset or train it."""
     env = f" or set {entry.path_env}=DIR" if entry.path_env else ""
+    if entry.source == "builtin":
+        from tmpbench.models.assets import asset_dir
+
+        return (
+            f"leave out --model-path to use the embedded {asset_dir(entry.name)}, or run "
+            f"`tmpbench train-reference {entry.name}` and pass --model-path DIR{env}"
+        )
     return f"download {entry.source!r} and pass --model-path DIR{env}"
 
 

@@ -57,6 +57,7 @@ class RunConfig:
     size: int | None = None
     model_path: str | None = None
     source: str | None = None
+    image_root: str | None = None  # an edit suite's input-image folder (the YAML's image_root option)
     metrics: str | None = None  # "geneval,fid:shapes"; None = the suite's metrics
     device: str | None = None
     recover_steps: int = 0
@@ -91,9 +92,14 @@ class Prepared:
 def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     """Load the suite, parse the spec and metrics, fix defaults; raise one line on bad input."""
     from tmpbench.models.spec import parse_spec, resolve_entry
+    from tmpbench.preflight import check_device, check_output_dir
     from tmpbench.suites.core import load_suite
 
-    suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit)
+    check_device(cfg.device)
+    check_output_dir(cfg.out)
+    overrides = {"image_root": str(cfg.image_root)} if cfg.image_root is not None else None
+    suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit, overrides=overrides)
+    _check_source_images(suite)
     spec = parse_spec(cfg.model, pruner=cfg.pruner)
     entry = resolve_entry(spec)
     pruned = spec.budget is not None
@@ -102,8 +108,9 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     steps = int(cfg.steps if cfg.steps is not None else entry.default_steps)
     guidance = float(cfg.guidance if cfg.guidance is not None else entry.default_guidance)
     size = int(cfg.size if cfg.size is not None else entry.default_size)
-    if steps < 1 or size < 1:
-        raise TmpbenchError(f"--steps {steps} and --size {size} must be positive")
+    for flag, value in (("--steps", steps), ("--size", size)):
+        if value < 1:
+            raise TmpbenchError(f"{flag} {value} must be at least 1")
     if cfg.batch_size < 1:
         raise TmpbenchError(f"--batch-size must be at least 1, got {cfg.batch_size}")
     metrics: list = []
@@ -114,6 +121,17 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     layout = gen.OutputLayout(layout_kind, out / IMAGES, seeds, model_dir)
     teacher = gen.OutputLayout(layout_kind, out / TEACHER, seeds, gen.model_dir_name(spec.base)) if pruned else None
     return Prepared(suite, spec, entry, steps, guidance, size, seeds, pruned, metrics, layout, teacher)
+
+
+def _check_source_images(suite) -> None:
+    """An edit suite's input images (files) exist before any model loads; names the first missing one."""
+    missing = [it for it in suite.items if isinstance(it.source_image, Path) and not it.source_image.is_file()]
+    if missing:
+        first = missing[0]
+        raise TmpbenchError(
+            f"{suite.name}: {len(missing)} input image(s) not found, first {first.source_image} (item {first.id!r}); "
+            "pass --image-root DIR (the folder holding them)"
+        )
 
 
 def manifest(cfg: RunConfig, p: Prepared) -> dict:

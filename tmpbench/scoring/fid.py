@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.metrics.fid import FrechetDistance, KernelDistance, feature_statistics, frechet_distance, kernel_distance
+from tmpbench.metrics.fid import (
+    KID_NOTE,
+    FrechetDistance,
+    KernelDistance,
+    feature_statistics,
+    frechet_distance,
+    kernel_distance,
+    kid_subset_plan,
+)
 from tmpbench.scoring.aggregate import BOOTSTRAP_SEED
 from tmpbench.scoring.base import NotScored, SetScorer
 from tmpbench.shapes.render import render_ground_truth
@@ -83,12 +91,13 @@ class FeatureDistance(SetScorer):
             details["ci_note"] = "no CI: bootstrap of FID is biased upward (resampled sets hold duplicates)"
             details["bootstrap_2.5_97.5_biased"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
         else:
-            subset = min(len(real), len(fake), 1000)
-            if subset < 2:
+            if min(len(real), len(fake)) < 2:
                 raise NotScored(f"kid needs at least 2 images per side, got {len(fake)} and {len(real)}")
-            value, std = kernel_distance(real, fake, subsets=100, subset_size=subset, seed=0)
+            subset, subsets, subset_note = kid_subset_plan(len(real), len(fake), 100)
+            value, std = kernel_distance(real, fake, subsets=subsets, subset_size=subset, seed=0)
             ci = None
-            details.update(kid_std=std, kid_subset_size=subset, kid_subsets=100)
+            details.update(kid_std=None if subset_note else std, kid_subset_size=subset, kid_subsets=subsets,
+                           kid_subset_note=subset_note, kid_note=KID_NOTE)
         return {
             "value": float(value), "ci95": ci, "n": len(fake), "higher_is_better": False, "by_category": {}, "details": details,
             "aggregation": self.aggregation,

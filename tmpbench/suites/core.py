@@ -422,6 +422,51 @@ def resolve_local_file(spec: SuiteSpec, source: str | None, filename: str) -> Pa
     return path
 
 
+def read_text_file(path: Path) -> str:
+    """The text of a benchmark file: UTF-8 with or without a BOM, any line endings (CRLF kept for
+    the parser, which accepts it). Another encoding is one line naming the file and its likely
+    encoding, not a ``UnicodeDecodeError``.
+    """
+    data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:4096]:
+        raise DataFormatError(f"{path}: looks like UTF-16 (a UTF-16 BOM or NUL bytes); re-save it as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{path}: not UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start}; latin-1 or cp1252?); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def parse_json(text: str, where: str, *, one_line: bool = False) -> Any:
+    """``json.loads`` that refuses duplicate keys and NaN/Infinity, each with one line naming ``where``.
+
+    ``where`` is the file the text came from (``"basic_edit.json"``), or a line of it (``"x.jsonl:3"``)
+    when ``one_line``; a syntax error adds the line number to a whole file.
+    """
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        out: dict = {}
+        for key, value in items:
+            if key in out:
+                raise DataFormatError(f"{where}: duplicate key {key!r}; each key may appear once per object")
+            out[key] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise DataFormatError(f"{where}: {name} is not valid JSON; write a number or null")
+
+    try:
+        return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
+    except json.JSONDecodeError as exc:
+        at = where if one_line else f"{where}:{exc.lineno}"
+        # json's own msg may end in "at" ("Invalid control character at"): do not say it twice
+        raise DataFormatError(f"{at}: malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})") from None
+    except RecursionError:
+        raise DataFormatError(f"{where}: JSON nested too deeply") from None
+
+
 def load_hub_dataset(spec: SuiteSpec, repo_id: str, config: str | None, split: str, hint: str):
     """``datasets.load_dataset(repo_id, config, split=split)``, one clear line when it cannot be had.
 
