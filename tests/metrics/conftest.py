@@ -56,3 +56,20 @@ def no_weight_env(monkeypatch):
     """Hide weights configured through the environment (offline-behaviour tests)."""
     for var in ("TMPBENCH_SHAPES_FEATURES", "TMPBENCH_INCEPTION_WEIGHTS", "TMPBENCH_CLIP_WEIGHTS"):
         monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``tmpbench ARGS...`` in-process: ``(exit code, stdout, stderr)``."""
+    import tmpbench.cli as cli
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            cli.main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

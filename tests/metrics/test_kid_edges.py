@@ -5,58 +5,40 @@ import json
 import numpy as np
 import pytest
 
-import tmpbench.cli as cli
-from tmpbench.cli import fid_cmd
 from tmpbench.errors import TmpbenchError
 from tmpbench.metrics.fid import KID_NOTE, kernel_distance, kid_subset_plan
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fid_command():
-    if "fid" not in {c.name for c in cli.app.registered_commands}:
-        fid_cmd.register(cli.app)
-
-
-def run(capsys, *args):
-    try:
-        cli.main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_one_image_per_folder_is_one_line(tmp_path, capsys, renders, image_folder):
+def test_one_image_per_folder_is_one_line(tmp_path, run_cli, renders, image_folder):
     a = image_folder(tmp_path / "a", renders(1, 1)[:1], "flat")
-    code, _, err = run(capsys, "fid", str(a), str(a))
+    code, _, err = run_cli("fid", str(a), str(a))
     assert code == 2 and err.count("\n") == 1, err
     assert "KID needs at least 2 images per side, got 1 and 1; add images" in err
 
 
-def test_zero_subsets_is_one_line(tmp_path, capsys, renders, image_folder):
+def test_zero_subsets_is_one_line(tmp_path, run_cli, renders, image_folder):
     a = image_folder(tmp_path / "a", renders(1, 4), "flat")
-    code, _, err = run(capsys, "fid", str(a), str(a), "--kid-subsets", "0")
+    code, _, err = run_cli("fid", str(a), str(a), "--kid-subsets", "0")
     assert code == 2 and err.strip() == "error: --kid-subsets 0 must be at least 1"
 
 
-def test_equal_small_sets_use_one_subset_and_explain_the_sign(tmp_path, capsys, renders, image_folder):
+def test_equal_small_sets_use_one_subset_and_explain_the_sign(tmp_path, run_cli, renders, image_folder):
     a = image_folder(tmp_path / "a", renders(1, 2), "flat")
-    code, out, err = run(capsys, "fid", str(a), str(a), "--json")
+    code, out, err = run_cli("fid", str(a), str(a), "--json")
     assert code == 0, err
     res = json.loads(out)
     assert res["kid_std"] is None and res["kid_subsets"] == 1 and res["kid_subset_size"] == 12
     assert res["kid_mean"] < 0  # a folder against itself: the unbiased estimate is negative
     assert "equals both set sizes" in res["kid_subset_note"] and res["kid_note"] == KID_NOTE
-    code, out, _ = run(capsys, "fid", str(a), str(a))
+    code, out, _ = run_cli("fid", str(a), str(a))
     assert code == 0 and "(one subset: the subset size 12 equals both set sizes" in out and "+-" not in out.splitlines()[1]
     assert "kid note: KID is the unbiased estimate of MMD^2" in out and "can be negative" in out
 
 
-def test_unequal_sets_keep_random_subsets(tmp_path, capsys, renders, image_folder):
+def test_unequal_sets_keep_random_subsets(tmp_path, run_cli, renders, image_folder):
     a = image_folder(tmp_path / "a", renders(1, 2), "flat")
     b = image_folder(tmp_path / "b", renders(2, 3), "flat")
-    code, out, err = run(capsys, "fid", str(a), str(b), "--json", "--kid-subsets", "5")
+    code, out, err = run_cli("fid", str(a), str(b), "--json", "--kid-subsets", "5")
     assert code == 0, err
     res = json.loads(out)
     assert res["kid_subsets"] == 5 and res["kid_subset_size"] == 12 and res["kid_std"] > 0 and res["kid_subset_note"] is None
