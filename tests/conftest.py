@@ -9,6 +9,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# The default suite is a reproducible gate: property tests draw the same examples on every run (a failure
+# found once is found again). `HYPOTHESIS_PROFILE=fuzz` explores fresh random examples on each run.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("fuzz", derandomize=False, max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 from synthetic_runs import BAD, GOOD, write_run  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tiny_generators import tiny_generator
 
@@ -100,6 +100,7 @@ def _print_tally():
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(member=st.sampled_from(MEMBERS), how=DAMAGE)
+@example(member=f"transformer/{ARCH_FILE}", how=("wrong_type", 1101, 5))  # base_config siglip_feat_dim=-1: torch's RuntimeError
 def test_damaged_pruned_folder_ends_in_one_line(pruned_dir, tmp_path_factory, member, how):
     folder = tmp_path_factory.mktemp("damaged") / "p"
     shutil.copytree(pruned_dir, folder)

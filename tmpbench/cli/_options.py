@@ -45,7 +45,8 @@ def size() -> Any:
 
 
 def model_path() -> Any:
-    return typer.Option(None, "--model-path", help="Local weights directory for the model.")
+    return typer.Option(None, "--model-path", help="Local weights directory for the model (for a pruned spec or "
+                        "--model DIR: the unpruned base, i.e. the teacher).")
 
 
 def source() -> Any:

@@ -16,14 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.spec import ModelSpec, parse_spec, resolve_entry
-from tmpbench.pruning.io import PRUNED_FILE, load_pruned, save_pruned
+from tmpbench.pruning.io import PRUNED_FILE, folder_provenance, load_pruned, save_pruned
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, settings_digest
 from tmpbench.pruning.runner import prune_generator, weights_fingerprint
 
@@ -78,14 +77,9 @@ def get_or_prune(
     key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, recipe,
                            weights_fingerprint(base.denoiser))
     folder = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
-    info: dict[str, Any] = {"cache_key": key, "path": str(folder), "pruner": pruner_name, "budget": budget_text,
-                            "base": parsed.base}
     if (folder / PRUNED_FILE).is_file():
         gen = load_pruned(folder, device=device)
-        meta = json.loads((folder / PRUNED_FILE).read_text())
-        info.update(cached=True, budget_check=meta.get("budget_report"), calibration=meta.get("calibration"),
-                    recovery=meta.get("recovery"))
-        return gen, info
+        return gen, {**folder_provenance(folder), "cache_key": key, "cached": True}
     result = prune_generator(base, pruner_name, budget_text, pruner_settings=pruner_settings, calibration=spec_cal,
                              recovery=recipe, seed=seed, progress=progress)
     tmp = folder.with_name(folder.name + ".partial")
@@ -95,6 +89,5 @@ def get_or_prune(
     if folder.exists():
         shutil.rmtree(folder)
     tmp.rename(folder)
-    info.update(cached=False, budget_check=result.budget_report.to_dict(), calibration=result.calibration_identity,
-                recovery=result.recovery_identity)
-    return load_pruned(folder, device=device), info
+    # read back like any folder (one code path with `--model DIR`); the pruning seconds are this run's
+    return load_pruned(folder, device=device), {**folder_provenance(folder), "cache_key": key, "cached": False}

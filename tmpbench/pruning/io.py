@@ -281,6 +281,11 @@ def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> 
         "recovery": result.recovery_identity,
         "recovery_log": {k: v for k, v in result.recovery_log.items() if k != "losses"},
         "plan_summary": result.plan.summary().splitlines()[0],
+        "pruner": result.plan.pruner,
+        "budget": result.plan.budget.get("text"),
+        "pruner_settings": getattr(result, "pruner_settings", {}) or {},
+        "seed": getattr(result, "seed", 0),
+        "seconds": getattr(result, "seconds", {}) or {},
     }
     (path / PRUNED_FILE).write_text(json.dumps(identity, indent=2, sort_keys=True, default=str) + "\n")
     marker = path / MARKER_FILE
@@ -390,7 +395,8 @@ def load_denoiser(den: Path, device: str = "cpu") -> nn.Module:
     check_arch(arch, arch_file)
     try:  # the base config is handed to the model class, whose constructor says no in its own words
         base = build_base(arch, "meta")
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, AssertionError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, AssertionError, RuntimeError) as exc:
+        # RuntimeError: torch refuses a negative or impossible size (e.g. siglip_feat_dim=-1)
         if isinstance(exc, TmpbenchError):  # e.g. a class that cannot be imported: add which file said so
             raise DataFormatError(f"{arch_file}: {exc}; if the file is damaged, {REPRUNE}") from exc
         raise DataFormatError(
@@ -492,6 +498,52 @@ def _load_zimage(path: Path, transformer: nn.Module, base: str, name: str, devic
         pipe = ZImagePipeline.from_pretrained(str(path), transformer=transformer, local_files_only=True,
                                               dtype=next(transformer.parameters()).dtype)
     return ZImageGenerator(pipe.to(device), name=name, model=base)
+
+
+def folder_provenance(path: str | Path) -> dict[str, Any]:
+    """How the pruned folder ``path`` was made, read from its own files: what ``tmpbench run`` records.
+
+    ``base`` (model name), ``base_weights`` (fingerprint of the weights it was pruned from), ``pruner``,
+    ``budget`` (as typed), ``pruner_settings``, ``seed``, ``original_params``, ``achieved_params``,
+    ``budget_check``, ``calibration`` and ``recovery`` identities, ``plan_sha256``, ``plan_summary`` and the
+    pruning ``seconds`` per stage. The run cache and ``--model DIR`` both read a folder through here, so a
+    run on a folder records what a run on the spec that made it records. Folders written before the
+    pruner, budget and settings were stored in ``pruned.json`` take them from ``plan.json``.
+    """
+    from tmpbench.provenance import sha256_file
+    from tmpbench.pruning.plan import Plan
+
+    path = Path(path).expanduser()
+    meta = read_json_member(path / PRUNED_FILE, path)
+    try:
+        plan = Plan.load(path / PLAN_FILE)
+    except TmpbenchError as exc:
+        where = "" if str(path / PLAN_FILE) in str(exc) else f"{path / PLAN_FILE}: "
+        raise DataFormatError(f"{where}{exc}; {REPRUNE}") from None
+    base = meta.get("base") if isinstance(meta.get("base"), dict) else {}
+    marker = read_json_member(path / MARKER_FILE, path) if (path / MARKER_FILE).is_file() else {}
+    for key in ("original_params", "achieved_params"):
+        _expect(_is_int(meta.get(key)) and meta[key] > 0, path / PRUNED_FILE, f"{key!r} must be a positive integer")
+    settings = meta.get("pruner_settings", {})
+    _expect(isinstance(settings, dict), path / PRUNED_FILE, "'pruner_settings' must be an object")
+    return {
+        "path": str(path),
+        "base": base.get("model") or marker.get("model"),
+        "base_weights": base.get("weights"),
+        "pruner": plan.pruner,
+        "budget": plan.budget.get("text") or meta.get("budget"),
+        "budget_kind": plan.budget.get("kind", "params"),
+        "pruner_settings": settings,
+        "seed": meta.get("seed"),
+        "original_params": int(meta["original_params"]),
+        "achieved_params": int(meta["achieved_params"]),
+        "budget_check": meta.get("budget_report"),
+        "calibration": meta.get("calibration"),
+        "recovery": meta.get("recovery"),
+        "plan_sha256": sha256_file(path / PLAN_FILE),
+        "plan_summary": meta.get("plan_summary"),
+        "seconds": meta.get("seconds") or {},
+    }
 
 
 def load_pruned_hook(entry: Any, path: str | None, device: str = "cpu") -> Any:

@@ -152,7 +152,9 @@ class PruneResult:
     linear_maps: dict[str, Any] = field(default_factory=dict)
     recovery_log: dict[str, Any] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # base model name, spec, fingerprint
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage: calibration, plan, apply, recovery
+    pruner_settings: dict[str, Any] = field(default_factory=dict)  # the knobs the pruner was given (not its defaults)
+    seed: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -298,6 +300,8 @@ def prune_generator(
         base={"model": name, "class": type(original).__name__, "weights": weights_fingerprint(original),
               "config": base_config(original)},
         seconds={k: round(v, 3) for k, v in timings.items()},
+        pruner_settings=dict(pruner_settings or {}),
+        seed=int(seed),
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tmpbench.report.tables import RunRecord, check_comparable, comparison_table, order_runs, render, sample_key
+from tmpbench.report.tables import RunRecord, check_comparable, comparison_table, distinct_labels, order_runs, render, sample_key
 
 GRID_ROWS = 12  # prompts shown per report
 CELL_PX = 96  # displayed size of one sample (small ShapesWorld images are upscaled, pixelated)
@@ -100,9 +100,10 @@ def grids_html(runs: list[RunRecord], metric: str | None, max_rows: int = GRID_R
     elif pruned and pruned[0].path.joinpath("teacher").is_dir():
         columns.append(("teacher-from-run", pruned[0]))
     columns += [("run", r) for r in pruned]
+    labels = distinct_labels(runs)
     for kind, r in columns:
         removed = f"<span class='muted'>{r.achieved_ratio:.1%} removed</span>"
-        title = "teacher (unpruned)" if kind != "run" else f"{html.escape(r.label)}<br>{removed}"
+        title = "teacher (unpruned)" if kind != "run" else f"{html.escape(labels[str(r.path)])}<br>{removed}"
         head.append(f"<th>{title}</th>")
     body = []
     for key in keys:

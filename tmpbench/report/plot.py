@@ -13,19 +13,20 @@ from pathlib import Path
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.report.stats import pareto_front
-from tmpbench.report.tables import RunRecord, order_runs
+from tmpbench.report.tables import RunRecord, distinct_labels, order_runs
 
 
 def quality_points(runs: list[RunRecord], metric: str) -> list[dict]:
     """Per run: label, pruner, achieved ratio, value, CI (runs where the metric was not scored are left out)."""
     points = []
+    labels = distinct_labels(runs)
     for r in order_runs(runs):
         if metric not in r.results["metrics"]:
             continue
         s = r.metric_summary(metric)
         if "not_scored" in s or s.get("value") is None:
             continue
-        points.append({"label": r.label, "pruner": r.pruner, "teacher": r.is_teacher, "ratio": r.achieved_ratio,
+        points.append({"label": labels[str(r.path)], "pruner": r.pruner, "teacher": r.is_teacher, "ratio": r.achieved_ratio,
                        "requested": r.requested_ratio,
                        "value": float(s["value"]), "ci": s.get("ci95"), "higher_is_better": bool(s["higher_is_better"])})
     return points

@@ -208,9 +208,54 @@ def order_runs(runs: list[RunRecord], pruner_order: list[str] | None = None) -> 
     return sorted(runs, key=key)
 
 
+def _identity(r: RunRecord, key: str) -> str | None:
+    """A short form of the calibration or recovery identity a run recorded (its hash), or None."""
+    v = r.results["model"].get(key)
+    if isinstance(v, dict):
+        v = v.get("hash") or json.dumps(v, sort_keys=True)
+    return None if v is None else str(v)[:8]
+
+
+def variants(runs: list[RunRecord]) -> dict[str, str]:
+    """``{run folder: suffix}`` telling apart runs that share model, pruner and budget ("" when unique).
+
+    The suffix names what differs inside such a group, in this order: the pruner settings that differ
+    (``tree_depth=1``), the calibration or recovery identity, and last the run folder's name. Labels
+    are therefore stable: they depend only on the runs being compared, not on their order.
+    """
+    groups: dict[tuple, list[RunRecord]] = {}
+    for r in runs:
+        groups.setdefault((r.model, r.label), []).append(r)
+    out = {str(r.path): "" for r in runs}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        keys = sorted({k for r in members for k in r.settings})
+        differing = [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in members}) > 1]
+        parts: dict[str, list[str]] = {str(r.path): [f"{k}={r.settings.get(k)}" for k in differing] for r in members}
+        for key, short in (("calibration", "calib"), ("recovery", "recovery")):
+            if len({_identity(r, key) for r in members}) > 1:
+                for r in members:
+                    parts[str(r.path)].append(f"{short} {_identity(r, key)}")
+        texts = [", ".join(parts[str(r.path)]) for r in members]
+        if len(set(texts)) < len(texts):  # still ambiguous: the folder name tells them apart
+            for r in members:
+                parts[str(r.path)].append(r.path.name)
+        for r in members:
+            out[str(r.path)] = ", ".join(parts[str(r.path)])
+    return out
+
+
+def distinct_labels(runs: list[RunRecord]) -> dict[str, str]:
+    """``{run folder: label}``: ``pruner @ budget``, with :func:`variants`' suffix where labels collide."""
+    suffix = variants(runs)
+    return {str(r.path): r.label + (f" ({suffix[str(r.path)]})" if suffix[str(r.path)] else "") for r in runs}
+
+
 def comparison_frame(runs: list[RunRecord], metrics: list[str] | None = None) -> pd.DataFrame:
     """Long table: one row per (run, metric) with value, CI and the run's requested/achieved budget."""
     rows = []
+    labels = distinct_labels(runs)
     for r in runs:
         names = metrics or r.metric_names()
         for name in names:
@@ -220,7 +265,7 @@ def comparison_frame(runs: list[RunRecord], metrics: list[str] | None = None) ->
             ci = s.get("ci95") or [None, None]
             rows.append({
                 "run": str(r.path),
-                "label": r.label,
+                "label": labels[str(r.path)],
                 "model": r.model,
                 "pruner": r.pruner,
                 "budget": r.budget,
@@ -256,14 +301,17 @@ def comparison_table(runs: list[RunRecord], metrics: list[str] | None = None, nu
     """
     runs = order_runs(runs)
     names = [m for m in (metrics or metric_order(runs))]
+    suffix = variants(runs)
     table = []
     for r in runs:
-        row: dict[str, Any] = {"model": r.model, "pruner": r.pruner}
+        variant = suffix[str(r.path)]
+        row: dict[str, Any] = {"model": r.model, "pruner": r.pruner if numeric or not variant else f"{r.pruner} ({variant})"}
         if numeric:
             row.update(requested_removed=r.requested_ratio, achieved_removed=r.achieved_ratio,
-                       budget_error=r.budget_error, params=r.achieved_params)
+                       budget_error=r.budget_error, params=r.achieved_params, variant=variant)
         else:
-            row["requested"] = "-" if r.is_teacher else f"{r.budget} ({r.requested_params:,})"
+            requested = "" if r.requested_params is None else f" ({r.requested_params:,})"
+            row["requested"] = "-" if r.is_teacher else f"{r.budget}{requested}"
             row["achieved"] = f"{r.achieved_ratio:.2%} removed"
             row["vs target"] = "-" if r.budget_error is None else f"{r.budget_error:+.2%}"
             row["params"] = f"{r.achieved_params:,}"

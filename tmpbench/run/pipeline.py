@@ -87,6 +87,7 @@ class Prepared:
     metrics: list[tuple[str, str | None]]
     layout: gen.OutputLayout
     teacher_layout: gen.OutputLayout | None
+    folder: dict | None = None  # provenance of a pruned --model DIR (tmpbench.pruning.io.folder_provenance)
 
 
 def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
@@ -102,7 +103,8 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     _check_source_images(suite)
     spec = parse_spec(cfg.model, pruner=cfg.pruner)
     entry = resolve_entry(spec)
-    pruned = spec.budget is not None
+    folder = pruned_folder(spec)
+    pruned = spec.budget is not None or folder is not None
     layout_kind = gen.layout_for(suite)
     seeds = cfg.seeds if cfg.seeds is not None else (gen.ONEIG_GRID_SEEDS if layout_kind == "oneig" else 1)
     steps = int(cfg.steps if cfg.steps is not None else entry.default_steps)
@@ -120,7 +122,16 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     model_dir = gen.model_dir_name(cfg.model)
     layout = gen.OutputLayout(layout_kind, out / IMAGES, seeds, model_dir)
     teacher = gen.OutputLayout(layout_kind, out / TEACHER, seeds, gen.model_dir_name(spec.base)) if pruned else None
-    return Prepared(suite, spec, entry, steps, guidance, size, seeds, pruned, metrics, layout, teacher)
+    return Prepared(suite, spec, entry, steps, guidance, size, seeds, pruned, metrics, layout, teacher, folder)
+
+
+def pruned_folder(spec) -> dict | None:
+    """The provenance of a ``--model DIR`` written by ``tmpbench prune`` (None for any other spec)."""
+    from tmpbench.pruning.io import folder_provenance, is_pruned_dir
+
+    if spec.path is None or not is_pruned_dir(spec.path):
+        return None
+    return folder_provenance(spec.path)
 
 
 def _check_source_images(suite) -> None:
@@ -152,6 +163,8 @@ def manifest(cfg: RunConfig, p: Prepared) -> dict:
         "recovery": getattr(cfg.recovery, "hash", None),
         "pruner_settings": dict(sorted((cfg.pruner_settings or {}).items())),
         "prune_seed": cfg.seed,
+        # a pruned --model DIR: resuming needs the same plan in that folder (a re-prune there is a new model)
+        **({"pruned_plan_sha256": p.folder["plan_sha256"]} if p.folder else {}),
     }
 
 
@@ -184,6 +197,11 @@ def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any,
 
     if not p.pruned:
         return load_model(cfg.model, device=device, path=cfg.model_path), None, {}
+    if p.folder is not None:  # --model DIR from `tmpbench prune`: the teacher is the base it was pruned from
+        generator = load_model(cfg.model, device=device)
+        teacher = load_model(p.spec.base, device=device, path=cfg.model_path)
+        check_teacher(p.folder, teacher, cfg.model_path)
+        return generator, teacher, dict(p.folder, cached=True)
     if importlib.util.find_spec("tmpbench.pruning.cache") is None:
         raise TmpbenchError(
             f"model spec {cfg.model!r} names a pruned model, but the prune runner (tmpbench.pruning.cache) is not in this "
@@ -215,21 +233,39 @@ def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any,
     return generator, teacher, dict(info or {})
 
 
+def check_teacher(folder: dict, teacher, model_path: str | None) -> None:
+    """The teacher of a ``--model DIR`` run is the model DIR was pruned from (same weights fingerprint)."""
+    from tmpbench.pruning.runner import weights_fingerprint
+
+    want = folder.get("base_weights")
+    have = weights_fingerprint(teacher.denoiser)
+    if want and have != want:
+        where = f"--model-path {model_path}" if model_path else f"{folder['base']}'s default weights"
+        raise TmpbenchError(
+            f"{folder['path']} was pruned from {folder['base']} weights {want}, but {where} hold weights {have}; "
+            "pass --model-path with the weights it was pruned from (the teacher of a pruned run)"
+        )
+
+
 def model_info(cfg: RunConfig, p: Prepared, generator, teacher, info: dict) -> res.ModelInfo:
+    from tmpbench.models.spec import ModelSpec
     from tmpbench.run.efficiency import count_parameters
 
     achieved = count_parameters(generator.denoiser)
     original = count_parameters(teacher.denoiser) if teacher is not None else achieved
+    budget = info.get("budget", p.spec.budget)
+    # a params budget names the parameters left; a FLOPs budget (`tmpbench prune --budget flops@512:50%`) does not
+    by_params = p.pruned and info.get("budget_kind", "params") == "params"
     return res.ModelInfo(
         spec=cfg.model,
         base=p.spec.base,
         family=p.entry.family,
         model_path=cfg.model_path or p.spec.path,
-        budget=p.spec.budget,
-        pruner=p.spec.pruner,
-        pruner_settings=dict(info.get("pruner_settings") or {}),
+        budget=budget,
+        pruner=info.get("pruner", p.spec.pruner),
+        pruner_settings=dict(info.get("pruner_settings") or cfg.pruner_settings or {}),
         original_params=original,
-        requested_params=p.spec.target_params(original) if p.pruned else None,
+        requested_params=ModelSpec(p.spec.base, budget=budget).target_params(original) if by_params else None,
         achieved_params=achieved,
         calibration=info.get("calibration", info.get("calibration_identity")),
         recovery=info.get("recovery", info.get("recovery_identity")),
@@ -514,14 +550,14 @@ def generate_only(cfg: RunConfig) -> dict:
     ctx = shard.process_context(cfg.device)
     device = cfg.device or ctx.device
     p = prepare(cfg, with_metrics=False)
-    if p.pruned:
+    if p.pruned and p.folder is None:
         raise TmpbenchError(f"`tmpbench generate` takes an unpruned model or a pruned model's folder; for {cfg.model!r} use `tmpbench run`")
     out = Path(cfg.out)
     # generate writes straight into DIR (the folder `tmpbench score --images DIR` reads)
     layout = gen.OutputLayout(p.layout.kind, out, p.seeds, p.layout.model_dir)
     from tmpbench.loading import load_model
 
-    generator = load_model(cfg.model, device=device, path=cfg.model_path)
+    generator = load_model(cfg.model, device=device, path=None if p.folder else cfg.model_path)
     report = gen.generate_suite(
         generator, p.suite, layout, steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size,
         rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main,
