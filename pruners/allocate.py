@@ -78,8 +78,16 @@ class UnitGroup:
             return False
         return kept % self.round_to == 0
 
+    @property
+    def merge_locked(self) -> bool:
+        """Expert channels of an MoE whose experts are merged stay whole: a merged expert averages
+        channel j of its members, which is only meaningful when they keep the same channels."""
+        return bool(self.experts and self.link is not None and self.link.merge and self.link.removed)
+
     def step_down(self, removed: int | None = None) -> int | None:
         """Units removed next from ``removed`` (default: current) to the next valid size, or None."""
+        if self.merge_locked:
+            return None
         r = self.removed if removed is None else removed
         for kept in range(self.count - r - 1, self.min_keep - 1, -1):
             if self.valid_kept(kept):
@@ -204,6 +212,7 @@ class Allocation:
         self.target = budget.target(original, minimum)
         self.tol = TOLERANCE * self.target
         self.round_to = round_to
+        self.linear_fit_inputs: int | None = None  # calibration inputs the linear maps are fitted on (None: all)
         self.groups: dict[str, UnitGroup] = {}
         self.blocks: dict[str, BlockSlot] = {}
         self._build()
@@ -432,7 +441,10 @@ class Allocation:
             if b.mode == "drop_block":
                 out.append(Decision(b.path, "drop_block"))
             elif b.mode == "linear_replace":
-                out.append(Decision(b.path, "linear_replace", linear={"dim": b.dim, "fit": "lstsq", "ridge": 0.0}))
+                linear = {"dim": b.dim, "fit": "lstsq", "ridge": 0.0}
+                if self.linear_fit_inputs is not None:
+                    linear["fit_inputs"] = self.linear_fit_inputs
+                out.append(Decision(b.path, "linear_replace", linear=linear))
         for g in self.groups.values():
             if g.removed == 0 or self.blocks[g.block].mode is not None:
                 continue

@@ -24,7 +24,6 @@ tiny-moe route.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -35,7 +34,7 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
-from tmpbench.pruning.calibration import Calibration, capture_blocks, flatten_output, to_device
+from tmpbench.pruning.calibration import Calibration, capture_blocks, relative_output_error, to_device
 from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
 from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry, is_dense_ffn
 
@@ -426,10 +425,31 @@ def apply_masks(
     swaps: list[tuple[nn.ModuleList, int, nn.Module]] = []
     restores: list[tuple[torch.Tensor, torch.Tensor]] = []
     try:
+        # merged copies first, from the clean model: built after the masks below, a deep copy would
+        # carry their hooks (per-expert modules) or their zeroed weights (fused experts) into the cache
+        stand_ins: dict[str, nn.Module] = {}  # merged MoE path -> the merged copy that computes its output
+        for comp, (groups, weights) in (merges or {}).items():
+            key = (comp, tuple(map(tuple, groups)))
+            cache = merged_cache if merged_cache is not None else {}
+            if key not in cache:
+                cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
+            merged = stand_ins[comp] = cache[key]
+            handles.append(model.get_submodule(comp).register_forward_hook(
+                lambda _m, a, _out, merged=merged: merged(*a)))
+
+        def owner(path: str) -> tuple[nn.Module, str]:
+            """Where a mask must sit: inside a merged MoE (e.g. its shared expert), on the merged copy
+            that now computes the output; elsewhere on the model. Hooks go on exit, so the cache stays clean."""
+            for comp, stand_in in stand_ins.items():
+                if path.startswith(comp + "."):
+                    return stand_in, path[len(comp) + 1:]
+            return model, path
+
         for comp, (kind, kept, count) in (keep or {}).items():
-            module = model.get_submodule(comp)
+            root, rel = owner(comp)
+            module = root.get_submodule(rel)
             if kind == "channels" and not is_dense_ffn(module):  # routed experts of an MoE
-                _mask_expert_channels(model, comp, kept, count, handles, restores)
+                _mask_expert_channels(root, rel, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
                 lin = _out_proj(module, kind)
                 width = lin.in_features // count
@@ -442,14 +462,6 @@ def apply_masks(
                 neg[list(kept)] = 0.0
                 wg = module.gate.wg
                 handles.append(wg.register_forward_hook(lambda _m, _a, out, neg=neg: out + neg.to(out.device, out.dtype)))
-        for comp, (groups, weights) in (merges or {}).items():
-            key = (comp, tuple(map(tuple, groups)))
-            cache = merged_cache if merged_cache is not None else {}
-            if key not in cache:
-                cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
-            merged = cache[key]
-            handles.append(model.get_submodule(comp).register_forward_hook(
-                lambda _m, a, _out, merged=merged: merged(*a)))
         for path, mode in (blocks or {}).items():
             parent, i = _list_slot(model, path)
             old = parent[i]
@@ -501,24 +513,13 @@ def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], 
         down.mul_(mask.to(down.device, down.dtype)[:, None, :])
 
 
-@torch.no_grad()
 def masked_output_error(
     model: nn.Module,
     calibration: Calibration,
     reference: list[torch.Tensor],
     weights: list[float] | None = None,
 ) -> float:
-    """Relative output error ``E_t ||f(x_t) - f_ref(x_t)||^2 / ||f_ref(x_t)||^2`` of ``model`` (masked
-    by the caller) against the unpruned outputs ``reference``, weighted per input by ``weights``
-    (e.g. per timestep; uniform by default)."""
-    w = weights or [1.0] * len(calibration)
-    total, norm = 0.0, 0.0
-    for i in range(len(calibration)):
-        y = flatten_output(calibration.call(model, i)).cpu()
-        r = reference[i]
-        err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
-        if not math.isfinite(err):
-            err = 1e6
-        total += w[i] * err
-        norm += w[i]
-    return total / max(norm, 1e-12)
+    """Relative output error of ``model`` (masked by the caller, e.g. inside :func:`apply_masks`) against
+    the unpruned outputs ``reference``: :func:`tmpbench.pruning.calibration.relative_output_error`, the
+    one definition the search and the check after surgery share."""
+    return relative_output_error(model, calibration, reference, weights)

@@ -44,13 +44,12 @@ from pruners.importance import (
     weight_magnitude,
 )
 from tmpbench.errors import TmpbenchError, did_you_mean
-from tmpbench.pruning.calibration import fit_block_maps
+from tmpbench.pruning.calibration import WEIGHTINGS, fit_block_maps, timestep_weights
 from tmpbench.pruning.tree import POLICIES, UnitTree
 
 BLOCK_POLICIES = ("drop_block", "linear_replace")
 UNIT_POLICIES = {"heads": ("prune_heads",), "channels": ("prune_channels",), "experts": ("prune_experts", "merge_experts")}
 DEPTH_POLICIES = {1: set(BLOCK_POLICIES), 2: set(POLICIES), 3: set(POLICIES)}
-WEIGHTINGS = ("uniform", "noisy", "clean")
 EPS = 1e-9
 
 # data-free proxy (docs/tmp.md): role share of a component in its block's output, and the cost of
@@ -183,17 +182,24 @@ class TMPPruner(Pruner):
                     if not landing:
                         alloc.raise_miss(f"tmp with policy_mix {sorted(allowed)}")
                     alloc.settle(landing, prefer="score", what="tmp")
-        return {
-            "search": {
-                "evaluator": evaluator.name,
-                "unit_scorer": unit_scorer,
-                "policies_used": sorted(allowed),
-                "accepted": search.accepted,
-                "evaluations": evaluator.evaluations,
-                "final_error": evaluator.current(),
-                "seconds": round(time.perf_counter() - start, 3),
-            }
+        # the error of the state the plan records (after the landing), as the search measures it: the
+        # runner measures the physically pruned model on the same inputs (settings.search.measured_error)
+        evaluator.accepted(None)
+        predicted = evaluator.current()
+        search_info = {
+            "evaluator": evaluator.name,
+            "unit_scorer": unit_scorer,
+            "policies_used": sorted(allowed),
+            "accepted": search.accepted,
+            "evaluations": evaluator.evaluations,
+            "final_error": predicted,
+            "seconds": round(time.perf_counter() - start, 3),
         }
+        if isinstance(evaluator, _MeasuredEvaluator):
+            search_info.update(predicted_error=predicted, calib_inputs=len(calib),
+                               timestep_weighting=self._settings["timestep_weighting"])
+            alloc.linear_fit_inputs = len(calib)  # surgery fits its linear maps on the search's inputs
+        return {"search": search_info}
 
     def _order_units(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> str:
         """Within-component removal order: calibration activations / REAP saliency when there is
@@ -234,8 +240,8 @@ class _Evaluator:
             self._current = self.error()
         return self._current
 
-    def accepted(self, value: float) -> None:
-        self._current = value
+    def accepted(self, value: float | None) -> None:
+        self._current = value  # None: measure again on the next current()
 
     def can_linear(self, slot: BlockSlot) -> bool:
         return True
@@ -308,7 +314,7 @@ class _MeasuredEvaluator(_Evaluator):
         self.model = model
         self.calib = calib
         self.reference = calib.outputs(model)
-        self.weights = _timestep_weights(calib.timesteps, weighting)
+        self.weights = timestep_weights(calib.timesteps, weighting)
         self.merged_cache: dict = {}
         self.linear_maps: dict = {}
         if "linear_replace" in allowed:
@@ -336,15 +342,6 @@ class _MeasuredEvaluator(_Evaluator):
         with apply_masks(self.model, keep=keep, merges=merges, blocks=blocks, linear_maps=self.linear_maps,
                          merged_cache=self.merged_cache):
             return masked_output_error(self.model, self.calib, self.reference, self.weights)
-
-
-def _timestep_weights(timesteps: list[float], weighting: str) -> list[float]:
-    """Per-input weights: uniform, or favouring noisy (t near 0 in Z-Image's convention) or clean inputs."""
-    if weighting == "uniform" or any(not math.isfinite(t) for t in timesteps):
-        return [1.0] * len(timesteps)
-    if weighting == "noisy":
-        return [1.1 - min(max(t, 0.0), 1.0) for t in timesteps]
-    return [0.1 + min(max(t, 0.0), 1.0) for t in timesteps]
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,6 +387,8 @@ class _Search:
             policies = [p for p in UNIT_POLICIES[g.kind] if p in self.allowed and p in g.policies]
             if g.removed > 0:  # a group sticks to the policy it started with
                 policies = [p for p in policies if (p == "merge_experts") == g.merge]
+            if g.link is not None and g.link.removed and g.kind == "experts":  # merged experts keep one width
+                policies = [p for p in policies if p != "merge_experts"]
             if not policies or g.step_down() is None:
                 continue
             if self.depth == 2:  # the whole component (to its constraint minimum) in one step

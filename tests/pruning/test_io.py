@@ -58,20 +58,25 @@ def test_dense_round_trip_identical_images(tmp_path):
     assert json.loads((tmp_path / "p" / MARKER_FILE).read_text())["pruned"] is True
 
 
-def test_moe_round_trip_with_drop_and_merged_router(tmp_path):
+@pytest.mark.parametrize("experts_decision, want", [
+    (Decision("layers.1.feed_forward", "merge_experts", groups=[[0, 3], [1], [2]]),
+     {"kind": "moe", "experts": 3, "top_k": 2, "intermediate": 16, "router_bias": True}),
+    # pruned (not merged) experts may also lose routed channels: each of the 4 original experts keeps its own 5 of 16
+    (Decision("layers.1.feed_forward", "prune_experts", keep=[0, 1, 3]), {"kind": "moe", "experts": 3, "top_k": 2, "intermediate": 5}),
+])
+def test_moe_round_trip_with_drop_merge_and_channels(tmp_path, experts_decision, want):
     gen = tiny_generator(moe=True)
-    decisions = [Decision("layers.0", "drop_block"),
-                 Decision("layers.1.feed_forward", "merge_experts", groups=[[0, 3], [1], [2]]),
-                 Decision("layers.1.feed_forward.shared_mlp", "prune_channels", keep=[0, 2, 4, 6]),
-                 # routed-expert channels: each of the 4 original experts keeps its own 5 of 16
-                 Decision("layers.1.feed_forward.experts", "prune_channels",
-                          keep=[e * 16 + c for e in range(4) for c in sorted({(3 * e + 5 * k) % 16 for k in range(5)})])]
+    decisions = [Decision("layers.0", "drop_block"), experts_decision,
+                 Decision("layers.1.feed_forward.shared_mlp", "prune_channels", keep=[0, 2, 4, 6])]
+    if experts_decision.policy == "prune_experts":
+        decisions.append(Decision("layers.1.feed_forward.experts", "prune_channels",
+                                  keep=[e * 16 + c for e in range(4) for c in sorted({(3 * e + 5 * k) % 16 for k in range(5)})]))
     result = result_for(gen, decisions, "tiny-moe")
     save_pruned(result, tmp_path / "m")
     arch = json.loads((tmp_path / "m" / "transformer" / ARCH_FILE).read_text())
     assert arch["lists"]["layers"]["dropped"] == [0]
     moe = arch["lists"]["layers"]["blocks"][0]["parts"]["feed_forward"]
-    assert moe == {"kind": "moe", "experts": 3, "top_k": 2, "intermediate": 5, "router_bias": True}
+    assert {k: moe[k] for k in want} == want
     loaded = load_pruned(tmp_path / "m")
     assert np.array_equal(images(result.generator, 5), images(loaded, 5))
 

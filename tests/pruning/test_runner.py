@@ -107,3 +107,25 @@ def test_plan_model_records_the_planned_sizes(dense):
     data = outcome.to_dict()
     assert data["requested"] == {"budget": "5%", "kind": "params", "target": outcome.target, "original": outcome.original}
     assert len(data["decisions"]) == len(plan.decisions)
+
+
+def test_rounding_allowance_reads_the_pruners_landing_report():
+    """Pruners record round_to in settings["allocation"]; the runner's budget check applies it from there."""
+    from tiny_generators import tiny_generator
+
+    from tmpbench.pruning import Budget
+    from tmpbench.pruning.families import unit_tree
+    from tmpbench.pruning.runner import _check
+
+    tree = unit_tree(tiny_generator().denoiser)
+    budget = Budget.parse("10%")
+    target = budget.target(tree.params)
+    step = tree.width_step(32, "params")
+    assert step / target > 0.008  # one rounding step is wider than the plain 0.5% tolerance here
+    achieved = target + 0.8 * step  # the nearest feasible size under rounding, 0.8 steps away
+    rounded = Plan(model={"class": tree.model_class}, budget=budget.to_dict(), pruner="magnitude",
+                   settings={"allocation": {"rounding_multiple": 32}})
+    report = _check(tree.params, achieved, budget, rounded, tree)
+    assert report.ok and report.rounded and report.rounding_multiple == 32
+    plain = Plan(model={"class": tree.model_class}, budget=budget.to_dict(), pruner="magnitude")
+    assert not _check(tree.params, achieved, budget, plain, tree).ok

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -134,6 +135,44 @@ class Calibration:
         idx = _spread(len(self), max_inputs)
         ident = {**self.identity, "subset": idx, "n_inputs": len(idx)}
         return Calibration(ident, [self.inputs[i] for i in idx], [self.timesteps[i] for i in idx])
+
+
+WEIGHTINGS = ("uniform", "noisy", "clean")
+
+
+def timestep_weights(timesteps: list[float], weighting: str) -> list[float]:
+    """Per-input weights: uniform, or favouring noisy (t near 0 in Z-Image's convention) or clean inputs."""
+    if weighting not in WEIGHTINGS:
+        raise TmpbenchError(f"timestep weighting {weighting!r} is unknown; use one of {', '.join(WEIGHTINGS)}")
+    if weighting == "uniform" or any(not math.isfinite(t) for t in timesteps):
+        return [1.0] * len(timesteps)
+    if weighting == "noisy":
+        return [1.1 - min(max(t, 0.0), 1.0) for t in timesteps]
+    return [0.1 + min(max(t, 0.0), 1.0) for t in timesteps]
+
+
+@torch.no_grad()
+def relative_output_error(
+    model: nn.Module,
+    calibration: Calibration,
+    reference: list[torch.Tensor],
+    weights: list[float] | None = None,
+) -> float:
+    """Relative output error ``E_t ||f(x_t) - f_ref(x_t)||^2 / ||f_ref(x_t)||^2`` of ``model`` against the
+    unpruned outputs ``reference`` (:meth:`Calibration.outputs` of the teacher), weighted per input by
+    ``weights`` (uniform by default). TMP's search scores masked states with it, and the runner scores
+    the physically pruned model with it, so the two numbers are comparable."""
+    w = weights or [1.0] * len(calibration)
+    total, norm = 0.0, 0.0
+    for i in range(len(calibration)):
+        y = flatten_output(calibration.call(model, i)).cpu()
+        r = reference[i]
+        err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
+        if not math.isfinite(err):
+            err = 1e6
+        total += w[i] * err
+        norm += w[i]
+    return total / max(norm, 1e-12)
 
 
 def _spread(n: int, k: int) -> list[int]:
@@ -271,5 +310,11 @@ def fit_linear_maps(model: nn.Module, plan: Plan, calibration: Calibration | Non
             f"plan replaces {len(paths)} block(s) with fitted linear maps ({paths[0]}...) but no calibration data "
             "was given to fit them; collect calibration (the runner does) or plan without linear_replace"
         )
-    ridge = {d.path: float((d.linear or {}).get("ridge", 0.0)) for d in plan.decisions if d.policy == "linear_replace"}
-    return fit_block_maps(model, paths, calibration, ridge=ridge)
+    linear = {d.path: d.linear or {} for d in plan.decisions if d.policy == "linear_replace"}
+    ridge = {p: float(v.get("ridge", 0.0)) for p, v in linear.items()}
+    # a plan whose search fitted its maps on a subset (``fit_inputs``) gets the same maps here
+    maps: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    for n in sorted({v.get("fit_inputs") for v in linear.values()}, key=lambda n: (n is None, n or 0)):
+        group = [p for p in paths if linear[p].get("fit_inputs") == n]
+        maps.update(fit_block_maps(model, group, calibration.subset(n), ridge=ridge))
+    return maps

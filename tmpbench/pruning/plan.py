@@ -329,6 +329,15 @@ def validate_plan(plan: Plan, tree: Any) -> None:
                 raise TmpbenchError(
                     f"merge_experts at {d.path!r} leaves {len(d.groups)} experts but top_k is {node.constraints['top_k']}"
                 )
+    merged = {d.path for d in plan.decisions if d.policy == "merge_experts"}
+    for d in plan.decisions:
+        channels = tree.expert_channels(d.path)
+        if channels is not None and channels.constraints["moe"] in merged:
+            raise TmpbenchError(
+                f"plan merges the experts of {channels.constraints['moe']!r} and also cuts their channels ({d.path!r}); "
+                "merged experts average channel j of each member, so the members must keep the same channels: prune "
+                "the experts instead, or keep their width"
+            )
     for path in seen:
         for block in removed_blocks:
             if path != block and path.startswith(block + "."):

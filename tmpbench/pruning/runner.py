@@ -125,10 +125,10 @@ def plan_model(
 
 def _check(original: float, achieved: float, budget: Budget, plan: Plan, tree: Any) -> BudgetReport:
     """The budget check of ``achieved``, with the rounding allowance when the plan rounded widths."""
-    # KNOWN GAP, kept on purpose (a later issue fixes it): pruners record the rounding multiple under
-    # plan.settings["allocation"]["rounding_multiple"], not at the top level read here, so their
-    # rounded plans are checked against the plain 0.5% tolerance.
-    multiple = plan.settings.get("rounding_multiple")
+    # pruners record the rounding multiple in their landing report (settings["allocation"]); a
+    # hand-written plan may give it at the top level
+    allocation = plan.settings.get("allocation") if isinstance(plan.settings.get("allocation"), dict) else {}
+    multiple = plan.settings.get("rounding_multiple") or allocation.get("rounding_multiple")
     if multiple:
         return check_achieved(original, achieved, budget, rounding_multiple=int(multiple),
                               step=tree.width_step(int(multiple), "params" if budget.kind == "params" else "flops"))
@@ -215,6 +215,27 @@ def weights_fingerprint(module: Any) -> str:
     return h.hexdigest()[:16]
 
 
+def check_prediction(plan: Plan, original: Any, pruned: Any, calibration: Any) -> None:
+    """Measure the physically pruned model's error where the search predicted it.
+
+    A search that scores masked states (``settings.search.evaluator == "masked_output_error"``) records
+    the error it predicts for its final state on its calibration inputs. Here the pruned model (before
+    any recovery) is scored on the same inputs, against the same teacher outputs, with the same
+    per-timestep weights; ``measured_error`` and the relative ``prediction_gap`` join the plan.
+    """
+    search = plan.settings.get("search") if isinstance(plan.settings.get("search"), dict) else None
+    if not search or search.get("evaluator") != "masked_output_error" or calibration is None:
+        return
+    from tmpbench.pruning.calibration import relative_output_error, timestep_weights
+
+    inputs = calibration.subset(search.get("calib_inputs"))
+    weights = timestep_weights(inputs.timesteps, search.get("timestep_weighting", "uniform"))
+    measured = relative_output_error(pruned, inputs, inputs.outputs(original), weights)
+    predicted = float(search.get("predicted_error", search.get("final_error", float("nan"))))
+    search["measured_error"] = measured
+    search["prediction_gap"] = abs(predicted - measured) / max(abs(measured), 1e-12)
+
+
 def prune_generator(
     generator: Any,
     pruner_name: str,
@@ -278,6 +299,7 @@ def prune_generator(
     report = _check(base_original, achieved, budget, plan, tree).require()
     plan.achieved_params = int(count_params(pruned))
     timings["apply"] = time.perf_counter() - t2
+    check_prediction(plan, original, pruned, calib)
 
     t3 = time.perf_counter()
     log: dict[str, Any] = {}

@@ -426,6 +426,8 @@ def _block_node(path: str, block: nn.Module, kind: str, tokens: int, rope_axes: 
         # are a few % of parameters, so width pruning is allowed and dropping is not.
         policies = ()
     fixed_flops = _linear_flops(adaln, 1.0) if adaln is not None else 0.0
+    if not children and adaln is None:  # a block replaced by a fitted linear map (surgery.LinearBlock): every token
+        fixed_flops = _linear_flops(block, tokens)
     node = UnitNode(path=path, kind=kind, level="block", params=count_params(block), flops=0.0, policies=policies,
                     constraints=constraints, children=children)
     node.flops = sum(c.flops for c in children) + fixed_flops
