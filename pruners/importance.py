@@ -35,8 +35,10 @@ from torch import nn
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.pruning.calibration import Calibration, capture_blocks, relative_output_error, to_device
+from tmpbench.pruning.families import layout
+from tmpbench.pruning.layouts import ZIMAGE_DIT, Layout
 from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
-from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry, is_dense_ffn
+from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry
 
 
 def is_meta(model: nn.Module) -> bool:
@@ -63,29 +65,20 @@ def _cols(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
     return fn(lin.weight).sum(dim=0).reshape(n_units, -1).sum(dim=1)
 
 
-def unit_reduce(module: nn.Module, kind: str, fn) -> torch.Tensor:
+def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout | None = None) -> torch.Tensor:
     """Sum of ``fn(param)`` (elementwise, non-negative) over each unit's weights, one value per unit.
 
-    heads: rows of to_q (and to_k/to_v without GQA) and columns of to_out[0]; channels: rows of
-    w1/w3 (or both halves of gate_and_up_proj) and columns of w2/down_proj; experts: every tensor of
-    the expert plus its router row.
+    heads and channels: the rows and columns the model's layout says a unit owns
+    (:meth:`tmpbench.pruning.layouts.Layout.unit_weights`: e.g. rows of to_q and columns of to_out[0];
+    a KV group's q/k/v rows and o_proj columns; w1/w3 rows and w2 columns); experts: every tensor of
+    the expert plus its router row. ``layout`` defaults to the Z-Image DiT layout.
     """
     with torch.no_grad():
-        if kind == "heads":
-            heads, kv_heads, _ = attention_geometry(module)
-            v = _rows(module.to_q, fn, heads) + _cols(module.to_out[0], fn, heads)
-            if kv_heads == heads:
-                v = v + _rows(module.to_k, fn, heads) + _rows(module.to_v, fn, heads)
-            return v.float()
-        if kind == "channels":
-            if hasattr(module, "w1"):
-                n = module.w1.out_features
-                return (_rows(module.w1, fn, n) + _rows(module.w3, fn, n) + _cols(module.w2, fn, n)).float()
-            n = module.down_proj.in_features
-            gu = fn(module.gate_and_up_proj.weight).sum(dim=1)
-            if module.gate_and_up_proj.bias is not None:
-                gu = gu + fn(module.gate_and_up_proj.bias)
-            return (gu[:n] + gu[n:] + _cols(module.down_proj, fn, n)).float()
+        if kind in ("heads", "channels"):
+            rows, cols = (layout or ZIMAGE_DIT).unit_weights(module, kind)
+            n = _units(module, kind, rows, cols)
+            v = sum(_rows_range(lin, start, stop, fn, n) for lin, start, stop in rows)
+            return (v + sum(_cols(lin, fn, n) for lin in cols)).float()
         if kind == "experts":
             view = MoEBlockView("", module)
             out = []
@@ -95,6 +88,24 @@ def unit_reduce(module: nn.Module, kind: str, fn) -> torch.Tensor:
                 out.append(float(total))
             return torch.tensor(out)
     raise TmpbenchError(f"no unit reduction for unit kind {kind!r}")
+
+
+def _units(module: nn.Module, kind: str, rows: list, cols: list[nn.Linear]) -> int:
+    """Units of a component: heads (or KV groups) from its tree geometry, channels from the down projection."""
+    if kind == "channels":
+        return cols[0].in_features
+    if hasattr(module, "o_proj"):  # a decoder's GQA attention: units are KV groups
+        from tmpbench.pruning.hunyuan_tree import gqa_geometry
+
+        return gqa_geometry(module)[1]
+    return attention_geometry(module)[0]
+
+
+def _rows_range(lin: nn.Linear, start: int, stop: int, fn, n_units: int) -> torch.Tensor:
+    v = fn(lin.weight[start:stop]).sum(dim=1)
+    if lin.bias is not None:
+        v = v + fn(lin.bias[start:stop])
+    return v.reshape(n_units, -1).sum(dim=1)
 
 
 def expert_channel_reduce(moe: nn.Module, fn) -> torch.Tensor:
@@ -120,7 +131,7 @@ def node_reduce(model: nn.Module, node: UnitNode, fn) -> torch.Tensor:
     """:func:`unit_reduce` for one unit-group node; expert channels give ``(experts, I)``."""
     if node.constraints.get("per_expert"):
         return expert_channel_reduce(model.get_submodule(node.constraints["moe"]), fn)
-    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn)
+    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn, layout(model))
 
 
 def weight_magnitude(model: nn.Module, tree: UnitTree,
@@ -138,10 +149,14 @@ def weight_magnitude(model: nn.Module, tree: UnitTree,
 # --------------------------------------------------------------------------------------------
 # calibration-driven scorers
 # --------------------------------------------------------------------------------------------
-def _out_proj(module: nn.Module, kind: str) -> nn.Linear:
-    if kind == "heads":
-        return module.to_out[0]
-    return module.w2 if hasattr(module, "w2") else module.down_proj
+def _has_down_linear(module: nn.Module) -> bool:
+    """A dense FFN or shared expert (one down projection Linear), as opposed to an MoE's routed experts."""
+    return any(isinstance(getattr(module, name, None), nn.Linear) for name in ("w2", "down_proj"))
+
+
+def _out_proj(lay: Layout, module: nn.Module, kind: str) -> nn.Linear:
+    """The mask hook point of a heads or channels component, as the model's layout names it."""
+    return lay.head_output(module) if kind == "heads" else lay.channel_output(module)
 
 
 @torch.no_grad()
@@ -156,6 +171,7 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     handles = []
+    lay = layout(model)
     nodes = unit_groups(tree, tuple(k for k in kinds if k in ("heads", "channels")))
     expert_nodes = [n for n in nodes if n.constraints.get("per_expert")]
     nodes = [n for n in nodes if not n.constraints.get("per_expert")]
@@ -190,7 +206,7 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
 
     try:
         for node in nodes:
-            lin = _out_proj(model.get_submodule(node.module_path), node.kind)
+            lin = _out_proj(lay, model.get_submodule(node.module_path), node.kind)
             handles.append(lin.register_forward_pre_hook(make(node)))
         for i in range(len(calibration)):
             calibration.call(model, i)
@@ -421,6 +437,7 @@ def apply_masks(
     (groups, weights)``; ``blocks[block] = "drop_block" | "linear_replace"`` (the latter needs
     ``linear_maps[block]``). Everything is restored on exit.
     """
+    lay = layout(model)
     handles = []
     swaps: list[tuple[nn.ModuleList, int, nn.Module]] = []
     restores: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -448,10 +465,10 @@ def apply_masks(
         for comp, (kind, kept, count) in (keep or {}).items():
             root, rel = owner(comp)
             module = root.get_submodule(rel)
-            if kind == "channels" and not is_dense_ffn(module):  # routed experts of an MoE
+            if kind == "channels" and not _has_down_linear(module):  # routed experts of an MoE (no single down Linear)
                 _mask_expert_channels(root, rel, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
-                lin = _out_proj(module, kind)
+                lin = _out_proj(lay, module, kind)
                 width = lin.in_features // count
                 mask = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
                 mask[list(kept)] = 1

@@ -58,17 +58,21 @@ def to_device(obj: Any, device: torch.device) -> Any:
 
 
 def flatten_output(out: Any) -> torch.Tensor:
-    """The denoiser's prediction as one flat float tensor (``.sample``, a tuple's first item, or a
-    list of per-sample tensors, concatenated)."""
+    """The denoiser's prediction as one flat float tensor (``.sample``; a decoder's ``.logits`` or
+    ``.last_hidden_state``; a tuple's first item; or a list of per-sample tensors, concatenated)."""
     if hasattr(out, "sample"):
         out = out.sample
+    elif isinstance(getattr(out, "logits", None), torch.Tensor):
+        out = out.logits
+    elif isinstance(getattr(out, "last_hidden_state", None), torch.Tensor):
+        out = out.last_hidden_state
     elif isinstance(out, tuple):
         out = out[0]
     if isinstance(out, (list, tuple)):
         parts = [flatten_output(o) for o in out]
         return torch.cat(parts) if parts else torch.zeros(0)
     if not isinstance(out, torch.Tensor):
-        raise TmpbenchError(f"denoiser returned {type(out).__name__}; expected a tensor, a list of tensors or .sample")
+        raise TmpbenchError(f"denoiser returned {type(out).__name__}; expected a tensor, a list of tensors, .sample or .logits")
     return out.detach().float().reshape(-1)
 
 

@@ -1,17 +1,13 @@
-"""Per-family dispatch: which unit-tree builder and which surgery a denoiser's layout takes.
+"""Per-family dispatch: the one place that picks a denoiser's :class:`~tmpbench.pruning.layouts.Layout`.
 
-Two layouts are supported, told apart by :func:`layout_of` (the one place that tests it):
+Layouts (one file each in :mod:`tmpbench.pruning.layouts`):
 
-* ``"zimage-dit"``: Z-Image-family DiTs, dense or MoE feed-forward (Z-Image, tiny-dit, tiny-moe):
-  :func:`tmpbench.pruning.tree.build_unit_tree` and :func:`tmpbench.pruning.surgery.apply_plan`;
-* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders:
-  :func:`tmpbench.pruning.hunyuan_tree.build_hunyuan_tree` and
-  :func:`tmpbench.pruning.hunyuan_tree.apply_hunyuan_plan`.
+* ``"zimage-dit"``: Z-Image-family DiTs, dense or MoE feed-forward (Z-Image, tiny-dit, tiny-moe);
+* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders (HunyuanImage-3.0, HunYuanMoEV1, the stand-in).
 
 Callers that must not care which layout they hold (the runner, ``tmpbench tree``, the accounting's
-measured size, the latency benchmark) go through :func:`unit_tree` and :func:`apply`. The two
-tables below are the seam where per-family Layout objects (one object per layout, holding its tree
-builder and its surgery) will replace them.
+measured size, the latency benchmark, every pruner and scorer) go through :func:`layout`,
+:func:`unit_tree` and :func:`apply`.
 
 :func:`model_family` answers another question, the one ``Pruner.families`` names: does the
 denoiser route tokens to experts (``"moe"``) or not (``"dit"``)? Both layouts can be either.
@@ -23,31 +19,40 @@ from typing import Any
 
 from torch import nn
 
+from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import find_moe_blocks
-from tmpbench.pruning.hunyuan_tree import apply_hunyuan_plan, build_hunyuan_tree, is_hunyuan_decoder
+from tmpbench.pruning.layouts import LAYOUTS, Layout
 from tmpbench.pruning.plan import Plan
-from tmpbench.pruning.surgery import apply_plan, detach_cached_tensors
-from tmpbench.pruning.tree import UnitTree, build_unit_tree
+from tmpbench.pruning.surgery import detach_cached_tensors
+from tmpbench.pruning.tree import UnitTree
 
-_TREE_BUILDERS = {"zimage-dit": build_unit_tree, "hunyuan-decoder": build_hunyuan_tree}
-_SURGERY = {"zimage-dit": apply_plan, "hunyuan-decoder": apply_hunyuan_plan}
+
+def layout(model: nn.Module) -> Layout:
+    """The layout of ``model``: the first of :data:`tmpbench.pruning.layouts.LAYOUTS` that matches it."""
+    for candidate in LAYOUTS:
+        if candidate.matches(model):
+            return candidate
+    raise TmpbenchError(
+        f"{type(model).__name__} has no known layout (known: {', '.join(x.name for x in LAYOUTS)}); "
+        "a new model family is one new file in tmpbench/pruning/layouts/"
+    )
 
 
 def layout_of(model: nn.Module) -> str:
-    """``"hunyuan-decoder"`` for a HunyuanImage-3.0-layout decoder, else ``"zimage-dit"``."""
-    return "hunyuan-decoder" if is_hunyuan_decoder(model) else "zimage-dit"
+    """The name of ``model``'s layout: ``"hunyuan-decoder"`` or ``"zimage-dit"``."""
+    return layout(model).name
 
 
 def unit_tree(model: nn.Module, size: int | None = None) -> UnitTree:
-    """The unit tree of a denoiser of either layout; FLOPs counted at ``size`` px (the builder's default when None)."""
-    return _TREE_BUILDERS[layout_of(model)](model, size=size)
+    """The unit tree of a denoiser of any layout; FLOPs counted at ``size`` px (the builder's default when None)."""
+    return layout(model).tree(model, size=size)
 
 
 def apply(model: nn.Module, plan: Plan, linear_maps: dict | None = None) -> nn.Module:
     """Replay ``plan`` on a copy of ``model`` with the surgery of its layout. The original keeps its weights
     and shapes; tensors it cached from its last forward are detached first (a copy needs leaf tensors)."""
     detach_cached_tensors(model)
-    return _SURGERY[layout_of(model)](model, plan, linear_maps=linear_maps)
+    return layout(model).apply(model, plan, linear_maps=linear_maps)
 
 
 def model_family(model: Any) -> str:
