@@ -32,6 +32,7 @@ MODELS.register_lazy("hunyuanimage3", "tmpbench.models.hunyuan:HUNYUANIMAGE3_ENT
 MODELS.register_lazy("hunyuanimage3-instruct", "tmpbench.models.hunyuan:HUNYUANIMAGE3_INSTRUCT_ENTRY")
 MODELS.register_lazy("tiny-dit", "tmpbench.models.reference.entries:TINY_DIT_ENTRY")
 MODELS.register_lazy("tiny-moe", "tmpbench.models.reference.entries:TINY_MOE_ENTRY")
+MODELS.register_lazy("tiny-hy3", "tmpbench.models.reference.entries:TINY_HY3_ENTRY")
 
 # --- pruners ---------------------------------------------------------------------------------
 # Pruner classes (pruners/base.py: plan(model, tree, budget, calibration) -> Plan); TMP first

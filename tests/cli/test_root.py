@@ -29,4 +29,4 @@ def test_unknown_command_is_a_usage_error_without_traceback():
 def test_user_error_is_one_line():
     out = _run("train-reference", "tiny-unet")
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: unknown reference model 'tiny-unet'; choose one of tiny-dit, tiny-moe"
+    assert out.stderr.strip() == "error: unknown reference model 'tiny-unet'; choose one of tiny-dit, tiny-hy3, tiny-moe"

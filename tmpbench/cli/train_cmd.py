@@ -11,7 +11,7 @@ from tmpbench.errors import TmpbenchError
 
 def train_reference(
     model: str = typer.Argument(
-        ..., help="Reference model to train (a registered model whose entry records an architecture: tiny-dit, tiny-moe)."
+        ..., help="Reference model to train (a registered model whose entry records an architecture: tiny-dit, tiny-moe, tiny-hy3)."
     ),
     steps: int = typer.Option(None, help="Total optimisation steps (default: the recipe's)."),
     work_dir: Path = typer.Option(Path(".cache/train"), help="Checkpoints go to WORK_DIR/MODEL; an existing checkpoint is resumed."),

@@ -3,7 +3,7 @@
 Layouts (one file each in :mod:`tmpbench.pruning.layouts`):
 
 * ``"zimage-dit"``: Z-Image-family DiTs, dense or MoE feed-forward (Z-Image, tiny-dit, tiny-moe);
-* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders (HunyuanImage-3.0, HunYuanMoEV1, the stand-in).
+* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders (HunyuanImage-3.0, HunYuanMoEV1, tiny-hy3, the stand-in).
 
 Callers that must not care which layout they hold (the runner, ``tmpbench tree``, the accounting's
 measured size, the latency benchmark, every pruner and scorer) go through :func:`layout`,

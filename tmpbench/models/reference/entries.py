@@ -1,4 +1,4 @@
-"""Registry entries of the ShapesWorld reference models (``tiny-dit``, ``tiny-moe``) and their hooks.
+"""Registry entries of the ShapesWorld reference models (``tiny-dit``, ``tiny-moe``, ``tiny-hy3``) and their hooks.
 
 Both are tiny ``ZImagePipeline`` s (:mod:`tmpbench.models.reference.tiny_zimage`); ``tiny-moe``'s
 denoiser has HunyuanImage-3.0-layout MoE FFNs (:mod:`tmpbench.models.reference.tiny_moe`). Each
@@ -30,6 +30,19 @@ TINY_MOE_ARCHITECTURE: dict[str, Any] = {
     "moe": {"num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
     "scheduler_shift": 3.0,
 }
+#: tiny-hy3's architecture: HunyuanImage-3.0's decoder layout (one sequence of text and image tokens,
+#: timestep embedding, GQA 4 heads / 2 KV groups, 8 routed experts top-2 + 1 shared expert per layer)
+TINY_HY3_ARCHITECTURE: dict[str, Any] = {
+    "dim": 128,
+    "n_layers": 4,
+    "hy3": {"n_kv_heads": 2, "num_experts": 8, "moe_topk": 2, "moe_intermediate_size": 128, "num_shared_expert": 1},
+    "scheduler_shift": 3.0,
+}
+
+
+def _kind(cfg_like: dict | Any) -> str:
+    get = cfg_like.get if isinstance(cfg_like, dict) else (lambda k: getattr(cfg_like, k, None))
+    return "HunyuanImage-3.0 decoder" if get("hy3") else "MoE" if get("moe") else "dense"
 
 
 def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu") -> ZImageGenerator:
@@ -51,10 +64,8 @@ def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu") -> 
     if not (Path(source) / "tmpbench.json").is_file():
         raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
     pipe, cfg = load_pipeline(source, device=device)
-    is_moe = bool(cfg.moe)
-    if is_moe != bool((entry.architecture or {}).get("moe")):
-        kind = "MoE" if is_moe else "dense"
-        raise TmpbenchError(f"{source!r} holds a {kind} transformer, which does not match model {entry.name!r}")
+    if _kind(cfg) != _kind(entry.architecture or {}):
+        raise TmpbenchError(f"{source!r} holds a {_kind(cfg)} transformer, which does not match model {entry.name!r}")
     return reference_generator(pipe, cfg, name=entry.name)
 
 
@@ -103,4 +114,13 @@ TINY_MOE_ENTRY = _reference_entry(
     architecture=TINY_MOE_ARCHITECTURE,
     transfer_partner="tiny-dit",
     description="ShapesWorld reference: Z-Image DiT, HunyuanImage-3.0-layout MoE FFNs (8 experts, top-2, 1 shared)",
+)
+TINY_HY3_ENTRY = _reference_entry(
+    "tiny-hy3",
+    nominal_params=2_046_512,  # TinyHY3Transformer at TINY_HY3_ARCHITECTURE
+    path_env="TMPBENCH_TINY_HY3_PATH",
+    architecture=TINY_HY3_ARCHITECTURE,
+    transfer_partner="tiny-dit",
+    description="ShapesWorld reference in HunyuanImage-3.0's decoder layout: text and image tokens in one sequence, "
+    "timestep embedding, GQA, 8 routed experts top-2 + 1 shared (transformers' HunYuan MoE layers)",
 )

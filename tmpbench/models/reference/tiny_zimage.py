@@ -39,6 +39,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from PIL import Image
 
+from tmpbench.models.reference.tiny_hy3 import TinyHY3Transformer, tiny_hy3_kwargs
 from tmpbench.models.reference.tiny_moe import TinyMoETransformer
 from tmpbench.models.zimage import ZImageGenerator
 from tmpbench.shapes.edits import EDIT_TYPES  # noqa: F401  (vocabulary source, see _vocabulary)
@@ -188,6 +189,7 @@ class TinyZImageConfig:
     text_layers: int = 3  # ZImagePipeline reads hidden_states[-2]
     max_sequence_length: int = 24
     moe: dict | None = None  # tiny-moe: extra TinyMoETransformer config fields
+    hy3: dict | None = None  # tiny-hy3: the HunyuanImage-3.0 decoder layout (TinyHY3Transformer fields)
     seed: int = 0
     # FlowMatchEulerDiscreteScheduler shift (Z-Image-Turbo ships 3.0): more sampling steps at high
     # noise, where colour and layout are decided. 1.0 in folders saved before the field existed.
@@ -218,13 +220,19 @@ def transformer_kwargs(cfg: TinyZImageConfig) -> dict:
     )
 
 
-def transformer_class(cfg: TinyZImageConfig) -> type[ZImageTransformer2DModel]:
-    """The denoiser class of ``cfg``: :class:`TinyMoETransformer` when ``cfg.moe`` is set (tiny-moe)."""
+def transformer_class(cfg: TinyZImageConfig) -> type:
+    """The denoiser class of ``cfg``: :class:`TinyHY3Transformer` when ``cfg.hy3`` is set (tiny-hy3),
+    :class:`TinyMoETransformer` when ``cfg.moe`` is (tiny-moe), else Z-Image's own."""
+    if cfg.hy3:
+        return TinyHY3Transformer
     return TinyMoETransformer if cfg.moe else ZImageTransformer2DModel
 
 
-def build_transformer(cfg: TinyZImageConfig) -> ZImageTransformer2DModel:
+def build_transformer(cfg: TinyZImageConfig):
     """A fresh denoiser of ``cfg`` (under the caller's RNG state and device, e.g. ``torch.device("meta")``)."""
+    if cfg.hy3:
+        return TinyHY3Transformer(**tiny_hy3_kwargs(3 * cfg.factor * cfg.factor, cfg.dim, cfg.n_layers, cfg.n_heads,
+                                                    cfg.text_hidden, cfg.hy3))
     return transformer_class(cfg)(**transformer_kwargs(cfg), **(cfg.moe or {}))
 
 
