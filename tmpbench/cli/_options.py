@@ -63,3 +63,9 @@ def device() -> Any:
 
 def quiet_output() -> Any:
     return typer.Option(False, "--quiet", help="No progress output.")
+
+
+def calibration_mix() -> Any:
+    return typer.Option(None, "--calibration-mix",
+                        help="Calibration task mix, e.g. t2i=0.5,edit=0.5 (default: the model's; edit-capable "
+                             "references mix in shapes-edit instructions). t2i=1 calibrates on prompts only.")

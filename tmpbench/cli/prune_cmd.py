@@ -17,11 +17,13 @@ is one line and exit code 2 (see :func:`tmpbench.cli.main`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import typer
 
+from tmpbench.cli import _options as opt
 from tmpbench.errors import TmpbenchError
 
 
@@ -104,19 +106,22 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts (loaded models, pruners that use data)."),
+        calibration_mix: str = opt.calibration_mix(),
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
     ) -> None:
         """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
         from tmpbench.pruning.factory import make_pruner
-        from tmpbench.pruning.recipes import CalibrationSpec, default_calibration, model_defaults
+        from tmpbench.pruning.recipes import default_calibration, model_defaults, parse_mix
         from tmpbench.pruning.runner import plan_model
 
         pruner_settings = parse_settings(settings)
+        mix = parse_mix(calibration_mix) if calibration_mix is not None else None
         denoiser, gen, name = _denoiser(model, meta)
         calibration = None
         if gen is not None and getattr(make_pruner(pruner, seed, pruner_settings), "needs_calibration", False):
             base = default_calibration(name)
-            spec = CalibrationSpec(suite=base.suite, n_prompts=calib_prompts).resolved(*model_defaults(gen))
+            spec = dataclasses.replace(base, n_prompts=calib_prompts, mix=mix if mix is not None else base.mix)
+            spec = spec.resolved(*model_defaults(gen))
             calibration = spec.collect(gen)
         outcome = plan_model(denoiser, pruner, budget, pruner_settings=pruner_settings, calibration=calibration,
                              seed=seed, model_name=name)
@@ -140,6 +145,7 @@ def register(app: typer.Typer) -> None:
         calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts drawn from the suite."),
         calib_suite: str | None = typer.Option(None, "--calib-suite",
                                                help="Calibration suite (default shapes-t2i for ShapesWorld models)."),
+        calibration_mix: str = opt.calibration_mix(),
         lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
@@ -148,17 +154,20 @@ def register(app: typer.Typer) -> None:
 
         from tmpbench.preflight import check_output_dir
         from tmpbench.pruning.io import save_pruned
-        from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration
+        from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration, parse_mix
         from tmpbench.pruning.runner import prune_generator
 
         target = check_output_dir(out)
         if target.exists() and any(target.iterdir()):
             raise TmpbenchError(f"--out {out!r} exists and is not empty; pick a new folder")
+        mix = parse_mix(calibration_mix) if calibration_mix is not None else None
         denoiser, gen, name = _denoiser(model, meta=False)
-        suite = calib_suite or default_calibration(name).suite
+        base = default_calibration(name)
+        spec = dataclasses.replace(base, suite=calib_suite or base.suite, n_prompts=calib_prompts,
+                                   mix=mix if mix is not None else base.mix)
         result = prune_generator(
             gen, pruner, budget, pruner_settings=parse_settings(settings),
-            calibration=CalibrationSpec(suite=suite, n_prompts=calib_prompts),
+            calibration=spec,
             recovery=RecoveryRecipe(steps=recover_steps, lr=lr, seed=seed), seed=seed,
         )
         save_pruned(result, target, spec_text=model)

@@ -61,6 +61,7 @@ class SweepConfig:
     metrics: str | None = None
     recover_steps: int = 0
     calib_prompts: int | None = None  # None = the prune runner's default calibration
+    calibration_mix: str | None = None  # e.g. "t2i=0.5,edit=0.5"; None = the model's default mix
     calib_steps: int | None = None
     seed: int = 0
     batch_size: int = 8
@@ -116,6 +117,10 @@ def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
         changes["n_prompts"] = int(cfg.calib_prompts)
     if cfg.calib_steps is not None:
         changes["steps"] = int(cfg.calib_steps)
+    if cfg.calibration_mix is not None:
+        from tmpbench.pruning.recipes import parse_mix
+
+        changes["mix"] = parse_mix(cfg.calibration_mix)
     if changes:
         calib = dataclasses.replace(calib, **changes)
     recipe = RecoveryRecipe(steps=int(cfg.recover_steps), seed=int(cfg.seed))

@@ -74,6 +74,8 @@ class ModelEntry:
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific settings
     # traits read by the layers above, instead of tests on the model's name:
     calibration_suite: str = "geneval"  # suite whose prompts calibrate pruning by default
+    # edit suite whose instructions join the default calibration (a T2I + editing mix); None: T2I only
+    calibration_edit_suite: str | None = None
     # keyword arguments of the reference architecture (tmpbench.models.reference.tiny_zimage
     # .TinyZImageConfig) for models `tmpbench train-reference` can train; None for hub models
     architecture: dict[str, Any] | None = None
@@ -101,6 +103,7 @@ class ModelEntry:
             "supports_edit": self.supports_edit,
             "description": self.description,
             "calibration_suite": self.calibration_suite,
+            "calibration_edit_suite": self.calibration_edit_suite,
             "trainable_reference": self.architecture is not None,
             "transfer_partner": self.transfer_partner,
         }

@@ -193,19 +193,26 @@ def collect_calibration(
     size: int,
     guidance: float = 1.0,
     max_inputs: int | None = None,
+    edits: tuple[list[Any], list[str], list[int]] | None = None,
 ) -> Calibration:
     """Run ``generator.generate`` and capture every call of ``generator.denoiser`` along the way.
 
     A forward pre-hook (``with_kwargs=True``) copies each call's arguments to the CPU, so the
     calibration spans all ``steps`` denoising timesteps of the generator's own schedule. With
-    ``max_inputs`` the captured calls are thinned evenly over the trajectory. Returns a
+    ``max_inputs`` the captured calls are thinned evenly over the trajectory. ``edits`` = (source
+    images, instructions, seeds) adds the calls of ``generator.edit`` on them (a T2I + editing task
+    mix; the source image rides in the denoiser's input). Returns a
     :class:`Calibration` whose ``identity`` hashes the prompts and records seeds, steps, size,
     guidance and the timesteps kept.
     """
     prompts = [str(p) for p in prompts]
     seeds = [int(s) for s in seeds]
-    if not prompts:
-        raise TmpbenchError("calibration needs at least one prompt")
+    edit_images, edit_texts, edit_seeds = edits if edits is not None else ([], [], [])
+    edit_texts, edit_seeds = [str(t) for t in edit_texts], [int(s) for s in edit_seeds]
+    if not prompts and not edit_texts:
+        raise TmpbenchError("calibration needs at least one prompt or edit")
+    if not (len(edit_images) == len(edit_texts) == len(edit_seeds)):
+        raise TmpbenchError(f"calibration edits: {len(edit_images)} images, {len(edit_texts)} instructions, {len(edit_seeds)} seeds")
     if len(prompts) != len(seeds):
         raise TmpbenchError(f"calibration got {len(prompts)} prompts but {len(seeds)} seeds; pass one seed per prompt")
     if steps < 1:
@@ -220,7 +227,11 @@ def collect_calibration(
 
     handle = denoiser.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        generator.generate(prompts, seeds=seeds, steps=steps, guidance=guidance, size=size)
+        if prompts:
+            generator.generate(prompts, seeds=seeds, steps=steps, guidance=guidance, size=size)
+        n_t2i = len(captured)
+        if edit_texts:
+            generator.edit(list(edit_images), edit_texts, edit_seeds, steps, guidance, size)
     finally:
         handle.remove()
     if not captured:
@@ -236,6 +247,11 @@ def collect_calibration(
         "max_inputs": max_inputs,
         "n_calls": len(captured),
     }
+    if edit_texts:
+        identity.update(
+            edits_sha256=hashlib.sha256(json.dumps(edit_texts).encode()).hexdigest()[:16], n_edits=len(edit_texts),
+            edit_seeds=edit_seeds, n_edit_calls=len(captured) - n_t2i,
+        )
     calib = Calibration(identity, captured, timesteps)
     calib = calib.subset(max_inputs)
     calib.identity["n_inputs"] = len(calib)

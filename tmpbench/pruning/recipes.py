@@ -24,13 +24,51 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from tmpbench.catalog import MODELS
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import TmpbenchError, did_you_mean
 
 
 def settings_digest(obj: Any) -> str:
     """16 hex digits of the sha256 of ``obj``'s canonical JSON: how recipes and the pruned-model
     cache name a set of settings (same settings, same digest; any change, another)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+TASKS = ("t2i", "edit")
+
+
+def parse_mix(value: Any) -> tuple[tuple[str, float], ...]:
+    """A calibration task mix: ``"t2i=0.5,edit=0.5"``, a ``{task: share}`` mapping or pairs -> sorted
+    ``((task, share), ...)``. Tasks are t2i and edit; shares are positive and sum to 1."""
+    if isinstance(value, str):
+        pairs = []
+        for part in (p.strip() for p in value.split(",") if p.strip()):
+            task, eq, share = part.partition("=")
+            try:
+                pairs.append((task.strip(), float(share)))
+            except ValueError:
+                pairs.append((task.strip(), float("nan")))
+            if not eq:
+                raise TmpbenchError(f"calibration mix {value!r}: {part!r} must look like task=share, e.g. t2i=0.5,edit=0.5")
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        pairs = [tuple(p) for p in value]
+    if not pairs:
+        raise TmpbenchError("calibration mix is empty; give e.g. t2i=0.5,edit=0.5")
+    out: dict[str, float] = {}
+    for task, share in pairs:
+        if task not in TASKS:
+            hint = did_you_mean(str(task), TASKS, n=1, cutoff=0.5) or f"; tasks: {', '.join(TASKS)}"
+            raise TmpbenchError(f"calibration mix names unknown task {task!r}{hint}")
+        if task in out:
+            raise TmpbenchError(f"calibration mix names {task!r} twice")
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not share > 0 or share != share:
+            raise TmpbenchError(f"calibration mix share of {task!r} must be a positive number, got {share!r}")
+        out[task] = float(share)
+    if abs(sum(out.values()) - 1.0) > 1e-6:
+        listed = ", ".join(f"{t}={v:g}" for t, v in out.items())
+        raise TmpbenchError(f"calibration mix shares sum to {sum(out.values()):g}, not 1 ({listed})")
+    return tuple(sorted(out.items()))
 
 
 @dataclass(frozen=True)
@@ -50,8 +88,15 @@ class CalibrationSpec:
     seeds: tuple[int, ...] | None = None
     max_inputs: int | None = None  # cap on captured denoiser calls (None: every step of every prompt)
     source: str | None = None  # suite source override (file / folder), as `tmpbench run --suite-source`
+    # task mix: None = T2I only; e.g. (("edit", 0.5), ("t2i", 0.5)) draws half of n_prompts from edit_suite
+    mix: tuple[tuple[str, float], ...] | None = None
+    edit_suite: str = "shapes-edit"
 
     def __post_init__(self) -> None:
+        if self.mix is not None:
+            object.__setattr__(self, "mix", parse_mix(self.mix))
+            if self.mix == (("t2i", 1.0),):
+                object.__setattr__(self, "mix", None)  # the same data as no mix, so the same identity
         if self.n_prompts < 1:
             raise TmpbenchError(f"calibration needs at least 1 prompt, got n_prompts={self.n_prompts}")
         if self.steps is not None and self.steps < 1:
@@ -72,20 +117,57 @@ class CalibrationSpec:
             guidance=self.guidance if self.guidance is not None else float(guidance),
         )
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Calibration items per task: ``n_prompts`` split by the mix (each task of the mix gets at least one)."""
+        shares = dict(self.mix or (("t2i", 1.0),))
+        n_edit = 0
+        if "edit" in shares:
+            n_edit = max(1, round(self.n_prompts * shares["edit"])) if shares.get("t2i") else self.n_prompts
+            if shares.get("t2i"):
+                n_edit = min(n_edit, self.n_prompts - 1)
+        return {"t2i": self.n_prompts - n_edit, "edit": n_edit}
+
+    @property
+    def has_edits(self) -> bool:
+        return self.counts["edit"] > 0
+
+    def edits(self, size: int) -> tuple[list[Any], list[str], list[int], str]:
+        """(source images, instructions, seeds, suite hash) of the edit share: the first items of
+        ``edit_suite`` in the suite's own order (round-robin over its edit types)."""
+        from tmpbench.suites.core import edit_source, load_suite
+
+        n = self.counts["edit"]
+        suite = load_suite(self.edit_suite, limit=n)
+        if suite.kind != "edit":
+            raise TmpbenchError(
+                f"calibration edit suite {self.edit_suite!r} is a {suite.kind} suite; use an edit suite such as shapes-edit"
+            )
+        items = list(suite.items)[:n]
+        return [edit_source(suite, it, size) for it in items], [it.prompt for it in items], [it.seed for it in items], suite.hash
+
     def prompts(self) -> tuple[list[str], list[int], str]:
-        """(prompts, seeds, suite hash) this spec names."""
+        """(prompts, seeds, suite hash) of the T2I share this spec names."""
         from tmpbench.suites.core import load_suite
 
-        suite = load_suite(self.suite, source=self.source, limit=self.n_prompts)
+        n = self.counts["t2i"]
+        if n == 0:
+            return [], [], ""
+        suite = load_suite(self.suite, source=self.source, limit=n)
         if suite.kind != "t2i":
             raise TmpbenchError(f"calibration suite {self.suite!r} is a {suite.kind} suite; use a T2I suite such as shapes-t2i")
-        items = list(suite.items)[: self.n_prompts]
-        seeds = list(self.seeds) if self.seeds is not None else [it.seed for it in items]
+        items = list(suite.items)[:n]
+        seeds = list(self.seeds)[:n] if self.seeds is not None else [it.seed for it in items]
         return [it.prompt for it in items], seeds[: len(items)], suite.hash
 
     def identity(self) -> dict[str, Any]:
         data = asdict(self)
         data["seeds"] = list(self.seeds) if self.seeds is not None else None
+        if self.mix is None:  # T2I only: the identity (and hash) every spec had before mixes existed
+            data.pop("mix")
+            data.pop("edit_suite")
+        else:
+            data["mix"] = {t: v for t, v in self.mix}
         data["hash"] = settings_digest(data)
         return data
 
@@ -100,11 +182,22 @@ class CalibrationSpec:
         if self.steps is None or self.size is None:
             raise TmpbenchError("calibration spec has no steps/size; call .resolved(...) with the model's defaults first")
         prompts, seeds, suite_hash = self.prompts()
+        edits = None
+        if self.has_edits:
+            if not getattr(generator, "supports_edit", False):
+                raise TmpbenchError(
+                    f"calibration mix {dict(self.mix or ())} has edits, but model {getattr(generator, 'name', '?')!r} does "
+                    "not support editing; use --calibration-mix t2i=1"
+                )
+            images, instructions, edit_seeds, edit_hash = self.edits(self.size)
+            edits = (images, instructions, edit_seeds)
         calib = collect_calibration(generator, prompts, seeds, self.steps, self.size,
                                     guidance=self.guidance if self.guidance is not None else 1.0,
-                                    max_inputs=self.max_inputs)
+                                    max_inputs=self.max_inputs, edits=edits)
         identity = dict(getattr(calib, "identity", {}) or {})
         identity.update(spec=self.identity(), suite_hash=suite_hash)
+        if edits is not None:
+            identity["edit_suite_hash"] = edit_hash
         calib.identity = identity
         return calib
 
@@ -155,14 +248,25 @@ class RecoveryRecipe:
         return self.identity()["hash"]
 
 
+DEFAULT_EDIT_SHARE = 0.5
+
+
 def default_calibration(model_name: str | None) -> CalibrationSpec:
     """The suite the model's registry entry names (``calibration_suite``: shapes-t2i for the
-    ShapesWorld references, GenEval prompts for the real models); shapes-t2i when no model is named."""
+    ShapesWorld references, GenEval prompts for the real models); shapes-t2i when no model is named.
+
+    A model that edits and names a ``calibration_edit_suite`` calibrates on both tasks: half of the
+    prompts are edit instructions from that suite (:data:`DEFAULT_EDIT_SHARE`), since the pruned model
+    will be asked to do both."""
     if not model_name:
         return CalibrationSpec(suite="shapes-t2i")
     base = model_name.split("/")[-1]
     entry = MODELS.get(base) if base in MODELS else None
-    return CalibrationSpec(suite=getattr(entry, "calibration_suite", "geneval"))
+    spec = CalibrationSpec(suite=getattr(entry, "calibration_suite", "geneval"))
+    edit_suite = getattr(entry, "calibration_edit_suite", None)
+    if edit_suite and getattr(entry, "supports_edit", False):
+        spec = replace(spec, mix=(("edit", DEFAULT_EDIT_SHARE), ("t2i", 1 - DEFAULT_EDIT_SHARE)), edit_suite=edit_suite)
+    return spec
 
 
 def model_name_of(generator: Any) -> str | None:

@@ -154,6 +154,11 @@ def distill(generator: Any, student: torch.nn.Module, spec: Any, recipe: Any, pr
         raise TmpbenchError("recovery needs a resolved calibration spec (steps and size set)")
     teacher = copy.deepcopy(generator.denoiser).eval().requires_grad_(False)
     prompts, seeds, _ = spec.prompts()
+    if not prompts:
+        raise TmpbenchError(
+            "recovery distils on the calibration's T2I prompts and this calibration mix has none; "
+            "give --calibration-mix with a t2i share, or --recover-steps 0"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
         data = teacher_data(generator, teacher, prompts, seeds, spec.steps, spec.size,

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.suites.core import Suite, SuiteItem
+from tmpbench.suites.core import Suite, SuiteItem, edit_source
 from tmpbench.suites.layout import image_problem, item_dir, load_image, sample_path
 
 SEED_STRIDE = 1_000_003
@@ -196,18 +196,6 @@ def plan_groups(n_items: int, seeds: int, batch_size: int) -> list[list[int]]:
 def shard_groups(groups: list[list[int]], rank: int, world: int) -> list[int]:
     """Group numbers process ``rank`` of ``world`` generates: ``g % world == rank``."""
     return [g for g in range(len(groups)) if g % world == rank]
-
-
-def edit_source(suite: Suite, item: SuiteItem, size: int) -> Image.Image:
-    """The input image of an edit item (ShapesWorld renders it; real suites read it)."""
-    if suite.world == "shapes" and item.source_image is None:
-        from tmpbench.shapes.render import render_source
-
-        return Image.fromarray(render_source(item.metadata, size))
-    image = item.load_source_image()
-    if image is None:
-        raise TmpbenchError(f"edit item {item.id!r} of suite {suite.name!r} has no source image")
-    return image
 
 
 @dataclass

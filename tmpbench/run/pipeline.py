@@ -37,6 +37,7 @@ from tmpbench.run import results as res
 from tmpbench.run import shard
 from tmpbench.scoring import engine
 from tmpbench.scoring.base import SampleScorer, SampleView, SetScorer
+from tmpbench.suites.core import edit_source
 
 IMAGES, TEACHER = "images", "teacher"
 
@@ -282,7 +283,7 @@ def sample_views(p: Prepared, items: list, with_teacher: bool) -> list[SampleVie
     for item in items:
         images = p.layout.read(item)
         teachers = p.teacher_layout.read(item) if (with_teacher and p.teacher_layout is not None) else [None] * p.seeds
-        source = np.asarray(gen.edit_source(p.suite, item, images[0].shape[0])) if p.suite.kind == "edit" else None
+        source = np.asarray(edit_source(p.suite, item, images[0].shape[0])) if p.suite.kind == "edit" else None
         cells = images if p.layout.kind == "oneig" else None
         for n, (im, t) in enumerate(zip(images, teachers)):
             views.append(SampleView(item, n, gen.sample_seed(item.seed, n), im, t, source, cells))
@@ -325,7 +326,7 @@ def efficiency(generator, p: Prepared, report: gen.GenerationReport, peak: tuple
 
     item = p.suite.items[0]
     seed = gen.sample_seed(item.seed, 0)
-    src = gen.edit_source(p.suite, item, p.size) if p.suite.kind == "edit" else None
+    src = edit_source(p.suite, item, p.size) if p.suite.kind == "edit" else None
 
     def call(steps: int):
         if src is not None:

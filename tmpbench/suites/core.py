@@ -159,6 +159,21 @@ class Suite:
         return {"benchmark": self.benchmark, "language": self.language, "layout": self.layout, "world": self.world}
 
 
+def edit_source(suite: Suite, item: SuiteItem, size: int):
+    """The input image of an edit item as an RGB PIL image: ShapesWorld renders it from the item's
+    metadata at ``size`` px; real suites read it (``image_root``). Generation and calibration both use this."""
+    if suite.world == "shapes" and item.source_image is None:
+        from PIL import Image
+
+        from tmpbench.shapes.render import render_source
+
+        return Image.fromarray(render_source(item.metadata, size))
+    image = item.load_source_image()
+    if image is None:
+        raise TmpbenchError(f"edit item {item.id!r} of suite {suite.name!r} has no source image")
+    return image
+
+
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys, no whitespace and raw unicode: one text per value."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

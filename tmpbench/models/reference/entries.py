@@ -78,7 +78,8 @@ def build_reference_meta(entry: ModelEntry) -> torch.nn.Module:
 def _reference_entry(
     name: str, nominal_params: int, path_env: str, architecture: dict[str, Any], transfer_partner: str, description: str
 ) -> ModelEntry:
-    """An entry with the recipe both references share: 32 px, 16 steps, guidance 1, edits, shapes-t2i calibration."""
+    """An entry with the recipe the references share: 32 px, 16 steps, guidance 1, edits, and a calibration
+    mixing shapes-t2i prompts with shapes-edit instructions (half each)."""
     return ModelEntry(
         name=name,
         family="zimage",
@@ -92,6 +93,7 @@ def _reference_entry(
         path_env=path_env,
         supports_edit=True,
         calibration_suite="shapes-t2i",
+        calibration_edit_suite="shapes-edit",
         architecture=architecture,
         transfer_partner=transfer_partner,
         description=description,
