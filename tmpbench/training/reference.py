@@ -94,7 +94,10 @@ def default_config(model: str) -> TrainConfig:
     known = reference_models()
     if model not in known:
         raise TmpbenchError(f"unknown reference model {model!r}; choose one of {', '.join(known)}")
-    return TrainConfig(model=model, arch=tz.TinyZImageConfig(**MODELS.get(model).architecture))
+    entry = MODELS.get(model)
+    # an entry may override recipe fields (e.g. tiny-hy3 trains longer: no adaLN, the timestep is a token)
+    overrides = dict((entry.extra or {}).get("train", {}))
+    return TrainConfig(model=model, arch=tz.TinyZImageConfig(**entry.architecture), **overrides)
 
 
 # --------------------------------------------------------------------------------------------
