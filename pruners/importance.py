@@ -219,16 +219,47 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
     return out
 
 
-def _zimage_call(calibration: Calibration, i: int) -> tuple[list[torch.Tensor], torch.Tensor, tuple, dict]:
+def _zimage_call(calibration: Calibration, i: int) -> tuple[list[torch.Tensor], list[int | None], torch.Tensor, tuple, dict]:
+    """``(noisy latents, their index in an omni sample or None, t, args, kwargs)`` of calibration call ``i``.
+
+    A T2I call has ``x[k]`` a latent; an edit (omni) call has ``x[k]`` a list of latents of which
+    ``image_noise_mask[k]`` marks the noisy one (the others are clean conditions)."""
     args, kwargs = calibration.inputs[i]
     x = args[0] if args else kwargs.get("x")
     t = args[1] if len(args) > 1 else kwargs.get("t")
-    if not isinstance(x, list) or not isinstance(t, torch.Tensor) or not all(isinstance(xi, torch.Tensor) for xi in x):
+    masks = kwargs.get("image_noise_mask")
+    latents: list[torch.Tensor] = []
+    where: list[int | None] = []
+    ok = isinstance(x, list) and isinstance(t, torch.Tensor)
+    for k, xi in enumerate(x if ok else []):
+        if isinstance(xi, torch.Tensor):
+            latents.append(xi)
+            where.append(None)
+        elif isinstance(xi, list) and masks is not None and 1 in list(masks[k]):
+            j = list(masks[k]).index(1)
+            latents.append(xi[j])
+            where.append(j)
+        else:
+            ok = False
+    if not ok:
         raise TmpbenchError(
             "taylor's flow-matching loss needs Z-Image denoiser calls forward(x: list[Tensor], t, cap_feats); "
             "use the taylor pruner with method='activation' for this model"
         )
-    return x, t, args, kwargs
+    return latents, where, t, args, kwargs
+
+
+def _with_noisy(x: list, where: list[int | None], noisy: list[torch.Tensor]) -> list:
+    """``x`` with each sample's noisy latent replaced (omni samples keep their clean conditions)."""
+    out = []
+    for xi, j, n in zip(x, where, noisy):
+        if j is None:
+            out.append(n)
+        else:
+            parts = list(xi)
+            parts[j] = n
+            out.append(parts)
+    return out
 
 
 def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration, seed: int = 0,
@@ -252,7 +283,7 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
         for p in params:
             p.requires_grad_(True)
         for i in range(len(calibration)):
-            x, t, args, kwargs = _zimage_call(calibration, i)
+            x, where, t, args, kwargs = _zimage_call(calibration, i)
             device = next(model.parameters()).device
             with torch.no_grad():
                 out = calibration.call(model, i)
@@ -263,8 +294,9 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
                 xt = [(sig[k].item() * n + (1 - sig[k].item()) * x0[k]).to(x[k].dtype) for k, n in enumerate(noise)]
                 target = [x0[k] - noise[k] for k in range(len(x0))]
             model.zero_grad(set_to_none=True)
-            new_args = (xt, *args[1:]) if args else args
-            new_kwargs = dict(kwargs) if args else {**kwargs, "x": xt}
+            full = _with_noisy(args[0] if args else kwargs["x"], where, xt)
+            new_args = (full, *args[1:]) if args else args
+            new_kwargs = dict(kwargs) if args else {**kwargs, "x": full}
             pred = model(*to_device(new_args, device), **to_device(new_kwargs, device))
             pred = pred[0] if isinstance(pred, tuple) else getattr(pred, "sample", pred)
             loss = sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)

@@ -65,6 +65,12 @@ class Action:
     target: str  # block path or unit-group path
     policy: str
     n: int = 0
+    whole: bool = False  # the whole-component action (to the constraint minimum), beside the chunk of depth 3
+
+    @property
+    def key(self) -> tuple[str, str, bool]:
+        """Cost-cache key: one entry per target, policy and action kind (a chunk's cost scales with its size)."""
+        return (self.target, self.policy, self.whole)
 
     @property
     def is_block(self) -> bool:
@@ -357,7 +363,7 @@ class _Search:
         self.depth = depth
         self.chunks = chunks
         self.rescore_every = rescore_every
-        self.cache: dict[tuple[str, str], tuple[int, float, bool]] = {}  # (target, policy) -> (n, cost, fresh)
+        self.cache: dict[tuple[str, str, bool], tuple[int, float, bool]] = {}  # Action.key -> (n, cost, fresh)
         self.accepted = 0
         self._touched: list[str] = []
 
@@ -391,18 +397,20 @@ class _Search:
                 policies = [p for p in policies if p != "merge_experts"]
             if not policies or g.step_down() is None:
                 continue
-            if self.depth == 2:  # the whole component (to its constraint minimum) in one step
-                sizes = {g.max_removed() - g.removed}
-            else:  # coarse-to-fine chunks; a chunk is shrunk to fit the remaining gap
-                sizes = set()
+            # depth 2: the whole component (to its constraint minimum) in one step; depth 3 keeps that
+            # action and adds coarse-to-fine chunks, so each depth contains every action of the ones above
+            sizes = {g.max_removed() - g.removed}
+            if self.depth >= 3:  # a chunk is shrunk to fit the remaining gap
                 chunk = max(1, round(g.count / self.chunks))
                 n = g.floor_removed(g.removed + chunk) - g.removed
                 sizes.add(n if n > 0 else (g.step_down() or 0))
+            whole = g.max_removed() - g.removed
             for p in policies:
                 for n in sorted(s for s in sizes if s > 0):
+                    is_whole = n == whole
                     n = self._fit(g, n, p, room)
                     if n > 0:
-                        out.append((Action(g.path, p, n), self._unit_saving(g, n, p)))
+                        out.append((Action(g.path, p, n, whole=is_whole and n == whole), self._unit_saving(g, n, p)))
         return list(dict.fromkeys(out))
 
     def _unit_saving(self, g: UnitGroup, n: int, policy: str) -> float:
@@ -443,7 +451,7 @@ class _Search:
         size ratio; costs invalidated by an acceptance stay usable as stale lower bounds (lazy
         greedy: pruning more of a block rarely gets cheaper), and are re-measured only when they
         would win."""
-        key = (action.target, action.policy)
+        key = action.key
         hit = self.cache.get(key)
         if hit is not None and not measure:
             n, cost, fresh = hit
@@ -473,7 +481,7 @@ class _Search:
             while True:
                 best = None
                 for action, saving in cands:
-                    cost, fresh = self.marginal(action, measure=(action.target, action.policy) not in self.cache)
+                    cost, fresh = self.marginal(action, measure=action.key not in self.cache)
                     score = self.mix.get(action.policy, 1.0) * (max(cost, 0.0) + EPS) / saving
                     key = (score, -saving, action.target, action.policy)
                     if best is None or key < best[0]:
@@ -482,7 +490,7 @@ class _Search:
                     break
                 self.marginal(best[1], measure=True)  # stale winner: re-measure, then compare again
             action = best[1]
-            after = self.ev.current() + self.cache[(action.target, action.policy)][1]
+            after = self.ev.current() + self.cache[action.key][1]
             self.apply(action)
             self.ev.accepted(after)
             self.accepted += 1
@@ -494,11 +502,11 @@ class _Search:
                 self.cache.clear()
                 self.ev._current = None
             else:
-                self.cache.pop((action.target, action.policy), None)
+                self.cache.pop(action.key, None)
                 for key in [k for k in self.cache if self._key_block(k) == block]:
                     n, cost, _ = self.cache[key]
                     self.cache[key] = (n, cost, False)
 
-    def _key_block(self, key: tuple[str, str]) -> str:
-        target, policy = key
+    def _key_block(self, key: tuple[str, str, bool]) -> str:
+        target, policy, _ = key
         return target if policy in BLOCK_POLICIES else self.alloc.groups[target].block

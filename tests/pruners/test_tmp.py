@@ -119,3 +119,18 @@ def test_policy_mix_is_honoured_by_the_landing_step():
     assert {d.policy for d in width.plan.decisions} <= {"prune_heads", "prune_channels"}
     with pytest.raises(TmpbenchError, match=r"policy_mix \['drop_block', 'linear_replace'\] cannot land budget '25%'"):
         plan_model(model, "tmp", "25%", pruner_settings={"policy_mix": ["drop_block", "linear_replace"]})
+
+
+def test_tree_depths_are_nested(dense):
+    """Each tree depth offers every action of the depths above it (so a depth ablation adds one level)."""
+    from pruners.allocate import Allocation
+    from pruners.tmp import DEPTH_POLICIES, _ProxyEvaluator, _Search, parse_policy_mix
+
+    def actions(depth):
+        alloc = Allocation(dense.tree, Budget.parse("50%"))
+        search = _Search(alloc, _ProxyEvaluator(alloc), DEPTH_POLICIES[depth], parse_policy_mix(None), depth, 8, 8)
+        return {a for a, _ in search.candidates()}
+
+    one, two, three = actions(1), actions(2), actions(3)
+    assert one and one < two < three
+    assert all(a.whole for a in two - one) and any(not a.whole for a in three)

@@ -51,3 +51,14 @@ def test_an_edit_mix_on_a_model_without_edits_is_one_line():
     gen.supports_edit = False
     with pytest.raises(TmpbenchError, match=r"has edits, but model 'tiny-dit' does not support editing; use --calibration-mix t2i=1"):
         CalibrationSpec(n_prompts=2, steps=2, size=32, mix="t2i=0.5,edit=0.5").collect(gen)
+
+
+@pytest.mark.parametrize("pruner", ["taylor", "tmp", "block-influence"])
+def test_data_driven_pruners_take_a_mixed_calibration(pruner):
+    """Edit calls (omni mode: a clean source latent beside the noisy one) feed every scorer, Taylor's loss included."""
+    from tmpbench.pruning.runner import prune_generator
+
+    spec = CalibrationSpec(n_prompts=2, steps=2, size=32, mix="t2i=0.5,edit=0.5")
+    settings = {"chunks": 4, "max_calib_inputs": 4} if pruner == "tmp" else None
+    result = prune_generator(tiny_generator(), pruner, "5%", calibration=spec, pruner_settings=settings, progress=False)
+    assert result.budget_report.ok and result.calibration_identity["collected"]["n_edits"] == 1
