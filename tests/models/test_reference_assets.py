@@ -13,7 +13,7 @@ from tmpbench.models.reference.tiny_zimage import TinyZImageConfig
 from tmpbench.training.reference import default_config
 
 
-@pytest.mark.parametrize("name", ["tiny-dit", "tiny-moe"])
+@pytest.mark.parametrize("name", ["tiny-dit", "tiny-moe", "tiny-hy3"])
 def test_committed_reference_loads_and_matches_its_recipe(name):
     folder = asset_dir(name)
     meta = json.loads((folder / "tmpbench.json").read_text())
