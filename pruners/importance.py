@@ -36,9 +36,9 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.pruning.calibration import Calibration, capture_blocks, relative_output_error, to_device
 from tmpbench.pruning.families import layout
-from tmpbench.pruning.layouts import ZIMAGE_DIT, Layout
+from tmpbench.pruning.layouts import Layout
 from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
-from tmpbench.pruning.tree import UnitNode, UnitTree, attention_geometry
+from tmpbench.pruning.tree import UnitNode, UnitTree
 
 
 def is_meta(model: nn.Module) -> bool:
@@ -65,20 +65,19 @@ def _cols(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
     return fn(lin.weight).sum(dim=0).reshape(n_units, -1).sum(dim=1)
 
 
-def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout | None = None) -> torch.Tensor:
-    """Sum of ``fn(param)`` (elementwise, non-negative) over each unit's weights, one value per unit.
+def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout, n_units: int) -> torch.Tensor:
+    """Sum of ``fn(param)`` (elementwise, non-negative) over each of the ``n_units`` units' weights.
 
     heads and channels: the rows and columns the model's layout says a unit owns
     (:meth:`tmpbench.pruning.layouts.Layout.unit_weights`: e.g. rows of to_q and columns of to_out[0];
     a KV group's q/k/v rows and o_proj columns; w1/w3 rows and w2 columns); experts: every tensor of
-    the expert plus its router row. ``layout`` defaults to the Z-Image DiT layout.
+    the expert plus its router row. ``n_units`` is the unit group's count in the tree.
     """
     with torch.no_grad():
         if kind in ("heads", "channels"):
-            rows, cols = (layout or ZIMAGE_DIT).unit_weights(module, kind)
-            n = _units(module, kind, rows, cols)
-            v = sum(_rows_range(lin, start, stop, fn, n) for lin, start, stop in rows)
-            return (v + sum(_cols(lin, fn, n) for lin in cols)).float()
+            rows, cols = layout.unit_weights(module, kind)
+            v = sum(_rows_range(lin, start, stop, fn, n_units) for lin, start, stop in rows)
+            return (v + sum(_cols(lin, fn, n_units) for lin in cols)).float()
         if kind == "experts":
             view = MoEBlockView("", module)
             out = []
@@ -88,17 +87,6 @@ def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout | None = None) 
                 out.append(float(total))
             return torch.tensor(out)
     raise TmpbenchError(f"no unit reduction for unit kind {kind!r}")
-
-
-def _units(module: nn.Module, kind: str, rows: list, cols: list[nn.Linear]) -> int:
-    """Units of a component: heads (or KV groups) from its tree geometry, channels from the down projection."""
-    if kind == "channels":
-        return cols[0].in_features
-    if hasattr(module, "o_proj"):  # a decoder's GQA attention: units are KV groups
-        from tmpbench.pruning.hunyuan_tree import gqa_geometry
-
-        return gqa_geometry(module)[1]
-    return attention_geometry(module)[0]
 
 
 def _rows_range(lin: nn.Linear, start: int, stop: int, fn, n_units: int) -> torch.Tensor:
@@ -131,7 +119,7 @@ def node_reduce(model: nn.Module, node: UnitNode, fn) -> torch.Tensor:
     """:func:`unit_reduce` for one unit-group node; expert channels give ``(experts, I)``."""
     if node.constraints.get("per_expert"):
         return expert_channel_reduce(model.get_submodule(node.constraints["moe"]), fn)
-    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn, layout(model))
+    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn, layout(model), node.count)
 
 
 def weight_magnitude(model: nn.Module, tree: UnitTree,
@@ -149,11 +137,6 @@ def weight_magnitude(model: nn.Module, tree: UnitTree,
 # --------------------------------------------------------------------------------------------
 # calibration-driven scorers
 # --------------------------------------------------------------------------------------------
-def _has_down_linear(module: nn.Module) -> bool:
-    """A dense FFN or shared expert (one down projection Linear), as opposed to an MoE's routed experts."""
-    return any(isinstance(getattr(module, name, None), nn.Linear) for name in ("w2", "down_proj"))
-
-
 def _out_proj(lay: Layout, module: nn.Module, kind: str) -> nn.Linear:
     """The mask hook point of a heads or channels component, as the model's layout names it."""
     return lay.head_output(module) if kind == "heads" else lay.channel_output(module)
@@ -497,7 +480,7 @@ def apply_masks(
         for comp, (kind, kept, count) in (keep or {}).items():
             root, rel = owner(comp)
             module = root.get_submodule(rel)
-            if kind == "channels" and not _has_down_linear(module):  # routed experts of an MoE (no single down Linear)
+            if kind == "channels" and not lay.is_dense_ffn(module):  # routed experts of an MoE (no single down Linear)
                 _mask_expert_channels(root, rel, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
                 lin = _out_proj(lay, module, kind)

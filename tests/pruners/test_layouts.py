@@ -81,7 +81,9 @@ def test_weight_scores_read_the_layout(hy):
         want.append(sum(float((t.detach().float() ** 2).sum()) for t in (q, k, v, o)) ** 0.5)
     assert scores["model.layers.0.self_attn#heads"].tolist() == pytest.approx(want, rel=1e-5)
     plan = PRUNERS.get("magnitude")().plan(model, tree, Budget.parse("20%"), None)
-    assert plan.decisions and plan.settings  # a data-free pruner plans the loaded decoder from its weights
+    # a data-free pruner plans the loaded decoder from those weight norms, and lands
+    assert plan.settings["scorer"] == "weight_magnitude" and plan.decisions
+    assert abs(plan.settings["allocation"]["relative_error"]) <= 0.005
 
 
 @pytest.mark.parametrize("name", [n for n in PRUNERS.names() if n != "taylor"])

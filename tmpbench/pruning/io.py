@@ -447,13 +447,7 @@ def load_pruned(path: str | Path, device: str = "cpu") -> Any:
     meta = read_json_member(path / PRUNED_FILE, path)
     _expect(isinstance(meta.get("denoiser_dir", "."), str) and isinstance(meta.get("base", {}), dict), path / PRUNED_FILE,
             "'denoiser_dir' must be a string and 'base' an object")
-    from tmpbench.pruning.plan import Plan
-
-    try:  # the plan travels with the weights (replayable); a folder without a readable one is incomplete
-        Plan.load(path / PLAN_FILE)
-    except TmpbenchError as exc:
-        where = "" if str(path / PLAN_FILE) in str(exc) else f"{path / PLAN_FILE}: "
-        raise DataFormatError(f"{where}{exc}; {REPRUNE}") from None
+    read_plan(path)  # the plan travels with the weights (replayable); a folder without a readable one is incomplete
     den_dir = path / meta.get("denoiser_dir", ".")
     denoiser = load_denoiser(den_dir, device=device)
     marker = read_json_member(path / MARKER_FILE, path) if (path / MARKER_FILE).is_file() else {}
@@ -500,6 +494,17 @@ def _load_zimage(path: Path, transformer: nn.Module, base: str, name: str, devic
     return ZImageGenerator(pipe.to(device), name=name, model=base)
 
 
+def read_plan(path: Path) -> Any:
+    """The folder's ``plan.json`` as a Plan; damage is one line naming the file and the fix."""
+    from tmpbench.pruning.plan import Plan
+
+    try:
+        return Plan.load(path / PLAN_FILE)
+    except TmpbenchError as exc:
+        where = "" if str(path / PLAN_FILE) in str(exc) else f"{path / PLAN_FILE}: "
+        raise DataFormatError(f"{where}{exc}; {REPRUNE}") from None
+
+
 def folder_provenance(path: str | Path) -> dict[str, Any]:
     """How the pruned folder ``path`` was made, read from its own files: what ``tmpbench run`` records.
 
@@ -511,15 +516,10 @@ def folder_provenance(path: str | Path) -> dict[str, Any]:
     pruner, budget and settings were stored in ``pruned.json`` take them from ``plan.json``.
     """
     from tmpbench.provenance import sha256_file
-    from tmpbench.pruning.plan import Plan
 
     path = Path(path).expanduser()
     meta = read_json_member(path / PRUNED_FILE, path)
-    try:
-        plan = Plan.load(path / PLAN_FILE)
-    except TmpbenchError as exc:
-        where = "" if str(path / PLAN_FILE) in str(exc) else f"{path / PLAN_FILE}: "
-        raise DataFormatError(f"{where}{exc}; {REPRUNE}") from None
+    plan = read_plan(path)
     base = meta.get("base") if isinstance(meta.get("base"), dict) else {}
     marker = read_json_member(path / MARKER_FILE, path) if (path / MARKER_FILE).is_file() else {}
     for key in ("original_params", "achieved_params"):

@@ -121,12 +121,14 @@ class CalibrationSpec:
     def counts(self) -> dict[str, int]:
         """Calibration items per task: ``n_prompts`` split by the mix (each task of the mix gets at least one)."""
         shares = dict(self.mix or (("t2i", 1.0),))
-        n_edit = 0
-        if "edit" in shares:
-            n_edit = max(1, round(self.n_prompts * shares["edit"])) if shares.get("t2i") else self.n_prompts
-            if shares.get("t2i"):
-                n_edit = min(n_edit, self.n_prompts - 1)
-        return {"t2i": self.n_prompts - n_edit, "edit": n_edit}
+        n = self.n_prompts
+        if "edit" not in shares:
+            n_edit = 0
+        elif "t2i" not in shares:
+            n_edit = n
+        else:
+            n_edit = min(max(1, round(n * shares["edit"])), n - 1)
+        return {"t2i": n - n_edit, "edit": n_edit}
 
     @property
     def has_edits(self) -> bool:

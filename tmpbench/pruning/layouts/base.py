@@ -48,9 +48,15 @@ class Layout(abc.ABC):
         """The output projection of an attention component: input columns ``[u*w, (u+1)*w)`` hold unit
         ``u``'s output (a head, or a KV group of heads), ``w = in_features // units``."""
 
+    DOWN_PROJECTIONS: ClassVar[tuple[str, ...]] = ("w2", "down_proj")
+
+    def is_dense_ffn(self, module: nn.Module) -> bool:
+        """A dense FFN or shared expert (one down-projection Linear), as opposed to an MoE's routed experts."""
+        return any(isinstance(getattr(module, name, None), nn.Linear) for name in self.DOWN_PROJECTIONS)
+
     def channel_output(self, ffn: nn.Module) -> nn.Linear:
         """The down projection of a dense FFN (or shared expert): input column ``c`` is channel ``c``."""
-        for name in ("w2", "down_proj"):
+        for name in self.DOWN_PROJECTIONS:
             lin = getattr(ffn, name, None)
             if isinstance(lin, nn.Linear):
                 return lin
