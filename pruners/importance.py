@@ -431,6 +431,22 @@ class _Skip(nn.Module):
         return x
 
 
+class _Replay(nn.Module):
+    """An untouched block replaced by its recorded outputs: the i-th call returns the i-th output."""
+
+    def __init__(self, outputs: list[Any]) -> None:
+        super().__init__()
+        self.outputs = outputs
+        self.calls = 0
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.outputs[self.calls % len(self.outputs)]
+        self.calls += 1
+        if isinstance(out, tuple):  # a copy, so an in-place op downstream cannot change the record
+            return tuple(o.clone() if isinstance(o, torch.Tensor) else o for o in out)
+        return out.clone() if isinstance(out, torch.Tensor) else out
+
+
 def _list_slot(model: nn.Module, path: str) -> tuple[nn.ModuleList, int]:
     parent, _, idx = path.rpartition(".")
     return model.get_submodule(parent), int(idx)
@@ -445,12 +461,16 @@ def apply_masks(
     blocks: Mapping[str, str] | None = None,
     linear_maps: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     merged_cache: dict | None = None,
+    replay: Mapping[str, list[Any]] | None = None,
 ) -> Iterator[nn.Module]:
     """Temporarily make ``model`` behave as if pruned, without cutting anything.
 
     ``keep[component] = (kind, kept_ids, count)`` for heads/channels/experts; ``merges[moe] =
     (groups, weights)``; ``blocks[block] = "drop_block" | "linear_replace"`` (the latter needs
-    ``linear_maps[block]``). Everything is restored on exit.
+    ``linear_maps[block]``). ``replay[block]`` swaps an *untouched* block for its recorded outputs,
+    the i-th call returning the i-th (:class:`tmpbench.pruning.calibration.BlockReplay`), so a
+    forward over the calibration inputs in order skips the blocks before the first touched one.
+    Everything is restored on exit.
     """
     lay = layout(model)
     handles = []
@@ -510,6 +530,12 @@ def apply_masks(
                         new.linear.bias.copy_(b)
             parent[i] = new
             swaps.append((parent, i, old))
+        for path, outputs in (replay or {}).items():
+            if path in (blocks or {}):
+                raise TmpbenchError(f"block {path!r} cannot be both replayed and {blocks[path]}")
+            parent, i = _list_slot(model, path)
+            swaps.append((parent, i, parent[i]))
+            parent[i] = _Replay(outputs)
         yield model
     finally:
         for h in handles:

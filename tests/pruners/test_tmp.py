@@ -124,7 +124,8 @@ def test_policy_mix_is_honoured_by_the_landing_step():
 def test_tree_depths_are_nested(dense):
     """Each tree depth offers every action of the depths above it (so a depth ablation adds one level)."""
     from pruners.allocate import Allocation
-    from pruners.tmp import DEPTH_POLICIES, _ProxyEvaluator, _Search, parse_policy_mix
+    from pruners.tmp import parse_policy_mix
+    from pruners.tmp_search import DEPTH_POLICIES, FlatSearch as _Search, ProxyEvaluator as _ProxyEvaluator
 
     def actions(depth):
         alloc = Allocation(dense.tree, Budget.parse("50%"))

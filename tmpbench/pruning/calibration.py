@@ -292,6 +292,70 @@ def capture_blocks(model: nn.Module, paths: list[str]) -> Iterator[dict[str, lis
             h.remove()
 
 
+@dataclass
+class BlockReplay:
+    """The teacher's own block outputs on a calibration set, for evaluating a state from its first
+    touched block on (docs/tmp.md, "block-local evaluation").
+
+    ``order`` lists the blocks in the order the denoiser runs them; ``outputs[path][i]`` is what block
+    ``path`` returned on calibration input ``i`` (detached, on the model's device, in its dtype and
+    structure). ``share[path]`` is the FLOPs share of a forward spent in that block, so a forward that
+    replays blocks costs ``1 - sum(share of the replayed blocks)`` forward-equivalents.
+    """
+
+    order: list[str]
+    outputs: dict[str, list[Any]]
+    share: dict[str, float]
+
+    def prefix(self, first: str | None) -> list[str]:
+        """Blocks run before ``first`` (all of them when ``first`` is None: nothing is touched)."""
+        if first is None:
+            return list(self.order)
+        return self.order[: self.order.index(first)] if first in self.order else []
+
+    def cost(self, replayed: list[str]) -> float:
+        """Forward-equivalents of one forward that replays ``replayed``."""
+        return max(0.0, 1.0 - sum(self.share.get(p, 0.0) for p in replayed))
+
+
+@torch.no_grad()
+def capture_replay(model: nn.Module, paths: list[str], calibration: Calibration,
+                   flops: dict[str, float], total_flops: float) -> BlockReplay:
+    """Run the unpruned ``model`` over ``calibration`` once and keep each block's outputs in call order.
+
+    A block called other than exactly once per denoiser call (weight sharing, checkpointing) is left
+    out, so it is never replayed; blocks after it still are only if they come before it in ``order``."""
+    calls: dict[str, list[Any]] = {p: [] for p in paths}
+    order: list[str] = []
+    handles = []
+
+    def make(path: str):
+        def hook(_m: nn.Module, _a: tuple, out: Any) -> None:
+            if path not in order:
+                order.append(path)
+            calls[path].append(_map_tensors(out, lambda t: t.detach().clone()))
+
+        return hook
+
+    try:
+        for p in paths:
+            handles.append(model.get_submodule(p).register_forward_hook(make(p)))
+        for i in range(len(calibration)):
+            calibration.call(model, i)
+    finally:
+        for h in handles:
+            h.remove()
+    # replay is exact only up to the first block whose call count is off
+    n = len(calibration)
+    kept: list[str] = []
+    for p in order:
+        if len(calls[p]) != n:
+            break
+        kept.append(p)
+    total = max(float(total_flops), 1e-9)
+    return BlockReplay(kept, {p: calls[p] for p in kept}, {p: float(flops.get(p, 0.0)) / total for p in kept})
+
+
 @torch.no_grad()
 def fit_block_maps(
     model: nn.Module, paths: list[str], calibration: Calibration, ridge: float | dict[str, float] = 0.0

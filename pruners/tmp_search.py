@@ -1,0 +1,369 @@
+"""TMP's search machinery: what a state of the allocation costs (evaluators) and the flat greedy.
+
+* :class:`MeasuredEvaluator`: the relative output error of the masked denoiser on calibration inputs
+  along the teacher's trajectory (docs/tmp.md section 3). Blocks that run before the first block a
+  state touches are *replayed* from the teacher's recorded block outputs
+  (:class:`tmpbench.pruning.calibration.BlockReplay`), so a probe of block i costs only the FLOPs
+  share of a forward from block i on; the cost is counted in ``forward_equivalents``.
+* :class:`ProxyEvaluator`: the data-free proxy for meta-size models (docs/tmp.md section 6).
+* :class:`FlatSearch`: greedy on cost per saving over every action of the tree at once, with
+  re-scoring (the ``search="flat"`` ablation row; docs/tmp.md section 4).
+
+The top-down tree allocation (the default) lives in :mod:`pruners.tmp_tree`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from pruners.allocate import Allocation, BlockSlot, UnitGroup, merge_groups
+from pruners.importance import apply_masks, masked_output_error
+from tmpbench.pruning.calibration import capture_replay, fit_block_maps, timestep_weights
+from tmpbench.pruning.tree import POLICIES
+
+BLOCK_POLICIES = ("drop_block", "linear_replace")
+UNIT_POLICIES = {"heads": ("prune_heads",), "channels": ("prune_channels",), "experts": ("prune_experts", "merge_experts")}
+DEPTH_POLICIES = {1: set(BLOCK_POLICIES), 2: set(POLICIES), 3: set(POLICIES)}
+EPS = 1e-9
+
+# data-free proxy (docs/tmp.md): role share of a component in its block's output, and the cost of
+# a linear map relative to dropping the block
+ROLE_SHARE = {"attention": 0.5, "ffn": 0.5, "moe": 0.4, "shared_expert": 0.2}
+LINEAR_PROXY = 0.9
+
+
+@dataclass(frozen=True)
+class Action:
+    """One candidate: a block policy (``n == 0``) or ``n`` more units of a group under ``policy``."""
+
+    target: str  # block path or unit-group path
+    policy: str
+    n: int = 0
+    whole: bool = False  # the whole-component action (to the constraint minimum), beside the chunk of depth 3
+
+    @property
+    def key(self) -> tuple[str, str, bool]:
+        """Cost-cache key: one entry per target, policy and action kind (a chunk's cost scales with its size)."""
+        return (self.target, self.policy, self.whole)
+
+    @property
+    def is_block(self) -> bool:
+        return self.policy in BLOCK_POLICIES
+
+
+
+# --------------------------------------------------------------------------------------------
+# evaluators: what an allocation state costs in quality
+# --------------------------------------------------------------------------------------------
+class Evaluator:
+    name = "evaluator"
+
+    def __init__(self, alloc: Allocation) -> None:
+        self.alloc = alloc
+        self.evaluations = 0
+        self.forward_equivalents = 0.0  # denoiser forwards spent, a partial forward by its FLOPs share
+        self._current: float | None = None
+
+    def error(self) -> float:  # quality lost by the current state
+        raise NotImplementedError
+
+    def current(self) -> float:
+        if self._current is None:
+            self._current = self.error()
+        return self._current
+
+    def accepted(self, value: float | None) -> None:
+        self._current = value  # None: measure again on the next current()
+
+    def can_linear(self, slot: BlockSlot) -> bool:
+        return True
+
+    def block_priority(self, slot: BlockSlot) -> float:
+        return 0.0
+
+
+def _depth_prior(i: int, n: int) -> float:
+    """Data-free block importance by position: U-shaped (first and last blocks matter most)."""
+    if n <= 1:
+        return 1.0
+    p = i / (n - 1)
+    w = 0.4 + 0.6 * (2 * p - 1) ** 2
+    return 2 * w if i in (0, n - 1) else w
+
+
+class ProxyEvaluator(Evaluator):
+    """Data-free quality proxy (docs/tmp.md): blocks weighted by a depth prior; removing a share f
+    of a component's unit importance costs ``role_share * f^2`` of its block; dropping costs 1, a
+    linear map ``LINEAR_PROXY``."""
+
+    name = "data_free_proxy"
+
+    def __init__(self, alloc: Allocation) -> None:
+        super().__init__(alloc)
+        main = alloc.main_blocks
+        self.weight = {b.path: 1.0 for b in alloc.blocks.values()}
+        for i, b in enumerate(main):
+            self.weight[b.path] = _depth_prior(i, len(main))
+        self.role = {}
+        for node in alloc.tree.walk():
+            if node.level == "unit":
+                parent = node.constraints.get("moe") or node.module_path
+                comp = alloc.tree[parent] if parent in alloc.tree else None
+                self.role[node.path] = ROLE_SHARE.get(comp.kind if comp is not None else "", 0.3)
+        self._totals = {g.path: (sum(g.scores) if g.scores else float(g.count)) for g in alloc.groups.values()}
+
+    def removed_share(self, g: UnitGroup) -> float:
+        if g.removed == 0:
+            return 0.0
+        if g.scores is None:
+            return g.removed / g.count
+        total = self._totals[g.path] or 1.0
+        return sum(g.scores[u] for u in g.order[:g.removed]) / total
+
+    def block_error(self, slot: BlockSlot) -> float:
+        w = self.weight[slot.path]
+        if slot.mode == "drop_block":
+            return w
+        if slot.mode == "linear_replace":
+            return w * LINEAR_PROXY
+        return w * sum(self.role[p] * self.removed_share(self.alloc.groups[p]) ** 2 for p in slot.groups)
+
+    def error(self) -> float:
+        self.evaluations += 1
+        return sum(self.block_error(b) for b in self.alloc.blocks.values())
+
+    def block_priority(self, slot: BlockSlot) -> float:
+        return self.weight[slot.path]
+
+
+class MeasuredEvaluator(Evaluator):
+    """Relative output error of the masked denoiser on calibration inputs across timesteps.
+
+    With ``block_local`` (the default), blocks that run before the first block the state touches are
+    replayed from the teacher's recorded outputs: the result is the same number (their inputs are
+    the teacher's), for the FLOPs share of a forward from that block on."""
+
+    name = "masked_output_error"
+
+    def __init__(self, model: nn.Module, alloc: Allocation, calib: Any, allowed: set[str], weighting: str,
+                 *, block_local: bool = True) -> None:
+        super().__init__(alloc)
+        self.model = model
+        self.calib = calib
+        self.reference = calib.outputs(model)
+        self.forward_equivalents += len(calib)
+        self.weights = timestep_weights(calib.timesteps, weighting)
+        self.merged_cache: dict = {}
+        self.linear_maps: dict = {}
+        if "linear_replace" in allowed:
+            paths = [b.path for b in alloc.main_blocks if "linear_replace" in b.policies and b.dim]
+            self.linear_maps = fit_block_maps(model, paths, calib)
+            self.forward_equivalents += len(calib) if paths else 0
+        self.replay = None
+        if block_local:
+            flops = {b.path: b.flops for b in alloc.blocks.values()}
+            self.replay = capture_replay(model, list(alloc.blocks), calib, flops, alloc.tree.flops)
+            self.forward_equivalents += len(calib)
+        self._order = {p: i for i, p in enumerate(self.replay.order)} if self.replay else {}
+
+    def can_linear(self, slot: BlockSlot) -> bool:
+        return slot.path in self.linear_maps
+
+    def _replayed(self, touched: set[str]) -> list[str]:
+        """Blocks that run before every touched block (none without replay)."""
+        if self.replay is None:
+            return []
+        first = min(touched, key=lambda p: self._order.get(p, -1), default=None)
+        if first is not None and first not in self._order:
+            return []  # a touched block replay does not cover: run everything
+        return self.replay.prefix(first)
+
+    def error(self) -> float:
+        self.evaluations += 1
+        keep, merges, blocks = {}, {}, {}
+        touched: set[str] = set()
+        for b in self.alloc.blocks.values():
+            if b.mode is not None:
+                blocks[b.path] = b.mode
+                touched.add(b.path)
+        for g in self.alloc.groups.values():
+            if g.removed == 0 or self.alloc.blocks[g.block].mode is not None:
+                continue
+            touched.add(g.block)
+            if g.merge:
+                merges[g.component] = merge_groups(g)
+            else:
+                keep[g.component] = (g.kind, g.kept_ids(), g.id_count)
+        replayed = self._replayed(touched)
+        if self.replay is not None and len(replayed) == len(self.replay.order) and not touched:
+            return 0.0  # nothing touched: the teacher itself
+        self.forward_equivalents += len(self.calib) * (self.replay.cost(replayed) if self.replay else 1.0)
+        replay = {p: self.replay.outputs[p] for p in replayed} if replayed else None
+        with apply_masks(self.model, keep=keep, merges=merges, blocks=blocks, linear_maps=self.linear_maps,
+                         merged_cache=self.merged_cache, replay=replay):
+            return masked_output_error(self.model, self.calib, self.reference, self.weights)
+
+
+# --------------------------------------------------------------------------------------------
+# the greedy search with re-scoring
+# --------------------------------------------------------------------------------------------
+class FlatSearch:
+    def __init__(self, alloc: Allocation, evaluator: Evaluator, allowed: set[str], mix: dict[str, float],
+                 depth: int, chunks: int, rescore_every: int) -> None:
+        self.alloc = alloc
+        self.ev = evaluator
+        self.allowed = allowed
+        self.mix = mix
+        self.depth = depth
+        self.chunks = chunks
+        self.rescore_every = rescore_every
+        self.cache: dict[tuple[str, str, bool], tuple[int, float, bool]] = {}  # Action.key -> (n, cost, fresh)
+        self.accepted = 0
+        self._touched: list[str] = []
+
+    def touched_groups(self) -> list[str]:
+        return list(dict.fromkeys(self._touched))
+
+    # candidate actions at the current state, already shrunk to fit the remaining gap
+    def candidates(self) -> list[tuple[Action, float]]:
+        a = self.alloc
+        room = a.gap() + 0.5 * a.tolerance  # saving allowed without going below target - tol/2
+        out: list[tuple[Action, float]] = []
+        for b in a.main_blocks:
+            modes = []
+            if b.mode is None:
+                modes = [m for m in BLOCK_POLICIES if m in self.allowed and m in b.policies]
+            elif b.mode == "linear_replace" and "drop_block" in self.allowed:
+                modes = ["drop_block"]
+            for m in modes:
+                if m == "linear_replace" and not self.ev.can_linear(b):
+                    continue
+                saving = a.block_saving(b, mode=m) - a.block_saving(b)
+                if 0 < saving <= room:
+                    out.append((Action(b.path, m), saving))
+        if self.depth < 2:
+            return out
+        for g in a.group_list():
+            policies = [p for p in UNIT_POLICIES[g.kind] if p in self.allowed and p in g.policies]
+            if g.removed > 0:  # a group sticks to the policy it started with
+                policies = [p for p in policies if (p == "merge_experts") == g.merge]
+            if g.link is not None and g.link.removed and g.kind == "experts":  # merged experts keep one width
+                policies = [p for p in policies if p != "merge_experts"]
+            if not policies or g.step_down() is None:
+                continue
+            # depth 2: the whole component (to its constraint minimum) in one step; depth 3 keeps that
+            # action and adds coarse-to-fine chunks, so each depth contains every action of the ones above
+            sizes = {g.max_removed() - g.removed}
+            if self.depth >= 3:  # a chunk is shrunk to fit the remaining gap
+                chunk = max(1, round(g.count / self.chunks))
+                n = g.floor_removed(g.removed + chunk) - g.removed
+                sizes.add(n if n > 0 else (g.step_down() or 0))
+            whole = g.max_removed() - g.removed
+            for p in policies:
+                for n in sorted(s for s in sizes if s > 0):
+                    is_whole = n == whole
+                    n = self._fit(g, n, p, room)
+                    if n > 0:
+                        out.append((Action(g.path, p, n, whole=is_whole and n == whole), self._unit_saving(g, n, p)))
+        return list(dict.fromkeys(out))
+
+    def _unit_saving(self, g: UnitGroup, n: int, policy: str) -> float:
+        merge = g.merge
+        g.merge = policy == "merge_experts"
+        try:
+            return g.delta(n, self.alloc.kind)
+        finally:
+            g.merge = merge
+
+    def _fit(self, g: UnitGroup, n: int, policy: str, room: float) -> int:
+        while n > 0 and self._unit_saving(g, n, policy) > room:
+            n = g.floor_removed(g.removed + n - 1) - g.removed
+        return n
+
+    def apply(self, action: Action) -> tuple:
+        a = self.alloc
+        if action.is_block:
+            slot = a.blocks[action.target]
+            undo = ("block", slot, slot.mode)
+            slot.mode = action.policy
+        else:
+            g = a.groups[action.target]
+            undo = ("group", g, g.removed, g.merge)
+            g.merge = action.policy == "merge_experts"
+            g.removed += action.n
+        return undo
+
+    @staticmethod
+    def undo(state: tuple) -> None:
+        if state[0] == "block":
+            state[1].mode = state[2]
+        else:
+            state[1].removed, state[1].merge = state[2], state[3]
+
+    def marginal(self, action: Action, measure: bool = True) -> tuple[float, bool]:
+        """(marginal cost, fresh). A cached cost measured for another chunk size is scaled by the
+        size ratio; costs invalidated by an acceptance stay usable as stale lower bounds (lazy
+        greedy: pruning more of a block rarely gets cheaper), and are re-measured only when they
+        would win."""
+        key = action.key
+        hit = self.cache.get(key)
+        if hit is not None and not measure:
+            n, cost, fresh = hit
+            scale = action.n / n if n else 1.0
+            return cost * scale, fresh and n == action.n
+        base = self.ev.current()
+        undo = self.apply(action)
+        try:
+            value = self.ev.error()
+        finally:
+            self.undo(undo)
+        cost = value - base
+        self.cache[key] = (action.n, cost, True)
+        return cost, True
+
+    def _block_of(self, action: Action) -> str:
+        return action.target if action.is_block else self.alloc.groups[action.target].block
+
+    def run(self) -> None:
+        a = self.alloc
+        limit = 100_000
+        while a.gap() > 0.5 * a.tolerance and limit > 0:
+            limit -= 1
+            cands = self.candidates()
+            if not cands:
+                break
+            while True:
+                best = None
+                for action, saving in cands:
+                    cost, fresh = self.marginal(action, measure=action.key not in self.cache)
+                    score = self.mix.get(action.policy, 1.0) * (max(cost, 0.0) + EPS) / saving
+                    key = (score, -saving, action.target, action.policy)
+                    if best is None or key < best[0]:
+                        best = (key, action, fresh)
+                if best[2]:
+                    break
+                self.marginal(best[1], measure=True)  # stale winner: re-measure, then compare again
+            action = best[1]
+            after = self.ev.current() + self.cache[action.key][1]
+            self.apply(action)
+            self.ev.accepted(after)
+            self.accepted += 1
+            if not action.is_block:
+                self._touched.append(action.target)
+            # re-score: candidates of the affected block go stale now; all are re-measured every K
+            block = self._block_of(action)
+            if self.accepted % self.rescore_every == 0:
+                self.cache.clear()
+                self.ev._current = None
+            else:
+                self.cache.pop(action.key, None)
+                for key in [k for k in self.cache if self._key_block(k) == block]:
+                    n, cost, _ = self.cache[key]
+                    self.cache[key] = (n, cost, False)
+
+    def _key_block(self, key: tuple[str, str, bool]) -> str:
+        target, policy, _ = key
+        return target if policy in BLOCK_POLICIES else self.alloc.groups[target].block

@@ -1,0 +1,483 @@
+"""TMP's top-down tree allocation (the default ``search="tree"``; design and reasons in docs/tmp.md §4).
+
+Sensitivities are measured bottom-up, budgets are passed top-down:
+
+1. **Stage budgets from block sensitivities.** Every block is probed alone on the unpruned model:
+   its width cut uniformly at the model's mean ratio (a quadratic error curve through that point),
+   dropped, and replaced by its linear map. Each block's options form a menu of (saving, cost)
+   points; the stage budgets are the savings one multiple-choice allocation over all blocks' menus
+   gives each stage.
+2. **Block budgets from component sensitivities.** Inside a stage with a budget, every unit group of
+   its blocks is probed alone: at the stage's width ratio and cut to its constraint minimum (per
+   policy for experts: pruned or merged). The groups' curves add up to each block's width curve;
+   with the block's drop and linear-map points they form the block menus the stage budget is
+   shared over.
+3. **Component budgets** are the group points of each block's chosen width state; units within a
+   group leave in the order of the within-component scorer.
+
+The allocation of one level is the classic greedy for a multiple-choice knapsack: each menu is
+reduced to its lower convex hull and hull segments are taken cheapest-per-saving first (cost times
+the policy's prior) until the level's budget is met. ``tree_depth`` nests the menus: 1 = block
+points only, 2 = + whole-component cuts, 3 = + fractional widths in ``1/chunks`` steps.
+
+Every probe touches one block, so the evaluator replays the blocks before it from the teacher's
+recorded outputs (block-local evaluation): a probe costs the FLOPs share of a forward from that
+block on. The landing (:meth:`pruners.allocate.Allocation.settle`) and the final measured error are
+the same as the flat search's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pruners.allocate import Allocation, BlockSlot, UnitGroup
+from pruners.tmp_search import BLOCK_POLICIES, UNIT_POLICIES, Evaluator
+
+# a state edit: ("block", path, mode) or ("group", path, removed, merge)
+Edit = tuple
+
+
+@dataclass
+class Point:
+    """One option of a menu: what it saves, what it costs (prior-weighted), and the edits it makes."""
+
+    saving: float
+    cost: float
+    edits: tuple[Edit, ...] = ()
+    raw: float = 0.0  # measured (or predicted) error increase before the prior
+
+
+@dataclass
+class Menu:
+    key: str
+    points: list[Point] = field(default_factory=list)
+
+    def hull(self) -> list[Point]:
+        """Lower convex hull from (0, 0), increasing saving, increasing slope."""
+        pts = sorted([p for p in self.points if p.saving > 0], key=lambda p: (p.saving, p.cost))
+        hull = [Point(0.0, 0.0)]
+        for p in pts:
+            if p.cost >= hull[-1].cost and p.saving <= hull[-1].saving:
+                continue
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                # drop b when it lies on or above the segment a -> p
+                if (b.cost - a.cost) * (p.saving - a.saving) >= (p.cost - a.cost) * (b.saving - a.saving):
+                    hull.pop()
+                else:
+                    break
+            hull.append(p)
+        return hull
+
+
+def allocate_menus(menus: list[Menu], budget: float) -> dict[str, Point]:
+    """Multiple-choice knapsack greedy: take hull segments cheapest per saving first until ``budget``
+    is saved; the segment that crosses the budget is taken when that lands closer. Returns the chosen
+    point per menu key (the (0, 0) point when a menu gives nothing)."""
+    hulls = {m.key: m.hull() for m in menus}
+    segs = []
+    for key, h in hulls.items():
+        for j in range(1, len(h)):
+            dx = h[j].saving - h[j - 1].saving
+            segs.append(((h[j].cost - h[j - 1].cost) / dx, key, j, dx))
+    segs.sort(key=lambda s: (s[0], s[1], s[2]))
+    level = {key: 0 for key in hulls}
+    saved = 0.0
+    for _slope, key, j, dx in segs:
+        if saved >= budget:
+            break
+        if level[key] != j - 1:  # hull slopes increase, so a menu's segments come in order
+            continue
+        if saved + dx > budget and (saved + dx - budget) > (budget - saved):
+            break
+        level[key] = j
+        saved += dx
+    return {key: hulls[key][level[key]] for key in hulls}
+
+
+class TreeSearch:
+    """Top-down allocation over the unit tree (module docstring)."""
+
+    def __init__(self, alloc: Allocation, evaluator: Evaluator, allowed: set[str], mix: dict[str, float],
+                 depth: int, chunks: int, refine: int = 1) -> None:
+        self.alloc = alloc
+        self.refine = refine
+        self.ev = evaluator
+        self.allowed = allowed
+        self.mix = mix
+        self.depth = depth
+        self.chunks = chunks
+        self.probes = 0
+        self.accepted = 0
+        self._touched: list[str] = []
+        self.stage_budgets: dict[str, float] = {}
+        self.block_budgets: dict[str, float] = {}
+        self.in_context: dict[tuple[str, str], float] = {}  # (block, mode) -> error increase measured in context
+        self.rounds: list[dict[str, Any]] = []
+
+    # --- the state ---------------------------------------------------------------------------------
+    def _set(self, edits: tuple[Edit, ...]) -> list[tuple]:
+        undo = []
+        for e in edits:
+            if e[0] == "block":
+                slot = self.alloc.blocks[e[1]]
+                undo.append(("block", slot, slot.mode))
+                slot.mode = e[2]
+            else:
+                g = self.alloc.groups[e[1]]
+                undo.append(("group", g, g.removed, g.merge))
+                g.removed, g.merge = e[2], e[3]
+        return undo
+
+    @staticmethod
+    def _undo(undo: list[tuple]) -> None:
+        for u in reversed(undo):
+            if u[0] == "block":
+                u[1].mode = u[2]
+            else:
+                u[1].removed, u[1].merge = u[2], u[3]
+
+    def _probe(self, edits: tuple[Edit, ...]) -> float:
+        """Error increase of ``edits`` applied alone to the unpruned state."""
+        undo = self._set(edits)
+        try:
+            self.probes += 1
+            return self.ev.error() - self.base
+        finally:
+            self._undo(undo)
+
+    def _saving(self, edits: tuple[Edit, ...]) -> float:
+        before = self.alloc.saved()
+        undo = self._set(edits)
+        try:
+            return self.alloc.saved() - before
+        finally:
+            self._undo(undo)
+
+    # --- what a group / block admits ---------------------------------------------------------------
+    def _policies(self, g: UnitGroup) -> list[str]:
+        if self.depth < 2:
+            return []
+        return [p for p in UNIT_POLICIES[g.kind] if p in self.allowed and p in g.policies]
+
+    def _groups(self, slot: BlockSlot) -> list[UnitGroup]:
+        return [self.alloc.groups[p] for p in slot.groups if self._policies(self.alloc.groups[p])
+                and self.alloc.groups[p].max_removed() > 0]
+
+    def _block_modes(self, slot: BlockSlot) -> list[str]:
+        modes = [m for m in BLOCK_POLICIES if m in self.allowed and m in slot.policies]
+        return [m for m in modes if m != "linear_replace" or self.ev.can_linear(slot)]
+
+    def _removal(self, g: UnitGroup, frac: float) -> int:
+        """Units of ``g`` removed at ``frac`` of what it can lose (at least one valid step)."""
+        top = g.max_removed()
+        n = g.floor_removed(round(frac * top))
+        if n == 0 and frac > 0:
+            n = g.step_down(0) or 0
+        return min(n, top)
+
+    @staticmethod
+    def _width_policy(g: UnitGroup, policies: list[str]) -> str:
+        return policies[0]  # prune before merge: a uniform width probe removes, it does not merge
+
+    def _prior(self, policy: str) -> float:
+        return self.mix.get(policy, 1.0)
+
+    # --- level 1: block menus, stage budgets -------------------------------------------------------
+    def _block_menu(self, slot: BlockSlot, frac: float) -> Menu:
+        menu = Menu(slot.path)
+        groups = self._groups(slot)
+        merging = {g.link.path for g in groups if g.kind == "experts" and g.link is not None
+                   and self._width_policy(g, self._policies(g)) == "merge_experts"}
+        groups = [g for g in groups if g.path not in merging]  # merged experts keep their channels whole
+        if groups:
+            edits = []
+            for g in groups:
+                pol = self._width_policy(g, self._policies(g))
+                n = g.max_removed() if self.depth == 2 else self._removal(g, frac)
+                edits.append(("group", g.path, n, pol == "merge_experts"))
+            edits_t = tuple(edits)
+            x0 = self._saving(edits_t)
+            if x0 > 0:
+                c0 = max(self._probe(edits_t), 0.0)
+                prior = sum(self._prior(self._width_policy(g, self._policies(g))) for g in groups) / len(groups)
+                full = tuple(("group", g.path, g.max_removed(), False) for g in groups)
+                top = self._saving(full)
+                if self.depth == 2:
+                    menu.points.append(Point(x0, prior * c0, full, c0))
+                else:
+                    for k in range(1, self.chunks + 1):  # quadratic error curve through the probe
+                        x = top * k / self.chunks
+                        c = c0 * (x / x0) ** 2
+                        menu.points.append(Point(x, prior * c, (), c))  # width: shares come from level 2
+        for m in self._block_modes(slot):
+            edits_t = (("block", slot.path, m),)
+            c = self._probe(edits_t)
+            menu.points.append(Point(self.alloc.block_saving(slot, mode=m), self._prior(m) * max(c, 0.0), edits_t, c))
+        return menu
+
+    def _block_points(self, menu: Menu) -> list[Point]:
+        """A block menu's points, with block policies at their in-context cost once measured."""
+        out = []
+        for p in menu.points:
+            if p.edits and p.edits[0][0] == "block" and (menu.key, p.edits[0][2]) in self.in_context:
+                c = self.in_context[(menu.key, p.edits[0][2])]
+                p = Point(p.saving, self._prior(p.edits[0][2]) * max(c, 0.0), p.edits, c)
+            out.append(p)
+        return out
+
+    # --- level 2: group menus, block budgets -------------------------------------------------------
+    def _group_points(self, g: UnitGroup, frac: float) -> list[Point]:
+        pts = []
+        for pol in self._policies(g):
+            merge = pol == "merge_experts"
+            sizes = {g.max_removed()}
+            if self.depth >= 3:
+                sizes.add(self._removal(g, frac))
+            measured = []
+            for n in sorted(s for s in sizes if s > 0):
+                edits = (("group", g.path, n, merge),)
+                x = self._saving(edits)
+                if x <= 0:
+                    continue
+                c = max(self._probe(edits), 0.0)
+                measured.append((n, x, c))
+                pts.append(Point(x, self._prior(pol) * c, edits, c))
+            if self.depth >= 3 and measured:  # chunk steps between the measured points (linear in between)
+                anchors = [(0, 0.0, 0.0)] + measured
+                step = max(1, round(g.count / self.chunks))
+                for n in range(step, g.max_removed(), step):
+                    n = g.floor_removed(n)
+                    if n <= 0 or any(n == a[0] for a in anchors):
+                        continue
+                    lo = max((a for a in anchors if a[0] < n), key=lambda a: a[0])
+                    hi = min((a for a in anchors if a[0] > n), key=lambda a: a[0], default=None)
+                    if hi is None:
+                        continue
+                    edits = (("group", g.path, n, merge),)
+                    x = self._saving(edits)
+                    t = (n - lo[0]) / (hi[0] - lo[0])
+                    c = lo[2] + t * (hi[2] - lo[2])
+                    pts.append(Point(x, self._prior(pol) * c, edits, c))
+        return pts
+
+    def _width_curve(self, groups: list[UnitGroup], frac: float, cache: dict[str, list[Point]]) -> list[Point]:
+        """A block's width states: its groups' hulls merged cheapest-per-saving first (each vertex one
+        assignment of every group). Experts that merge lock their MoE's routed channels, so a block
+        with both is merged twice: once without merge points, once with merges and no routed channels."""
+        for g in groups:
+            if g.path not in cache:
+                cache[g.path] = self._group_points(g, frac)
+
+        def merged(menus: list[Menu]) -> list[Point]:
+            hulls = [(m.key, m.hull()) for m in menus]
+            segs = sorted(((h[j].cost - h[j - 1].cost) / (h[j].saving - h[j - 1].saving), k, j)
+                          for k, h in hulls for j in range(1, len(h)))
+            at = {k: h[0] for k, h in hulls}
+            out = []
+            for _s, k, j in segs:
+                at[k] = dict(hulls)[k][j]
+                out.append(Point(sum(p.saving for p in at.values()), sum(p.cost for p in at.values()),
+                                 tuple(e for p in at.values() for e in p.edits), sum(p.raw for p in at.values())))
+            return out
+
+        variants = []
+        locked = {g.link.path for g in groups if g.kind == "experts" and g.link is not None and g.link.experts}
+        plain = [Menu(g.path, [p for p in cache[g.path] if not p.edits[0][3]]) for g in groups]
+        variants.append(merged(plain))
+        if any(p.edits[0][3] for g in groups for p in cache[g.path]):
+            with_merge = [Menu(g.path, [p for p in cache[g.path] if p.edits[0][3] or g.kind != "experts"])
+                          for g in groups if g.path not in locked]
+            variants.append(merged(with_merge))
+        return [p for v in variants for p in v]
+
+    # --- the search --------------------------------------------------------------------------------
+    def run(self) -> None:
+        a = self.alloc
+        self.base = self.ev.current()
+        need = a.gap()
+        if need <= 0.5 * a.tolerance:
+            return
+        width_top = sum(g.delta(g.max_removed(), a.kind) for b in a.blocks.values() for g in self._groups(b))
+        frac0 = min(1.0, max(0.0, need / width_top)) if width_top > 0 else 0.0
+        stages = self._stages()
+        block_menus = {b: self._block_menu(a.blocks[b], frac0) for blocks in stages.values() for b in blocks}
+        group_cache: dict[str, list[Point]] = {}
+        best: tuple[float, dict] | None = None
+        for rnd in range(self.refine + 1):
+            self._reset()
+            additive = self._allocate(stages, block_menus, group_cache, need)
+            err = self.ev.error() - self.base
+            self.rounds.append({"additive_error": additive, "measured_error": err})
+            if best is None or err < best[0]:
+                best = (err, self._snapshot())
+            # re-measure the chosen block policies in context (with everything else chosen) and allocate
+            # again when they interact: dropping two neighbours costs more than the two drops alone
+            actions = [(b.path, b.mode) for b in a.blocks.values() if b.mode is not None]
+            if rnd == self.refine or not actions:
+                break
+            changed = False
+            for path, mode in actions:
+                slot = a.blocks[path]
+                slot.mode = None
+                without = self.ev.error() - self.base
+                slot.mode = mode
+                cost = err - without
+                old = self.in_context.get((path, mode))
+                isolated = next((p.raw for p in block_menus[path].points if p.edits and p.edits[0][2] == mode), cost)
+                ref = isolated if old is None else old
+                changed |= abs(cost - ref) > 0.1 * max(abs(ref), 1e-9)
+                self.in_context[(path, mode)] = cost
+            if not changed:
+                break
+        self._restore(best[1])
+        self._fine_fill(group_cache)
+        self.ev.accepted(None)
+
+    def _fine_fill(self, group_cache: dict[str, list[Point]]) -> None:
+        """Close the gap the menus' chunk steps leave with single valid steps, cheapest per saving
+        first by the probed group curves (linear between probes, the last slope beyond), so the
+        shared landing (:meth:`Allocation.settle`) has only rounding left to do."""
+        a = self.alloc
+        curves = {}
+        for path, pts in group_cache.items():
+            g = a.groups[path]
+            if a.blocks[g.block].mode is not None:
+                continue
+            own = sorted({(p.edits[0][2], p.raw) for p in pts if p.edits[0][3] == g.merge})
+            if own:
+                curves[path] = [(0, 0.0)] + own
+
+        def cost_at(path: str, n: int) -> float:
+            pts = curves[path]
+            for (n0, c0), (n1, c1) in zip(pts, pts[1:]):
+                if n <= n1:
+                    return c0 + (n - n0) / max(n1 - n0, 1) * (c1 - c0)
+            (n0, c0), (n1, c1) = pts[-2], pts[-1]
+            return c1 + (n - n1) / max(n1 - n0, 1) * (c1 - c0)
+
+        half = 0.5 * a.tolerance
+        for _ in range(10_000):
+            gap = a.gap()
+            if abs(gap) <= half:
+                break
+            best = None
+            for path in curves:
+                g = a.groups[path]
+                if a.blocks[g.block].mode is not None:
+                    continue
+                n = g.step_down() if gap > 0 else (g.step_up() if g.removed else None)
+                if not n:
+                    continue
+                n = n if gap > 0 else -n
+                dx = g.delta(n, a.kind)
+                if dx == 0 or (gap < 0 and gap + abs(dx) > half):
+                    continue
+                slope = (cost_at(path, g.removed + n) - cost_at(path, g.removed)) / dx
+                key = slope * self.mix.get("merge_experts" if g.merge else UNIT_POLICIES[g.kind][0], 1.0)
+                if gap < 0:
+                    key = -key  # restore where a unit costs most
+                if best is None or key < best[0]:
+                    best = (key, g, n)
+            if best is None:
+                if gap < 0 and self._undo_block(gap):
+                    continue  # a block action overshot: take it back and let the width close the gap
+                break
+            best[1].removed += best[2]
+            if best[2] > 0:
+                self._touched.append(best[1].path)
+
+    def _allocate(self, stages: dict[str, list[str]], block_menus: dict[str, Menu],
+                  group_cache: dict[str, list[Point]], need: float) -> float:
+        """One top-down pass from the unpruned state; returns the additive (predicted) error."""
+        a = self.alloc
+        # level 1: block menus -> stage budgets
+        chosen = allocate_menus([Menu(k, self._block_points(m)) for k, m in block_menus.items()], need)
+        for stage, blocks in stages.items():
+            self.stage_budgets[stage] = sum(chosen[b].saving for b in blocks)
+        # level 2: within each stage, group menus -> block budgets and (level 3) group budgets
+        additive = 0.0
+        self._touched = []
+        self.block_budgets = {}
+        for stage, blocks in stages.items():
+            budget = self.stage_budgets[stage]
+            if budget <= 0:
+                continue
+            width_room = sum(g.delta(g.max_removed(), a.kind) for b in blocks for g in self._groups(a.blocks[b]))
+            frac = min(1.0, budget / width_room) if width_room > 0 else 0.0
+            menus = []
+            for b in blocks:
+                menu = Menu(b, [p for p in self._block_points(block_menus[b]) if p.edits and p.edits[0][0] == "block"])
+                groups = self._groups(a.blocks[b])
+                if groups:
+                    menu.points.extend(self._width_curve(groups, frac, group_cache))
+                menus.append(menu)
+            picked = allocate_menus(menus, budget)
+            for b, point in picked.items():
+                self.block_budgets[b] = point.saving
+                self._set(point.edits)
+                additive += point.raw
+                if point.edits:
+                    self.accepted += 1
+                self._touched.extend(e[1] for e in point.edits if e[0] == "group" and e[2] > 0)
+        return additive
+
+    def _reset(self) -> None:
+        for slot in self.alloc.blocks.values():
+            slot.mode = None
+        for g in self.alloc.groups.values():
+            g.removed, g.merge = 0, False
+
+    def _snapshot(self) -> dict:
+        return {"blocks": {p: b.mode for p, b in self.alloc.blocks.items()},
+                "groups": {p: (g.removed, g.merge) for p, g in self.alloc.groups.items()},
+                "touched": list(self._touched), "stages": dict(self.stage_budgets), "block_budgets": dict(self.block_budgets)}
+
+    def _restore(self, snap: dict) -> None:
+        for p, mode in snap["blocks"].items():
+            self.alloc.blocks[p].mode = mode
+        for p, (n, merge) in snap["groups"].items():
+            self.alloc.groups[p].removed, self.alloc.groups[p].merge = n, merge
+        self._touched = snap["touched"]
+        self.stage_budgets, self.block_budgets = snap["stages"], snap["block_budgets"]
+
+    def _undo_block(self, gap: float) -> bool:
+        """Overshoot with no width to restore: weaken the smallest block action that brings the size
+        back above the target (linear map instead of a drop, or no block action)."""
+        a = self.alloc
+        options = []
+        for slot in a.blocks.values():
+            if slot.mode is None:
+                continue
+            for mode in ("linear_replace", None):
+                if mode == slot.mode or (mode == "linear_replace" and (slot.mode != "drop_block" or mode not in self._block_modes(slot))):
+                    continue
+                back = a.block_saving(slot) - a.block_saving(slot, mode=mode)
+                if gap + back >= -0.5 * a.tolerance:
+                    options.append((back, slot.path, mode))
+        if not options:
+            return False
+        _, path, mode = min(options)
+        a.blocks[path].mode = mode
+        return True
+
+    def _stages(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for stage in self.alloc.tree.root.children:
+            blocks = stage.children if stage.level == "stage" else [stage]
+            paths = [b.path for b in blocks if b.level == "block" and b.path in self.alloc.blocks]
+            if paths:
+                out[stage.path] = paths
+        return out
+
+    def touched_groups(self) -> list[str]:
+        return list(dict.fromkeys(self._touched))
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "probes": self.probes,
+            "rounds": [{k: round(v, 6) for k, v in r.items()} for r in self.rounds],
+            "stage_budgets": {k: round(v) for k, v in self.stage_budgets.items()},
+            "block_budgets": {k: round(v) for k, v in self.block_budgets.items() if v > 0},
+        }

@@ -1,0 +1,64 @@
+"""TMP's top-down tree allocation: the knapsack step by hand, block-local evaluation equals a full
+forward, and a tree plan records its budgets level by level."""
+
+import pytest
+
+from pruners.allocate import Allocation
+from pruners.tmp_search import MeasuredEvaluator
+from pruners.tmp_tree import Menu, Point, allocate_menus
+from tmpbench.pruning.budget import Budget
+from tmpbench.pruning.runner import prune_generator
+
+
+def test_hull_drops_points_above_the_chord():
+    m = Menu("a", [Point(1, 3), Point(2, 4), Point(3, 9)])
+    assert [(p.saving, p.cost) for p in m.hull()] == [(0, 0), (2, 4), (3, 9)]
+
+
+def test_knapsack_takes_the_cheapest_segments_per_saving():
+    # a: slopes 1 then 3; b: slope 2. Budget 2 -> a's first segment, then b's (2 < 3).
+    a = Menu("a", [Point(1, 1), Point(2, 4)])
+    b = Menu("b", [Point(1, 2)])
+    got = allocate_menus([a, b], 2)
+    assert (got["a"].saving, got["a"].cost, got["b"].saving, got["b"].cost) == (1, 1, 1, 2)
+    # budget 1.2: the crossing segment (b, +1) overshoots by 0.8 > the 0.2 short, so it is left
+    got = allocate_menus([a, b], 1.2)
+    assert (got["a"].saving, got["b"].saving) == (1, 0)
+
+
+def test_block_local_evaluation_equals_a_full_forward(dense):
+    tree = dense.tree
+    calib = dense.calib
+    alloc = Allocation(tree, Budget.parse("25%"))
+    local = MeasuredEvaluator(dense.model, alloc, calib, set(), "uniform", block_local=True)
+    full = MeasuredEvaluator(dense.model, Allocation(tree, Budget.parse("25%")), calib, set(), "uniform",
+                             block_local=False)
+    last = list(local.replay.order)[-1]
+    group = next(g for g in alloc.groups.values() if g.block == last and g.kind == "heads")
+    group.removed = 1
+    full.alloc.groups[group.path].removed = 1
+    before_local, before_full = local.forward_equivalents, full.forward_equivalents
+    assert local.error() == pytest.approx(full.error(), rel=1e-6)
+    spent_local = local.forward_equivalents - before_local
+    spent_full = full.forward_equivalents - before_full
+    assert spent_full == len(calib)
+    assert 0 < spent_local < 0.5 * spent_full  # only the last block (and the model's ends) ran
+
+
+def test_tree_plan_records_budgets_down_the_tree(dense):
+    result = prune_generator(dense.gen, "tmp", "25%", pruner_settings={"chunks": 4, "max_calib_inputs": 2},
+                             progress=False, _collected=dense.calib)
+    search = result.plan.settings["search"]
+    assert search["search"] == "tree" and search["evaluator"] == "masked_output_error"
+    tree_info = search["tree"]
+    need = dense.tree.params * 0.25
+    assert sum(tree_info["stage_budgets"].values()) == pytest.approx(need, rel=0.2)
+    assert tree_info["probes"] > 0 and search["forward_equivalents"] > 0
+    assert search["prediction_gap"] <= 0.01
+
+
+def test_flat_search_is_the_ablation_row(dense):
+    result = prune_generator(dense.gen, "tmp", "25%", pruner_settings={"chunks": 4, "max_calib_inputs": 2,
+                             "search": "flat", "rescore_every": 50}, progress=False, _collected=dense.calib)
+    search = result.plan.settings["search"]
+    assert search["search"] == "flat" and "tree" not in search
