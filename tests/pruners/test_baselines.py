@@ -1,0 +1,63 @@
+"""The baselines score what they say they score: checked against values computed by hand.
+
+* expert pruners close their gap with a width trim in weight-norm order (heads and each routed
+  expert's own channels), not index order;
+* taylor's default is Molchanov et al.'s group score ``(sum_{w in unit} w * g)^2`` with ``g`` the
+  loss gradient summed over the calibration set; ``taylor-abs`` is ``sum_calls sum_w |w * g_call|``;
+* random prunes the magnitude baseline's unit kinds (heads, channels) unless told otherwise.
+"""
+
+import copy
+
+import pytest
+import torch
+from pruner_checks import plan_and_apply
+
+from tmpbench.pruning import build_unit_tree
+
+HEAD_LEVELS = [0.02, 0.03, 0.01, 0.04]  # head h's every weight: norm order 2 < 0 < 1 < 3
+
+
+def channel_level(e: int, c: int) -> float:
+    """Routed expert ``e``'s channel ``c`` weight level: a different permutation of 1..128 per expert."""
+    return 1e-3 * (1 + (5 * c + 16 * e + 7) % 128)
+
+
+class Shaped:
+    """The MoE case with layer 0's heads and routed-expert channels set to constant levels."""
+
+    def __init__(self, case):
+        self.gen, self.calib = case.gen, case.calib
+        self.model = copy.deepcopy(case.model)
+        block = self.model.layers[0]
+        attn, moe = block.attention, block.feed_forward
+        hd = attn.to_q.out_features // len(HEAD_LEVELS)
+        with torch.no_grad():
+            for h, level in enumerate(HEAD_LEVELS):
+                for lin in (attn.to_q, attn.to_k, attn.to_v):
+                    lin.weight[h * hd:(h + 1) * hd] = level
+                attn.to_out[0].weight[:, h * hd:(h + 1) * hd] = level
+            width = moe.experts[0].down_proj.in_features
+            for e, expert in enumerate(moe.experts):
+                for c in range(width):
+                    expert.gate_and_up_proj.weight[[c, width + c]] = channel_level(e, c)
+                    expert.down_proj.weight[:, c] = channel_level(e, c)
+        self.tree = build_unit_tree(self.model, size=32)
+
+
+@pytest.mark.parametrize("pruner", ["expert-frequency", "reap"])
+def test_expert_pruners_trim_widths_by_weight_norm(moe, pruner):
+    case = Shaped(moe)
+    plan, _ = plan_and_apply(case, pruner, "50%")  # experts alone stop at top-k: the trim closes the gap
+    assert plan.settings["width_trim"] is True and plan.settings["trim_scorer"] == "weight_magnitude"
+    by_path = {d.path: d for d in plan.decisions}
+    # one head of four goes: the smallest is head 2 (index order would have removed head 0)
+    assert by_path["layers.0.attention"].keep == [0, 1, 3]
+    # routed experts: each expert keeps its own largest channels, by the levels set above
+    d = by_path["layers.0.feed_forward.experts"]
+    width = 128
+    kept = len(d.keep) // 8
+    assert 0 < kept < width
+    for e in range(8):
+        expected = sorted(c for c in range(width) if (5 * c + 16 * e + 7) % 128 >= 128 - kept)
+        assert [i % width for i in d.keep if i // width == e] == expected, e
