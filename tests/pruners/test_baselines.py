@@ -13,6 +13,7 @@ import pytest
 import torch
 from pruner_checks import plan_and_apply
 
+from pruners.importance import flow_matching_loss, taylor_importance
 from tmpbench.pruning import build_unit_tree
 
 HEAD_LEVELS = [0.02, 0.03, 0.01, 0.04]  # head h's every weight: norm order 2 < 0 < 1 < 3
@@ -61,3 +62,58 @@ def test_expert_pruners_trim_widths_by_weight_norm(moe, pruner):
     for e in range(8):
         expected = sorted(c for c in range(width) if (5 * c + 16 * e + 7) % 128 >= 128 - kept)
         assert [i % width for i in d.keep if i // width == e] == expected, e
+
+
+LAYER1 = ["feed_forward.w1", "feed_forward.w2", "feed_forward.w3", "attention.to_q", "attention.to_k",
+          "attention.to_v", "attention.to_out.0"]
+
+
+def _layer1_weights(model):
+    return [model.layers[1].get_submodule(name).weight for name in LAYER1]
+
+
+def _unit_sums(terms):
+    """Layer 1's per-unit sums of elementwise ``terms`` (one tensor per weight of LAYER1), by hand:
+    FFN channel c owns w1 row c, w3 row c and w2 column c; head h owns rows h*hd..(h+1)*hd of
+    to_q/to_k/to_v and the same columns of to_out[0]."""
+    w1, w2, w3, q, k, v, o = terms
+    channels = w1.sum(1) + w3.sum(1) + w2.sum(0)
+    heads = (q.sum(1) + k.sum(1) + v.sum(1) + o.sum(0)).reshape(4, -1).sum(1)
+    return channels.detach(), heads.detach()
+
+
+def test_taylor_default_is_the_squared_sum_of_first_order_terms(dense):
+    model, calib = dense.model, dense.calib
+    assert len(calib) >= 2  # the gradient is summed across calls before the square
+    gen = torch.Generator().manual_seed(0)
+    total = sum(flow_matching_loss(model, calib, i, gen) for i in range(len(calib)))
+    weights = _layer1_weights(model)
+    grads = torch.autograd.grad(total, weights)
+    channels, heads = _unit_sums([w * g for w, g in zip(weights, grads)])
+
+    scores = taylor_importance(model, dense.tree, calib, seed=0)
+    torch.testing.assert_close(scores["layers.1.feed_forward#channels"], channels.pow(2), rtol=1e-4, atol=1e-12)
+    torch.testing.assert_close(scores["layers.1.attention#heads"], heads.pow(2), rtol=1e-4, atol=1e-12)
+
+
+def test_taylor_abs_variant_sums_absolute_terms_per_weight_and_call(dense):
+    model, calib = dense.model, dense.calib
+    gen = torch.Generator().manual_seed(0)
+    weights = _layer1_weights(model)
+    channels = heads = 0
+    for i in range(len(calib)):
+        grads = torch.autograd.grad(flow_matching_loss(model, calib, i, gen), weights)
+        c, h = _unit_sums([(w * g).abs() for w, g in zip(weights, grads)])
+        channels, heads = channels + c, heads + h
+
+    scores = taylor_importance(model, dense.tree, calib, seed=0, score="abs_sum")
+    torch.testing.assert_close(scores["layers.1.feed_forward#channels"], channels, rtol=1e-4, atol=1e-12)
+    torch.testing.assert_close(scores["layers.1.attention#heads"], heads, rtol=1e-4, atol=1e-12)
+
+
+def test_taylor_records_its_variant(dense):
+    default, _ = plan_and_apply(dense, "taylor", "25%")
+    variant, _ = plan_and_apply(dense, "taylor", "25%", method="taylor-abs")
+    assert (default.settings["method"], default.settings["scorer"]) == ("taylor", "taylor_squared_sum")
+    assert (variant.settings["method"], variant.settings["scorer"]) == ("taylor-abs", "taylor_abs_sum")
+    assert default.decisions != variant.decisions  # the two scores rank units differently here
