@@ -117,3 +117,13 @@ def test_taylor_records_its_variant(dense):
     assert (default.settings["method"], default.settings["scorer"]) == ("taylor", "taylor_squared_sum")
     assert (variant.settings["method"], variant.settings["scorer"]) == ("taylor-abs", "taylor_abs_sum")
     assert default.decisions != variant.decisions  # the two scores rank units differently here
+
+
+def test_random_prunes_magnitudes_kinds_by_default(moe):
+    plan, _ = plan_and_apply(moe, "random", "25%")
+    assert plan.settings["kinds"] == ["heads", "channels"]
+    assert not [d for d in plan.decisions if d.policy == "prune_experts"]
+    magnitude, _ = plan_and_apply(moe, "magnitude", "25%")
+    assert {d.path for d in plan.decisions} == {d.path for d in magnitude.decisions}
+    wider, _ = plan_and_apply(moe, "random", "25%", kinds=["heads", "channels", "experts"])
+    assert [d for d in wider.decisions if d.policy == "prune_experts"]
