@@ -104,20 +104,23 @@ def order_groups(alloc: Allocation, scores: dict[str, Any]) -> None:
             alloc.set_order(path, s)
 
 
-def magnitude_orders(model: nn.Module, tree: UnitTree, alloc: Allocation) -> str:
-    """Order every group by weight norm (data-free); on a meta model keep index order. Returns the
-    scorer used, for the Plan."""
+def magnitude_orders(model: nn.Module, tree: UnitTree, alloc: Allocation,
+                     kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> str:
+    """Order every group of ``kinds`` by weight norm (data-free; routed-expert channels get one order
+    per expert); on a meta model keep index order. Returns the scorer used, for the Plan."""
     from pruners.importance import weight_magnitude
 
-    scores = weight_magnitude(model, tree)
+    scores = weight_magnitude(model, tree, kinds)
     order_groups(alloc, scores)
     return "weight_magnitude" if scores else "index_order (meta: no weights)"
 
 
 def width_trim(alloc: Allocation, what: str, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> None:
     """The shared finish for depth and expert pruners: trim the remaining gap with one uniform share
-    of units across the surviving blocks (magnitude order), then settle. Experts are included: on
-    an MoE model they hold most parameters, so heads/channels alone may not cover one block."""
+    of units across the surviving blocks, then settle. Each group goes in the order already set on
+    it: the callers set heads/channels by weight norm (:func:`magnitude_orders`); experts follow an
+    expert pruner's own score, or weight norm for the depth pruners. Experts are included: on an
+    MoE model they hold most parameters, so heads/channels alone may not cover one block."""
     from pruners.allocate import fill_uniform
 
     if alloc.landed(0.5):
@@ -146,8 +149,9 @@ def drop_in_order(alloc: Allocation, order: list[str]) -> list[str]:
 
 def fill_experts_then_trim(alloc: Allocation, scores: dict[str, Any], what: str) -> dict:
     """Expert pruners: one share of experts removed per MoE layer (least important first, down to
-    top-k at most); if experts alone cannot reach the target, the gap is closed by a uniform
-    heads/channels trim (magnitude order; the experts are already at top-k). Returns what was done, for the Plan."""
+    top-k at most); if experts alone cannot reach the target, the gap is closed by :func:`width_trim`.
+    The heads/channels orders the trim follows are the caller's: :class:`ExpertScorePruner` sets
+    them by weight norm (:func:`magnitude_orders`) first. Returns what was done, for the Plan."""
     from pruners.allocate import fill_uniform
 
     order_groups(alloc, scores)
@@ -195,5 +199,7 @@ class ExpertScorePruner(Pruner):
         """Importance of every expert, per expert-group path (higher is kept longer)."""
 
     def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
+        # the width trim's order: weight norms, as the magnitude pruner ranks heads and channels
+        trim_scorer = magnitude_orders(model, tree, alloc, kinds=("heads", "channels"))
         info = fill_experts_then_trim(alloc, self.score_experts(model, tree, calibration), self.name)
-        return {**info, "scorer": self.scorer}
+        return {**info, "scorer": self.scorer, "trim_scorer": trim_scorer}

@@ -4,8 +4,9 @@ Each returns plain data keyed by tree path, higher = more important:
 
 * :func:`weight_magnitude`    per unit group: L2 norm of the weights a unit owns (data-free);
 * :func:`activation_importance` per unit group: mean activation norm a unit carries on calibration;
-* :func:`taylor_importance`   per unit group: sum of ``|w * dL/dw|`` over a unit's weights, L the
-  flow-matching loss on the teacher's own trajectory (see the function);
+* :func:`taylor_importance`   per unit group: first-order Taylor ``(sum_{w in unit} w * dL/dw)^2``
+  (Molchanov et al. 2019; variant ``sum |w * dL/dw|``), L the flow-matching loss on the teacher's
+  own trajectory (:func:`flow_matching_loss`);
 * :func:`block_influence`     per block: ShortGPT's ``1 - cos(input, output)``, mean over tokens;
 * :func:`expert_frequency`    per expert group: share of routed (token, slot) pairs per expert;
 * :func:`reap_saliency`       per expert group: mean over routed tokens of gate value x ||expert output||;
@@ -54,19 +55,13 @@ def unit_groups(tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "
 # --------------------------------------------------------------------------------------------
 # per-unit reductions over the weights a unit owns
 # --------------------------------------------------------------------------------------------
-def _rows(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
-    v = fn(lin.weight).sum(dim=1)
-    if lin.bias is not None:
-        v = v + fn(lin.bias)
-    return v.reshape(n_units, -1).sum(dim=1)
-
-
 def _cols(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
     return fn(lin.weight).sum(dim=0).reshape(n_units, -1).sum(dim=1)
 
 
 def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout, n_units: int) -> torch.Tensor:
-    """Sum of ``fn(param)`` (elementwise, non-negative) over each of the ``n_units`` units' weights.
+    """Sum of ``fn(param)`` (elementwise: squares for norms, signed ``w * grad`` for Taylor) over each
+    of the ``n_units`` units' weights. ``fn`` is called on whole Parameters (so ``p.grad`` works).
 
     heads and channels: the rows and columns the model's layout says a unit owns
     (:meth:`tmpbench.pruning.layouts.Layout.unit_weights`: e.g. rows of to_q and columns of to_out[0];
@@ -90,9 +85,10 @@ def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout, n_units: int) 
 
 
 def _rows_range(lin: nn.Linear, start: int, stop: int, fn, n_units: int) -> torch.Tensor:
-    v = fn(lin.weight[start:stop]).sum(dim=1)
+    # fn sees the whole Parameter, sliced after: a slice of it has no .grad (Taylor's w * grad)
+    v = fn(lin.weight)[start:stop].sum(dim=1)
     if lin.bias is not None:
-        v = v + fn(lin.bias[start:stop])
+        v = v + fn(lin.bias)[start:stop]
     return v.reshape(n_units, -1).sum(dim=1)
 
 
@@ -245,16 +241,62 @@ def _with_noisy(x: list, where: list[int | None], noisy: list[torch.Tensor]) -> 
     return out
 
 
-def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration, seed: int = 0,
-                      kinds: tuple[str, ...] = ("heads", "channels")) -> dict[str, torch.Tensor]:
-    """First-order Taylor importance ``sum |w * dL/dw|`` per unit, accumulated over calibration inputs.
+TAYLOR_SCORES = ("squared_sum", "abs_sum")
 
-    L is the flow-matching loss on the teacher's own trajectory (Z-Image convention: model time
-    ``t = 1 - sigma``, prediction ``x0 - noise``): for each captured input the teacher's clean
-    estimate ``x0 = x_t + (1 - t) * f(x_t)`` is the data point, fresh seeded noise ``n`` gives
-    ``x = (1 - t) * n + t * x0``, and ``L = ||f(x, t) - (x0 - n)||^2``. The teacher's own output
-    would give zero gradient at the teacher; the re-noised pairs do not.
+
+def flow_matching_loss(model: nn.Module, calibration: Calibration, i: int, gen: torch.Generator) -> torch.Tensor:
+    """The flow-matching loss of calibration call ``i`` on the teacher's own trajectory (a scalar
+    with a graph; the caller runs ``backward``).
+
+    Z-Image convention: model time ``t = 1 - sigma``, prediction ``x0 - noise``. The teacher's clean
+    estimate ``x0 = x_t + (1 - t) * f(x_t)`` is the data point, fresh noise ``n`` drawn from ``gen``
+    gives ``x = (1 - t) * n + t * x0``, and ``L = mean_k ||f(x, t)_k - (x0_k - n_k)||^2`` (MSE per
+    sample, mean over the call's samples). The teacher's own output would give zero gradient at the
+    teacher; the re-noised pairs do not."""
+    x, where, t, args, kwargs = _zimage_call(calibration, i)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        out = calibration.call(model, i)
+        out = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)
+        sig = (1.0 - t.float()).clamp(0, 1)
+        x0 = [xi.to(device).float() + sig[k].item() * oi.float() for k, (xi, oi) in enumerate(zip(x, out))]
+        noise = [torch.randn(xi.shape, generator=gen).to(device) for xi in x0]
+        xt = [(sig[k].item() * n + (1 - sig[k].item()) * x0[k]).to(x[k].dtype) for k, n in enumerate(noise)]
+        target = [x0[k] - noise[k] for k in range(len(x0))]
+    full = _with_noisy(args[0] if args else kwargs["x"], where, xt)
+    new_args = (full, *args[1:]) if args else args
+    new_kwargs = dict(kwargs) if args else {**kwargs, "x": full}
+    pred = model(*to_device(new_args, device), **to_device(new_kwargs, device))
+    pred = pred[0] if isinstance(pred, tuple) else getattr(pred, "sample", pred)
+    return sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)
+
+
+def _first_order_term(p: torch.Tensor) -> torch.Tensor:
+    """``w * dL/dw`` elementwise (signed; zero where the parameter got no gradient)."""
+    if p.grad is None:
+        return torch.zeros_like(p, dtype=torch.float32)
+    return (p.detach() * p.grad).float()
+
+
+def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration, seed: int = 0,
+                      kinds: tuple[str, ...] = ("heads", "channels"), score: str = "squared_sum") -> dict[str, torch.Tensor]:
+    """First-order Taylor importance per unit (higher = keep), L the :func:`flow_matching_loss`
+    (noise drawn from one generator seeded with ``seed``, call after call).
+
+    ``score="squared_sum"`` (default) is the group score of Molchanov et al. 2019 ("Importance
+    Estimation for Neural Network Pruning"): ``(sum_{w in unit} w * g_w)^2`` with ``g`` the gradient
+    of the loss summed over the whole calibration set, ``g = d(sum_i L_i)/dw``: the square of the
+    first-order change of the loss when the unit is zeroed. Signed terms cancel inside a unit and
+    across calibration calls before the square.
+
+    ``score="abs_sum"`` is the earlier variant ``sum_i sum_{w in unit} |w * dL_i/dw|``: absolute
+    values per weight and per call, so no cancellation.
+
+    The weights a unit owns are those of :func:`node_reduce` (routed-expert channels: one score per
+    expert and channel, shape ``(experts, I)``).
     """
+    if score not in TAYLOR_SCORES:
+        raise TmpbenchError(f"taylor score {score!r} is unknown; use one of {list(TAYLOR_SCORES)}")
     nodes = unit_groups(tree, tuple(k for k in kinds if k in ("heads", "channels")))
     totals: dict[str, torch.Tensor] = {}
     gen = torch.Generator().manual_seed(int(seed))
@@ -265,29 +307,18 @@ def taylor_importance(model: nn.Module, tree: UnitTree, calibration: Calibration
     try:
         for p in params:
             p.requires_grad_(True)
+        model.zero_grad(set_to_none=True)
         for i in range(len(calibration)):
-            x, where, t, args, kwargs = _zimage_call(calibration, i)
-            device = next(model.parameters()).device
-            with torch.no_grad():
-                out = calibration.call(model, i)
-                out = out[0] if isinstance(out, tuple) else getattr(out, "sample", out)
-                sig = (1.0 - t.float()).clamp(0, 1)
-                x0 = [xi.to(device).float() + sig[k].item() * oi.float() for k, (xi, oi) in enumerate(zip(x, out))]
-                noise = [torch.randn(xi.shape, generator=gen).to(device) for xi in x0]
-                xt = [(sig[k].item() * n + (1 - sig[k].item()) * x0[k]).to(x[k].dtype) for k, n in enumerate(noise)]
-                target = [x0[k] - noise[k] for k in range(len(x0))]
-            model.zero_grad(set_to_none=True)
-            full = _with_noisy(args[0] if args else kwargs["x"], where, xt)
-            new_args = (full, *args[1:]) if args else args
-            new_kwargs = dict(kwargs) if args else {**kwargs, "x": full}
-            pred = model(*to_device(new_args, device), **to_device(new_kwargs, device))
-            pred = pred[0] if isinstance(pred, tuple) else getattr(pred, "sample", pred)
-            loss = sum(F.mse_loss(pk.float(), tk) for pk, tk in zip(pred, target)) / len(pred)
-            loss.backward()
+            if score == "abs_sum":
+                model.zero_grad(set_to_none=True)
+            flow_matching_loss(model, calibration, i, gen).backward()  # squared_sum: gradients accumulate
+            if score == "abs_sum":
+                for node in nodes:
+                    v = node_reduce(model, node, lambda p: _first_order_term(p).abs())
+                    totals[node.path] = totals.get(node.path, 0) + v.cpu()
+        if score == "squared_sum":
             for node in nodes:
-                v = node_reduce(model, node, lambda p: (p.detach() * p.grad).abs().float() if p.grad is not None
-                                else torch.zeros_like(p, dtype=torch.float32))
-                totals[node.path] = totals.get(node.path, 0) + v.cpu()
+                totals[node.path] = node_reduce(model, node, _first_order_term).cpu().pow(2)
     finally:
         model.zero_grad(set_to_none=True)
         for p, f in zip(params, flags):

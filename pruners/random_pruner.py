@@ -1,7 +1,10 @@
-"""Random baseline: units (heads, channels, experts) removed at random, one share per group.
+"""Random baseline: heads and channels removed in a seeded random order, one share per group.
 
-The same uniform share across layers as the magnitude baseline, with a seeded random order in
-place of the weight norms, so it isolates what scoring buys. Data-free; works on meta models.
+The same unit kinds (heads, FFN/shared-expert/routed-expert channels) and the same uniform share
+across layers as the magnitude baseline, with a seeded random order in place of the weight norms,
+so random-vs-magnitude isolates what scoring buys. ``kinds`` (default ``["heads", "channels"]``)
+widens the pool: ``kinds=["heads", "channels", "experts"]`` also removes whole routed experts at
+random. Data-free; works on meta models.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.tree import UnitTree
 
 KINDS = ("heads", "channels", "experts")
+DEFAULT_KINDS = ("heads", "channels")  # the magnitude baseline's kinds: only the order differs
 
 
 class RandomPruner(Pruner):
     """Seeded random unit removal, uniform share across layers."""
 
     name: ClassVar[str] = "random"
-    description: ClassVar[str] = "seeded random heads/channels/experts, uniform share per layer"
-    SETTINGS: ClassVar[dict[str, Any]] = {"kinds": list(KINDS), "round_to": None}
+    description: ClassVar[str] = "seeded random heads/channels (kinds= adds experts), uniform share per layer"
+    SETTINGS: ClassVar[dict[str, Any]] = {"kinds": list(DEFAULT_KINDS), "round_to": None}
 
     def _validate_settings(self) -> None:
         super()._validate_settings()
@@ -34,6 +38,7 @@ class RandomPruner(Pruner):
 
     def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
         gen = torch.Generator().manual_seed(self.seed)
+        # every group draws, chosen or not, so a group's order does not depend on ``kinds``
         for g in alloc.groups.values():
             shape = (g.experts, g.count) if g.experts else (g.count,)  # expert channels: each expert its own draw
             alloc.set_order(g.path, torch.rand(shape, generator=gen))

@@ -1,10 +1,18 @@
 """Activation / Taylor width baseline: heads and channels scored on calibration data, one share
 across layers.
 
-``method="taylor"`` (default): first-order Taylor ``sum |w * dL/dw|`` on the flow-matching loss
-over the teacher's trajectory (:func:`pruners.importance.taylor_importance`);
-``method="activation"``: mean activation norm per head/channel
-(:func:`pruners.importance.activation_importance`). Needs calibration.
+``method`` (recorded in ``Plan.settings`` with the scorer it ran):
+
+* ``"taylor"`` (default): the first-order Taylor group score of Molchanov et al. 2019,
+  ``(sum_{w in unit} w * dL/dw)^2`` with the gradient summed over the calibration set, L the
+  flow-matching loss over the teacher's trajectory (:func:`pruners.importance.taylor_importance`,
+  ``score="squared_sum"``);
+* ``"taylor-abs"``: the variant ``sum_calls sum_{w in unit} |w * dL/dw|`` (``score="abs_sum"``),
+  this pruner's default before it followed the paper;
+* ``"activation"``: mean activation norm per head/channel
+  (:func:`pruners.importance.activation_importance`).
+
+Needs calibration.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from pruners.importance import activation_importance, taylor_importance
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.tree import UnitTree
 
-METHODS = ("taylor", "activation")
+# method -> the scorer it runs, as recorded in the Plan (Taylor methods: taylor_importance's score)
+METHODS = {"taylor": "taylor_squared_sum", "taylor-abs": "taylor_abs_sum", "activation": "activation"}
 
 
 class TaylorPruner(Pruner):
@@ -28,7 +37,7 @@ class TaylorPruner(Pruner):
     name: ClassVar[str] = "taylor"
     needs_calibration: ClassVar[bool] = True
     data_free_fallback: ClassVar[bool] = False
-    description: ClassVar[str] = "|w*grad| (flow-matching loss) or activation-norm heads/channels, uniform share"
+    description: ClassVar[str] = "(sum w*grad)^2 per unit (flow-matching loss; or taylor-abs, activation) heads/channels, uniform share"
     SETTINGS: ClassVar[dict[str, Any]] = {"method": "taylor", "round_to": None}
 
     def _validate_settings(self) -> None:
@@ -37,10 +46,12 @@ class TaylorPruner(Pruner):
             raise TmpbenchError(f"pruner 'taylor': method {self._settings['method']!r} is unknown; use one of {list(METHODS)}")
 
     def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
-        if self._settings["method"] == "taylor":
-            scores = taylor_importance(model, tree, calibration, seed=self.seed)
-        else:
+        method = self._settings["method"]
+        if method == "activation":
             scores = activation_importance(model, tree, calibration)
+        else:
+            score = "squared_sum" if method == "taylor" else "abs_sum"
+            scores = taylor_importance(model, tree, calibration, seed=self.seed, score=score)
         order_groups(alloc, scores)
         fill_uniform(alloc, alloc.group_list(("heads", "channels")), what="taylor (heads/channels only)")
-        return {"scorer": self._settings["method"]}
+        return {"scorer": METHODS[method]}

@@ -24,7 +24,8 @@ def test_baselines_land_on_dense(dense, pruner, budget):
 @pytest.mark.parametrize("budget", ["25%", "50%"])
 @pytest.mark.parametrize("pruner", ["expert-frequency", "reap", "random"])
 def test_moe_pruners_land(moe, pruner, budget):
-    plan, pruned = plan_and_apply(moe, pruner, budget)
+    kwargs = {"kinds": ["heads", "channels", "experts"]} if pruner == "random" else {}  # random: experts on request
+    plan, pruned = plan_and_apply(moe, pruner, budget, **kwargs)
     assert any(d.policy == "prune_experts" for d in plan.decisions)
     for d in plan.decisions:
         if d.policy == "prune_experts":
@@ -113,8 +114,7 @@ def test_expert_pruners_land_when_one_expert_outweighs_the_tolerance(trained_moe
 def test_width_pruners_land_on_trained_moe_through_expert_channels(trained_moe, pruner, budget):
     """Routed experts hold most of tiny-moe's parameters; before expert channels were unit groups,
     heads/channels alone reached only +1.98% above the 25% target (a miss)."""
-    kwargs = {"kinds": ["heads", "channels"]} if pruner == "random" else {}
-    plan, pruned = plan_and_apply(trained_moe, pruner, budget, **kwargs)  # lands within 0.5% (checked inside)
+    plan, pruned = plan_and_apply(trained_moe, pruner, budget)  # lands within 0.5% (checked inside)
     routed = [d for d in plan.decisions if d.path.endswith(".experts")]
     assert routed and {d.policy for d in plan.decisions} <= {"prune_heads", "prune_channels"}
     for d in routed:  # one width per layer, each expert its own channels
