@@ -44,6 +44,7 @@ def _register_commands() -> None:
         ablate_cmd,
         compare_cmd,
         fid_cmd,
+        fit_cmd,
         gate_cmd,
         generate_cmd,
         models_cmd,
@@ -68,6 +69,7 @@ def _register_commands() -> None:
         ablate_cmd,
         gate_cmd,
         train_cmd,
+        fit_cmd,
     ):
         module.register(app)
 

@@ -69,6 +69,9 @@ class ModelEntry:
     default_size: int = 1024
     path_env: str | None = None  # env var naming a local checkpoint directory
     meta_builder: str | Callable[..., Any] | None = None  # "module:attr" -> (entry) -> nn.Module on meta
+    # "module:attr" -> (entry) -> {name: nn.Module on meta}: the pipeline's other components (text
+    # encoder, VAE, vision encoder) at full size, for memory estimates (tmpbench.fit)
+    meta_components: str | Callable[..., Any] | None = None
     supports_edit: bool = False
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific settings
@@ -88,6 +91,10 @@ class ModelEntry:
         if self.meta_builder is None:
             raise TmpbenchError(f"model {self.name!r} has no meta-device builder; count a loaded model instead")
         return resolve_target(self.meta_builder)(self)
+
+    def build_meta_components(self) -> dict[str, Any]:
+        """The other components of the pipeline on the meta device (``{}`` when the entry names none)."""
+        return {} if self.meta_components is None else dict(resolve_target(self.meta_components)(self))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (hooks shown as their target strings)."""

@@ -76,6 +76,34 @@ HUNYUANIMAGE3_CONFIG: dict[str, Any] = {
 }
 
 
+# the image-side modules HunyuanImage-3.0 loads beside its backbone (config.json "vae" and "vit"):
+# the VAE is AutoencoderKLConv3D with block_out_channels [128, 256, 512, 1024, 1024], 32 latent
+# channels, 16x spatial / 4x temporal compression, layers_per_block 2, match-channel up/down
+# sampling: the layout (and these defaults) of diffusers' AutoencoderKLHunyuanVideo15; the vision
+# encoder is SigLIP2 so400m at patch 16 (hidden 1152, 27 layers, 16 heads, MLP 4304)
+HUNYUANIMAGE3_VIT_CONFIG: dict[str, Any] = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "patch_size": 16,
+}
+
+
+def hunyuanimage3_meta_components(entry: ModelEntry | None = None) -> dict[str, Any]:
+    """HunyuanImage-3.0's VAE and vision encoder on the meta device. Its text encoder is the
+    backbone itself (the token embedding is part of the denoiser), so there is none to add."""
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo15
+    from transformers import Siglip2VisionConfig, Siglip2VisionModel
+
+    with torch.device("meta"):
+        return {
+            "vae": AutoencoderKLHunyuanVideo15(),
+            "vision_encoder": Siglip2VisionModel(Siglip2VisionConfig(**HUNYUANIMAGE3_VIT_CONFIG)),
+        }
+
+
 def hunyuanimage3_backbone_config(**overrides: Any):
     """``HunYuanMoEV1Config`` with HunyuanImage-3.0's backbone values (``overrides`` replace them)."""
     from transformers import HunYuanMoEV1Config
@@ -302,6 +330,7 @@ HUNYUANIMAGE3_ENTRY = ModelEntry(
     source=HUNYUANIMAGE3_ID,
     loader="tmpbench.models.hunyuan:load_hunyuanimage3",
     meta_builder="tmpbench.models.hunyuan:build_hunyuanimage3_meta",
+    meta_components="tmpbench.models.hunyuan:hunyuanimage3_meta_components",
     nominal_params=80_000_000_000,  # README: "a total of 80 billion parameters"
     default_steps=50,  # run_image_gen.py --diff-infer-steps default
     default_guidance=5.0,  # not verified: upstream's default is the checkpoint's generation_config

@@ -45,6 +45,44 @@ ZIMAGE_TURBO_TRANSFORMER_CONFIG: dict[str, Any] = {
     "t_scale": 1000.0,
 }
 
+# text_encoder/config.json of Z-Image-Turbo: a Qwen3Model at Qwen3-4B's size (Qwen/Qwen3-4B config.json)
+ZIMAGE_TEXT_ENCODER_CONFIG: dict[str, Any] = {
+    "vocab_size": 151936,
+    "hidden_size": 2560,
+    "intermediate_size": 9728,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "tie_word_embeddings": True,
+}
+# vae/config.json of Z-Image-Turbo: diffusers AutoencoderKL with FLUX.1's 16-channel VAE layout
+ZIMAGE_VAE_CONFIG: dict[str, Any] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 16,
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+}
+
+
+def zimage_meta_components(entry: ModelEntry | None = None) -> dict[str, Any]:
+    """Z-Image-Turbo's text encoder (Qwen3-4B, no LM head) and VAE on the meta device."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import Qwen3Config, Qwen3Model
+
+    with torch.device("meta"):
+        return {
+            "text_encoder": Qwen3Model(Qwen3Config(**ZIMAGE_TEXT_ENCODER_CONFIG)),
+            "vae": AutoencoderKL(**ZIMAGE_VAE_CONFIG),
+        }
+
+
 # edit_fn(pipe, images, instructions, seeds, steps, guidance) -> uint8 array (N, H, W, 3) or PIL list;
 # ``images`` are uint8 RGB arrays already resized to the requested size (the signature of
 # tmpbench.models.reference.tiny_zimage.edit_in_sequence)
@@ -111,6 +149,7 @@ ZIMAGE_ENTRY = ModelEntry(
     source=ZIMAGE_TURBO_ID,
     loader="tmpbench.models.zimage:ZImageGenerator.from_entry",
     meta_builder="tmpbench.models.zimage:ZImageGenerator.meta_denoiser",
+    meta_components="tmpbench.models.zimage:zimage_meta_components",
     nominal_params=6_154_908_736,  # ZImageTransformer2DModel at the Turbo config, counted on meta
     default_steps=9,  # 9 scheduler steps = 8 DiT forwards (the Turbo recipe)
     default_guidance=0.0,  # guidance is distilled into Turbo
