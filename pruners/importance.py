@@ -14,9 +14,10 @@ Each returns plain data keyed by tree path, higher = more important:
   with a mask applied (:func:`apply_masks`), over calibration inputs across timesteps.
 
 Masks reproduce surgery exactly without cutting anything: a removed head or channel is zeroed at
-the input of the output projection (``to_out[0]`` / ``w2`` / ``down_proj``), a removed expert gets
-a ``-inf`` router logit, a merged MoE is swapped for a merged copy, a dropped block is swapped for
-the identity and a linear-replaced block for its fitted map.
+the input of the output projection (``to_out[0]`` / ``w2`` / ``down_proj``; wherever the model's layout
+says, :meth:`~tmpbench.pruning.layouts.Layout.mask_columns`), a removed expert gets a ``-inf`` router
+logit, a merged MoE is swapped for a merged copy, a dropped block is swapped for the layout's identity
+block and a linear-replaced block for its fitted map.
 
 Routing scorers assume softmax -> top-k routing over ``gate.wg`` logits, as HunyuanImage-3.0 and
 tiny-moe route.
@@ -55,26 +56,24 @@ def unit_groups(tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "
 # --------------------------------------------------------------------------------------------
 # per-unit reductions over the weights a unit owns
 # --------------------------------------------------------------------------------------------
-def _cols(lin: nn.Linear, fn, n_units: int) -> torch.Tensor:
-    return fn(lin.weight).sum(dim=0).reshape(n_units, -1).sum(dim=1)
+def unit_reduce(model: nn.Module, path: str, kind: str, fn, layout: Layout, n_units: int) -> torch.Tensor:
+    """Sum of ``fn(param)`` (elementwise: squares for norms, signed ``w * grad`` for Taylor) over each of
+    the ``n_units`` units' weights of the component at ``path``. ``fn`` is called on whole Parameters
+    (so ``p.grad`` works) and sliced after.
 
-
-def unit_reduce(module: nn.Module, kind: str, fn, layout: Layout, n_units: int) -> torch.Tensor:
-    """Sum of ``fn(param)`` (elementwise: squares for norms, signed ``w * grad`` for Taylor) over each
-    of the ``n_units`` units' weights. ``fn`` is called on whole Parameters (so ``p.grad`` works).
-
-    heads and channels: the rows and columns the model's layout says a unit owns
-    (:meth:`tmpbench.pruning.layouts.Layout.unit_weights`: e.g. rows of to_q and columns of to_out[0];
-    a KV group's q/k/v rows and o_proj columns; w1/w3 rows and w2 columns); experts: every tensor of
-    the expert plus its router row. ``n_units`` is the unit group's count in the tree.
+    heads and channels: the row and column ranges the model's layout says a unit owns
+    (:meth:`tmpbench.pruning.layouts.Layout.weight_slices`: e.g. rows of to_q and columns of to_out[0];
+    a KV group's q/k/v rows and o_proj columns; w1/w3 rows and w2 columns; a Flux single-stream block's
+    proj_mlp rows and its share of proj_out's columns); experts: every tensor of the expert plus its
+    router row. ``n_units`` is the unit group's count in the tree.
     """
     with torch.no_grad():
         if kind in ("heads", "channels"):
-            rows, cols = layout.unit_weights(module, kind)
+            rows, cols = layout.weight_slices(model, path, kind)
             v = sum(_rows_range(lin, start, stop, fn, n_units) for lin, start, stop in rows)
-            return (v + sum(_cols(lin, fn, n_units) for lin in cols)).float()
+            return (v + sum(_cols_range(lin, start, stop, fn, n_units) for lin, start, stop in cols)).float()
         if kind == "experts":
-            view = MoEBlockView("", module)
+            view = MoEBlockView("", model.get_submodule(path))
             out = []
             for j in range(view.num_experts):
                 total = sum(fn(t).sum() for t in view.expert_tensors(j).values())
@@ -90,6 +89,10 @@ def _rows_range(lin: nn.Linear, start: int, stop: int, fn, n_units: int) -> torc
     if lin.bias is not None:
         v = v + fn(lin.bias)[start:stop]
     return v.reshape(n_units, -1).sum(dim=1)
+
+
+def _cols_range(lin: nn.Linear, start: int, stop: int, fn, n_units: int) -> torch.Tensor:
+    return fn(lin.weight)[:, start:stop].sum(dim=0).reshape(n_units, -1).sum(dim=1)
 
 
 def expert_channel_reduce(moe: nn.Module, fn) -> torch.Tensor:
@@ -115,7 +118,7 @@ def node_reduce(model: nn.Module, node: UnitNode, fn) -> torch.Tensor:
     """:func:`unit_reduce` for one unit-group node; expert channels give ``(experts, I)``."""
     if node.constraints.get("per_expert"):
         return expert_channel_reduce(model.get_submodule(node.constraints["moe"]), fn)
-    return unit_reduce(model.get_submodule(node.module_path), node.kind, fn, layout(model), node.count)
+    return unit_reduce(model, node.module_path, node.kind, fn, layout(model), node.count)
 
 
 def weight_magnitude(model: nn.Module, tree: UnitTree,
@@ -133,16 +136,12 @@ def weight_magnitude(model: nn.Module, tree: UnitTree,
 # --------------------------------------------------------------------------------------------
 # calibration-driven scorers
 # --------------------------------------------------------------------------------------------
-def _out_proj(lay: Layout, module: nn.Module, kind: str) -> nn.Linear:
-    """The mask hook point of a heads or channels component, as the model's layout names it."""
-    return lay.head_output(module) if kind == "heads" else lay.channel_output(module)
-
-
 @torch.no_grad()
 def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibration,
                           kinds: tuple[str, ...] = ("heads", "channels")) -> dict[str, torch.Tensor]:
     """Mean L2 norm per token of each head's output / each channel's activation, measured at the
-    input of the output projection, over all calibration inputs (all timesteps).
+    input of the output projection (the layout's :meth:`~tmpbench.pruning.layouts.Layout.mask_columns`),
+    over all calibration inputs (all timesteps).
 
     Routed expert channels (expert-module layouts) are measured per expert over the tokens routed
     to it, giving ``(experts, I)``; fused 3-D experts have no per-expert hook point, so their
@@ -175,18 +174,20 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
         for e, expert in enumerate(moe.experts):
             handles.append(expert.down_proj.register_forward_pre_hook(make_expert(node, e)))
 
-    def make(node):
+    def make(node, start, stop):
         def hook(_m, args):
-            x = args[0].detach().float()
-            x = x.reshape(-1, node.count, x.shape[-1] // node.count).norm(dim=-1)  # (tokens, units)
+            x = args[0].detach().float()[..., start:stop]
+            x = x.reshape(-1, node.count, (stop - start) // node.count).norm(dim=-1)  # (tokens, units)
             sums[node.path] = sums.get(node.path, 0) + x.sum(dim=0).cpu()
             counts[node.path] = counts.get(node.path, 0) + x.shape[0]
         return hook
 
     try:
         for node in nodes:
-            lin = _out_proj(lay, model.get_submodule(node.module_path), node.kind)
-            handles.append(lin.register_forward_pre_hook(make(node)))
+            # a unit may show in several projections (a joint attention's image and context outputs): the
+            # mean runs over the tokens of all of them
+            for lin, start, stop in lay.mask_columns(model, node.module_path, node.kind):
+                handles.append(lin.register_forward_pre_hook(make(node, start, stop)))
         for i in range(len(calibration)):
             calibration.call(model, i)
     finally:
@@ -222,8 +223,9 @@ def _zimage_call(calibration: Calibration, i: int) -> tuple[list[torch.Tensor], 
             ok = False
     if not ok:
         raise TmpbenchError(
-            "taylor's flow-matching loss needs Z-Image denoiser calls forward(x: list[Tensor], t, cap_feats); "
-            "use the taylor pruner with method='activation' for this model"
+            "taylor's flow-matching loss needs the noisy latents and timestep an image pipeline hands its denoiser "
+            "(Z-Image calls forward(x: list[Tensor], t, cap_feats)); these calibration calls carry none, so there is no "
+            "loss to differentiate: use the taylor pruner with method='activation' for this model"
         )
     return latents, where, t, args, kwargs
 
@@ -455,13 +457,6 @@ def expert_similarity(model: nn.Module, path: str) -> list[list[float]] | None:
 # --------------------------------------------------------------------------------------------
 # masks and the masked-output sensitivity
 # --------------------------------------------------------------------------------------------
-class _Skip(nn.Module):
-    """A dropped residual block: returns its hidden-state input."""
-
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        return x
-
-
 class _Replay(nn.Module):
     """An untouched block replaced by its recorded outputs: the i-th call returns the i-th output."""
 
@@ -534,12 +529,12 @@ def apply_masks(
             if kind == "channels" and not lay.is_dense_ffn(module):  # routed experts of an MoE (no single down Linear)
                 _mask_expert_channels(root, rel, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
-                lin = _out_proj(lay, module, kind)
-                width = lin.in_features // count
-                mask = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
-                mask[list(kept)] = 1
-                mask = mask.repeat_interleave(width)
-                handles.append(lin.register_forward_pre_hook(lambda _m, a, mask=mask: (a[0] * mask,) + tuple(a[1:])))
+                for lin, start, stop in lay.mask_columns(root, rel, kind):
+                    units = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
+                    units[list(kept)] = 1
+                    mask = torch.ones(lin.in_features, dtype=lin.weight.dtype, device=lin.weight.device)
+                    mask[start:stop] = units.repeat_interleave((stop - start) // count)
+                    handles.append(lin.register_forward_pre_hook(lambda _m, a, mask=mask: (a[0] * mask,) + tuple(a[1:])))
             elif kind == "experts":
                 neg = torch.full((count,), float("-inf"))
                 neg[list(kept)] = 0.0
@@ -549,7 +544,7 @@ def apply_masks(
             parent, i = _list_slot(model, path)
             old = parent[i]
             if mode == "drop_block":
-                new: nn.Module = _Skip()
+                new: nn.Module = lay.identity_block(old)
             else:
                 if not linear_maps or path not in linear_maps:
                     raise TmpbenchError(f"masking linear_replace at {path!r} needs its fitted map")

@@ -3,7 +3,8 @@
 Layouts (one file each in :mod:`tmpbench.pruning.layouts`):
 
 * ``"zimage-dit"``: Z-Image-family DiTs, dense or MoE feed-forward (Z-Image, tiny-dit, tiny-moe);
-* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders (HunyuanImage-3.0, HunYuanMoEV1, tiny-hy3, the stand-in).
+* ``"hunyuan-decoder"``: HunyuanImage-3.0-layout decoders (HunyuanImage-3.0, HunYuanMoEV1, tiny-hy3, the stand-in);
+* ``"flux-mmdit"``: FLUX.1 double- and single-stream MM-DiTs (diffusers ``FluxTransformer2DModel``).
 
 Callers that must not care which layout they hold (the runner, ``tmpbench tree``, the accounting's
 measured size, the latency benchmark, every pruner and scorer) go through :func:`layout`,
@@ -39,7 +40,7 @@ def layout(model: nn.Module) -> Layout:
 
 
 def layout_of(model: nn.Module) -> str:
-    """The name of ``model``'s layout: ``"hunyuan-decoder"`` or ``"zimage-dit"``."""
+    """The name of ``model``'s layout: ``"hunyuan-decoder"``, ``"zimage-dit"`` or ``"flux-mmdit"``."""
     return layout(model).name
 
 

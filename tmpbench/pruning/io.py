@@ -55,17 +55,14 @@ MOVED_MODULES = {
 # architecture spec
 # --------------------------------------------------------------------------------------------
 def _block_lists(model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
-    from tmpbench.pruning.hunyuan_tree import decoder_layers
-    from tmpbench.pruning.tree import BLOCK_LISTS
+    from tmpbench.pruning.families import layout
 
-    found = decoder_layers(model)
-    if found is not None:
-        return [found]
-    return [(name, getattr(model, name)) for name in BLOCK_LISTS if isinstance(getattr(model, name, None), nn.ModuleList)]
+    return layout(model).block_lists(model)
 
 
-def describe_block(block: nn.Module) -> dict[str, Any]:
-    """What survives in one block: attention heads, FFN widths, experts, router bias; or a linear map."""
+def describe_block(block: nn.Module, lay: Any = None) -> dict[str, Any]:
+    """What survives in one block: attention heads, FFN widths, experts, router bias; or a linear map.
+    ``lay`` (the model's :class:`~tmpbench.pruning.layouts.Layout`) may describe its own blocks."""
     from tmpbench.models.moe import MoEBlockView
     from tmpbench.pruning.hunyuan_tree import attention_layout, gqa_geometry, is_swiglu_split, mlp_width
     from tmpbench.pruning.surgery import LinearBlock
@@ -73,6 +70,9 @@ def describe_block(block: nn.Module) -> dict[str, Any]:
 
     if isinstance(block, LinearBlock):
         return {"type": "linear", "dim": block.dim, "bias": block.linear.bias is not None}
+    own = lay.describe_block(block) if lay is not None else None
+    if own is not None:
+        return {"type": "block", "parts": own}
     parts: dict[str, Any] = {}
     moe_paths: list[str] = []
     for name, mod in block.named_modules():
@@ -101,7 +101,10 @@ def describe_block(block: nn.Module) -> dict[str, Any]:
 
 def architecture_spec(model: nn.Module, base_model: nn.Module, plan: Any) -> dict[str, Any]:
     """The per-layer spec of pruned ``model`` (``base_model`` is the unpruned one, ``plan`` what was done)."""
+    from tmpbench.pruning.families import layout
+
     dropped = {d.path for d in plan.decisions if d.policy == "drop_block"}
+    lay = layout(base_model)
     lists = {}
     base_lists = dict(_block_lists(base_model))
     for name, blocks in _block_lists(model):
@@ -112,7 +115,7 @@ def architecture_spec(model: nn.Module, base_model: nn.Module, plan: Any) -> dic
         lists[name] = {
             "original_count": original,
             "dropped": [i for i in range(original) if i not in kept],
-            "blocks": [{"index": i, **describe_block(b)} for i, b in zip(kept, blocks)],
+            "blocks": [{"index": i, **describe_block(b, lay)} for i, b in zip(kept, blocks)],
         }
     return {"lists": lists}
 
@@ -158,9 +161,11 @@ def build_base(arch: dict[str, Any], device: str = "meta") -> nn.Module:
 def apply_architecture(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
     """Reshape the base ``model`` (any device, meta included) in place to ``spec``; weights are not kept."""
     from tmpbench.models.moe import MoEBlockView
+    from tmpbench.pruning.families import layout
     from tmpbench.pruning.hunyuan_tree import prune_kv_groups, prune_mlp_channels
     from tmpbench.pruning.surgery import LinearBlock, prune_heads
 
+    lay = layout(model)
     lists = dict(_block_lists(model))
     for name, entry in spec["lists"].items():
         if name not in lists:
@@ -174,6 +179,9 @@ def apply_architecture(model: nn.Module, spec: dict[str, Any]) -> nn.Module:
             if b["type"] == "linear":
                 ref = next(block.parameters())
                 survivors.append(LinearBlock(b["dim"], bias=b["bias"], device=ref.device, dtype=ref.dtype))
+                continue
+            if lay.reshape_block(block, b["parts"]):
+                survivors.append(block)
                 continue
             for path, part in b["parts"].items():
                 mod = block.get_submodule(path)
@@ -242,10 +250,30 @@ def _state_dict_unique(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[
     return tensors, aliases
 
 
-def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> Path:
-    """Write a :class:`~tmpbench.pruning.runner.PruneResult` to folder ``path`` (see the module docstring)."""
+def save_denoiser(pruned: nn.Module, plan: Any, den: Path, base_config: dict[str, Any], base_cls: type | None = None) -> Path:
+    """Write the pruned denoiser's architecture spec and weights to folder ``den`` (what :func:`load_denoiser`
+    reads back); ``base_config`` is the config of the unpruned model ``plan`` was replayed on."""
     from safetensors.torch import save_file
 
+    base_cls = base_cls or type(pruned)
+    den.mkdir(parents=True, exist_ok=True)
+    base = build_base({"class": _class_path(pruned), "base_config": base_config})
+    arch = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "class": f"{base_cls.__module__}:{base_cls.__qualname__}",
+        "base_config": base_config,
+        **architecture_spec(pruned, base, plan),
+    }
+    tensors, aliases = _state_dict_unique(pruned)
+    arch["tied"] = aliases
+    save_file(tensors, str(den / WEIGHTS_FILE), metadata={"format": FORMAT})
+    (den / ARCH_FILE).write_text(json.dumps(arch, indent=2, sort_keys=True) + "\n")
+    return den
+
+
+def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> Path:
+    """Write a :class:`~tmpbench.pruning.runner.PruneResult` to folder ``path`` (see the module docstring)."""
     path = Path(path)
     generator = result.generator
     pruned = generator.denoiser
@@ -255,18 +283,7 @@ def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> 
     den.mkdir(parents=True, exist_ok=True)
     for stale in list(den.glob("*.safetensors")) + list(den.glob("*.safetensors.index.json")) + list(den.glob("*.bin")):
         stale.unlink()  # written by the generator's own save with the base config; unloadable as such
-    base = build_base({"class": _class_path(pruned), "base_config": result.base.get("config") or _config_dict(pruned)})
-    arch = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "class": f"{base_cls.__module__}:{base_cls.__qualname__}",
-        "base_config": result.base.get("config") or _config_dict(pruned),
-        **architecture_spec(pruned, base, result.plan),
-    }
-    tensors, aliases = _state_dict_unique(pruned)
-    arch["tied"] = aliases
-    save_file(tensors, str(den / WEIGHTS_FILE), metadata={"format": FORMAT})
-    (den / ARCH_FILE).write_text(json.dumps(arch, indent=2, sort_keys=True) + "\n")
+    save_denoiser(pruned, result.plan, den, result.base.get("config") or _config_dict(pruned), base_cls)
     result.plan.save(path / PLAN_FILE)
     identity = {
         "format": FORMAT,

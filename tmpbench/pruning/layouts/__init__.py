@@ -6,10 +6,11 @@ one place that picks a model's layout.
 """
 
 from tmpbench.pruning.layouts.base import Layout
+from tmpbench.pruning.layouts.flux import LAYOUT as FLUX_MMDIT
 from tmpbench.pruning.layouts.hunyuan_decoder import LAYOUT as HUNYUAN_DECODER
 from tmpbench.pruning.layouts.zimage_dit import LAYOUT as ZIMAGE_DIT
 
 #: tried in order; the first whose ``matches`` accepts the model wins
-LAYOUTS: tuple[Layout, ...] = (HUNYUAN_DECODER, ZIMAGE_DIT)
+LAYOUTS: tuple[Layout, ...] = (HUNYUAN_DECODER, ZIMAGE_DIT, FLUX_MMDIT)
 
-__all__ = ["HUNYUAN_DECODER", "LAYOUTS", "Layout", "ZIMAGE_DIT"]
+__all__ = ["FLUX_MMDIT", "HUNYUAN_DECODER", "LAYOUTS", "Layout", "ZIMAGE_DIT"]

@@ -13,6 +13,15 @@ test a class or a module name; they ask the layout of the model they hold:
 * :meth:`Layout.unit_weights` names, per unit kind, the projections whose rows and columns a unit
   owns (weight-norm and gradient scores sum over them).
 
+Scorers and masks call the model-level forms :meth:`Layout.mask_columns` and :meth:`Layout.weight_slices`
+(a component path in the whole model, column ranges instead of whole projections). By default they
+read the two per-module methods above; a family whose units sit in a projection shared with another
+component (Flux's single-stream ``proj_out``, whose input is ``concat(attention heads, MLP channels)``)
+or in two projections (a joint attention's image and context outputs) overrides them.
+:meth:`Layout.identity_block` is what a dropped block becomes while masked, and :meth:`Layout.block_lists`,
+:meth:`Layout.describe_block` and :meth:`Layout.reshape_block` are what :mod:`tmpbench.pruning.io`
+saves and rebuilds per block.
+
 Routed experts are read the same way in every family, through :class:`tmpbench.models.moe.MoEBlockView`.
 """
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from tmpbench.errors import TmpbenchError
@@ -71,8 +81,52 @@ class Layout(abc.ABC):
         input columns split evenly over the units.
         """
 
+    # --- model-level hook points (what scorers and masks call) ----------------------------------
+    def mask_columns(self, model: nn.Module, path: str, kind: str) -> list[tuple[nn.Linear, int, int]]:
+        """Where the units of component ``path`` ("heads" or "channels") are silenced: ``(linear, start, stop)``
+        input column ranges; unit ``u`` owns columns ``start + u*w`` to ``start + (u+1)*w`` of each,
+        ``w = (stop - start) // units``. Zeroing them in every range removes the unit exactly."""
+        module = model.get_submodule(path)
+        lin = self.head_output(module) if kind == "heads" else self.channel_output(module)
+        return [(lin, 0, lin.in_features)]
+
+    def weight_slices(
+        self, model: nn.Module, path: str, kind: str
+    ) -> tuple[list[tuple[nn.Linear, int, int]], list[tuple[nn.Linear, int, int]]]:
+        """``(rows, cols)`` the units of component ``path`` own, each ``(linear, start, stop)``: output rows
+        (or input columns) ``start:stop`` split evenly over the units (see :meth:`unit_weights`)."""
+        rows, cols = self.unit_weights(model.get_submodule(path), kind)
+        return rows, [(lin, 0, lin.in_features) for lin in cols]
+
+    def identity_block(self, block: nn.Module) -> nn.Module:
+        """What ``block`` becomes while masked as dropped: a module with its call signature that returns its
+        input unchanged (surgery deletes the block, so the residual stream passes through)."""
+        return PassThrough()
+
+    # --- save and reload (tmpbench.pruning.io) -----------------------------------------------------
+    @abc.abstractmethod
+    def block_lists(self, model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+        """``(path, blocks)`` of every block list of ``model``, in model order (what a saved spec lists)."""
+
+    def describe_block(self, block: nn.Module) -> dict[str, dict[str, Any]] | None:
+        """What survives in ``block`` as ``{part path: {"kind": ..., widths}}``, or None to let
+        :func:`tmpbench.pruning.io.describe_block` read it generically (diffusers Attention, SwiGLU, MoE)."""
+        return None
+
+    def reshape_block(self, block: nn.Module, parts: dict[str, dict[str, Any]]) -> bool:
+        """Cut ``block`` (weights irrelevant, meta allowed) to the widths :meth:`describe_block` wrote; False
+        to let :func:`tmpbench.pruning.io.apply_architecture` do it generically."""
+        return False
+
     def __repr__(self) -> str:
         return f"<Layout {self.name}>"
+
+
+class PassThrough(nn.Module):
+    """A dropped residual block while masked: returns its hidden-state input."""
+
+    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        return x
 
 
 def swiglu_rows(ffn: nn.Module) -> list[tuple[nn.Linear, int, int]]:

@@ -13,7 +13,14 @@ from typing import Any, ClassVar
 from torch import nn
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.pruning.hunyuan_tree import apply_hunyuan_plan, attention_layout, build_hunyuan_tree, gqa_geometry, is_hunyuan_decoder
+from tmpbench.pruning.hunyuan_tree import (
+    apply_hunyuan_plan,
+    attention_layout,
+    build_hunyuan_tree,
+    decoder_layers,
+    gqa_geometry,
+    is_hunyuan_decoder,
+)
 from tmpbench.pruning.layouts.base import Layout, swiglu_rows
 
 
@@ -31,6 +38,10 @@ class HunyuanDecoder(Layout):
 
     def head_output(self, attention: nn.Module) -> nn.Linear:
         return attention.o_proj
+
+    def block_lists(self, model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+        found = decoder_layers(model)
+        return [found] if found is not None else []
 
     def unit_weights(self, module: nn.Module, kind: str) -> tuple[list[tuple[nn.Linear, int, int]], list[nn.Linear]]:
         if kind == "heads":

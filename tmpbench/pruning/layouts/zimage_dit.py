@@ -32,6 +32,9 @@ class ZImageDiT(Layout):
     def head_output(self, attention: nn.Module) -> nn.Linear:
         return attention.to_out[0]
 
+    def block_lists(self, model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+        return [(name, getattr(model, name)) for name in BLOCK_LISTS if isinstance(getattr(model, name, None), nn.ModuleList)]
+
     def unit_weights(self, module: nn.Module, kind: str) -> tuple[list[tuple[nn.Linear, int, int]], list[nn.Linear]]:
         if kind == "heads":
             heads, kv_heads, _ = attention_geometry(module)
