@@ -27,7 +27,7 @@ def _load_local(spec: SuiteSpec, path: Path, split: str):
             ds = datasets.load_from_disk(str(path))
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
-                    raise TmpbenchError(f"{path} has splits {', '.join(ds)}, not {split!r}; set the suite's split")
+                    raise TmpbenchError(f"{path} has splits {', '.join(ds)}, not {split!r}; set the suite's hf_split")
                 ds = ds[split]
             return ds
         if path.is_dir():
@@ -44,7 +44,7 @@ def _load_local(spec: SuiteSpec, path: Path, split: str):
 
 def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
     src = source if source is not None else spec.source
-    split = spec.option("split", "train")
+    split = spec.option("hf_split", "train")
     if src is None:
         raise TmpbenchError(f"{spec.name}: no source; pass --source PATH to a local copy of stepfun-ai/GEdit-Bench")
     if looks_like_hub_id(src):

@@ -19,7 +19,7 @@ def load(spec: SuiteSpec, source: str | None) -> list[SuiteItem]:
     filename = spec.option("filename")
     src = source if source is not None else spec.source
     if src is not None and looks_like_hub_id(src):
-        ds = load_hub_dataset(spec, src, spec.option("hf_config", None), spec.option("split", "train"), filename)
+        ds = load_hub_dataset(spec, src, spec.option("hf_config", None), spec.option("hf_split", "train"), filename)
         rows = [(n + 1, {k: "" if v is None else str(v) for k, v in row.items()}) for n, row in enumerate(ds)]
         return _items(spec, f"{src}[{spec.option('hf_config', None)}]", list(ds.column_names), rows, "row")
     path = resolve_local_file(spec, source, filename)

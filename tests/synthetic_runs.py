@@ -29,8 +29,14 @@ def write_run(
     seeds_per_item: int = 1,
     seed_offset: int = 0,
     color: tuple[int, int, int] = (200, 30, 30),
+    split: str | None = "test",
+    calibration_ids: list[str] | None = None,
+    recovery_ids: list[str] | None = None,
 ) -> Path:
-    """A run folder: results.json (valid schema), samples.jsonl and one 16 px PNG per sample."""
+    """A run folder: results.json (valid schema), samples.jsonl and one 16 px PNG per sample.
+
+    ``split`` None writes a file from before splits (no ``suite.split``); ``calibration_ids`` /
+    ``recovery_ids`` record the shapes-t2i items the model was calibrated / recovered on."""
     n = len(geneval)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -67,11 +73,13 @@ def write_run(
         "versions": {k: "0" for k in ("tmpbench", "python", "torch", "diffusers", "transformers", "torchmetrics", "open_clip",
                                       "clean_fid", "accelerate")},
         "suite": {"name": "shapes-t2i", "version": "1", "hash": suite_hash, "kind": "t2i", "items": n, "limit": n,
-                  "source": None, "layout": "geneval"},
+                  "source": None, "layout": "geneval", **({"split": split} if split is not None else {})},
         "model": {"spec": "tiny-dit" if budget is None else f"tiny-dit-{budget}", "base": "tiny-dit", "family": "zimage",
                   "model_path": None, "budget": budget, "pruner": pruner, "pruner_settings": {},
                   "original_params": original, "requested_params": requested, "achieved_params": achieved,
-                  "calibration": None, "recovery": None, "prune_cache_key": None, "prune_info": {}},
+                  "calibration": None if calibration_ids is None else {"hash": "c" * 16, "item_ids": {"shapes-t2i": calibration_ids}},
+                  "recovery": None if recovery_ids is None else {"hash": "r" * 16, "item_ids": {"shapes-t2i": recovery_ids}},
+                  "prune_cache_key": None, "prune_info": {}},
         "generation": {"steps": 2, "guidance": 1.0, "size": 16, "batch_size": 8, "seeds_per_item": seeds_per_item,
                        "seed_rule": SEED_RULE, "suite_seed_range": [1000 + seed_offset, 1000 + n - 1 + seed_offset],
                        "samples": n, "generated_now": n, "resumed": 0, "teacher_generated_now": 0},

@@ -8,6 +8,8 @@ import json
 
 import pytest
 
+from tmpbench.suites.core import split_of
+
 RUN_ARGS = ("--suite", "shapes-t2i", "--limit", "2", "--steps", "2", "--metrics", "geneval,psnr_teacher", "--quiet")
 
 
@@ -73,3 +75,23 @@ def test_folder_run_refuses_a_teacher_with_other_weights(runs, tmp_path, cli, ti
     assert code == 2 and len(errors) == 1 and err.rstrip().endswith(errors[0])
     err = errors[0]
     assert "was pruned from tiny-dit weights" in err and "pass --model-path with the weights it was pruned from" in err
+
+
+def test_runs_evaluate_test_items_and_record_the_calibration_items_apart(runs):
+    for name in ("from-folder", "from-spec"):
+        res = json.loads((runs / name / "results.json").read_text())
+        assert res["suite"]["split"] == "test"
+        evaluated = {json.loads(line)["id"] for line in (runs / name / "samples.jsonl").read_text().splitlines()}
+        calib = res["model"]["calibration"]["item_ids"]
+        assert set(calib) == {"shapes-t2i", "shapes-edit"} and all(calib.values())  # tiny-dit's default mix
+        assert {split_of("shapes-t2i", i) for i in evaluated} == {"test"}
+        assert {split_of(s, i) for s, ids in calib.items() for i in ids} == {"calib"}
+        assert not evaluated & set(calib["shapes-t2i"])
+        assert res["model"]["recovery"]["item_ids"] == {}  # no recovery steps: nothing trained on
+
+
+def test_an_unknown_split_is_one_line(runs, cli, tmp_path):
+    code, _, err = cli("run", "--model", "tiny-dit", *RUN_ARGS, "--split", "val", "--out", str(tmp_path / "r"))
+    assert code == 2 and err.strip() == "error: --split 'val': suite 'shapes-t2i' has splits calib, dev, test (or all)"
+    code, _, err = cli("compare", str(runs / "teacher"), "--split", "val")
+    assert code == 2 and err.strip() == "error: --split 'val': suites have splits calib, dev, test (or all)"

@@ -71,3 +71,18 @@ def test_gate_refusals(small_sweep, make_run, tmp_path):
     bad.write_text(json.dumps({"format": "something"}))
     with pytest.raises(TmpbenchError, match="is not a tmpbench gate baseline"):
         gate_runs(bad, [small_sweep["rnd25"]])
+
+
+def test_gate_refuses_leaky_runs_and_other_splits(small_sweep, make_run, tmp_path):
+    baseline = write_baseline([small_sweep["tmp25"]], tmp_path / "tmp.json")
+    assert load_baseline(baseline)["suite"]["split"] == "test"
+    leaky = make_run("leaky", [1] * 20, pruner="tmp", budget="25%", achieved=751, recovery_ids=["00007"])
+    with pytest.raises(TmpbenchError, match=r"^gate: .*leaky evaluated 1 item\(s\) of shapes-t2i that its model's recovery used"):
+        gate_runs(baseline, [leaky])
+    with pytest.raises(TmpbenchError, match=r"^gate --write-baseline: .*leaky evaluated 1 item"):
+        write_baseline([leaky], tmp_path / "leaky.json")
+    dev = make_run("dev", [1] * 20, pruner="tmp", budget="25%", achieved=751, split="dev")
+    with pytest.raises(TmpbenchError, match=r"^gate: .*dev was evaluated on split 'dev', not 'test'; pass --split dev"):
+        gate_runs(baseline, [dev])
+    with pytest.raises(TmpbenchError, match=r"^gate: the baseline was evaluated on split 'test', not 'dev'"):
+        gate_runs(baseline, [dev], split="dev")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from tiny_generators import tiny_generator
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.hunyuan import HunyuanImage3Generator, build_hunyuan_moe_standin
+from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.pruning.families import apply, unit_tree
 from tmpbench.pruning.plan import Decision, Plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe
-from tmpbench.pruning.recovery import distill, make_batch, teacher_data
+from tmpbench.pruning.recovery import distill, edit_teacher_data, make_batch, teacher_data
+from tmpbench.suites.core import split_of
 
 SPEC = CalibrationSpec(n_prompts=2, steps=2, size=32, guidance=1.0)
 
@@ -44,11 +47,44 @@ def test_batches_mix_trajectory_and_fresh_states():
     gen = tiny_generator()
     data = teacher_data(gen, gen.denoiser, ["a photo of a circle"], [0], 2, 32, 1.0)
     side = 32 // gen.pipe.vae_scale_factor
-    assert len(data.states) == 2 and data.x0.shape == (1, gen.denoiser.config.in_channels, side, side)
-    assert torch.allclose(data.times[0], torch.tensor([0.0]))  # first step: pure noise, t = 1 - sigma = 0
-    xs, t, caps = make_batch(data, 8, 0.5, torch.Generator().manual_seed(0))
-    assert len(xs) == 8 and xs[0].shape == (gen.denoiser.config.in_channels, 1, side, side) and len(caps) == 8
-    assert ((t >= 0) & (t <= 1)).all()
+    assert len(data) == 1 and len(data.states[0]) == 2 and data.x0[0].shape == (gen.denoiser.config.in_channels, side, side)
+    assert data.times[0][0] == 0.0  # first step: pure noise, t = 1 - sigma = 0
+    batch = make_batch(data, 8, 0.5, torch.Generator().manual_seed(0))
+    assert len(batch) == 8 and batch[0][0].shape == (gen.denoiser.config.in_channels, 1, side, side)
+    assert all(0 <= t <= 1 and cond is None for _, t, _, cond in batch)
+
+
+def test_edit_share_trains_on_edit_items_and_reports_dev_loss():
+    """A mix with an edit share distils on calib-split edits too (through the generator's edit call) and
+    reports its held-out loss on dev-split items, disjoint from the training items."""
+    gen = tiny_generator()
+    spec = CalibrationSpec(n_prompts=2, steps=2, size=32, guidance=1.0, mix="t2i=0.5,edit=0.5")
+    plan = Plan(model={"class": "ZImageTransformer2DModel"}, budget={}, pruner="hand",
+                decisions=[Decision("layers.0.attention", "prune_heads", keep=[0])])
+    _, log = distill(gen, apply(gen.denoiser, plan), spec, RecoveryRecipe(steps=2, batch=4, held_out=2), progress=False)
+    assert log["prompts"] == 1 and log["edits"] == 1 and log["held_out_split"] == "dev"
+    assert set(log["item_ids"]) == {"shapes-t2i", "shapes-edit"} == set(log["held_out_item_ids"])
+    for suite, ids in log["item_ids"].items():
+        assert {split_of(suite, i) for i in ids} == {"calib"}
+        assert {split_of(suite, i) for i in log["held_out_item_ids"][suite]} == {"dev"}
+    assert log["item_ids"] == spec.item_ids()
+    assert len(log["losses"]) == 2 and log["held_out_before"] > 0 and log["held_out_after"] > 0
+
+
+def test_edit_teacher_data_records_the_source_latent_and_the_final_latent():
+    gen = tiny_generator()
+    spec = CalibrationSpec(n_prompts=1, steps=2, size=32, guidance=1.0, mix="edit=1")
+    images, instructions, seeds, _ = spec.edits(32)
+    data = edit_teacher_data(gen, images, instructions, seeds, 2, 32, 1.0)
+    assert len(data) == 1 and data.n_edits == 1 and len(data.states[0]) == 2
+    cond = data.conditions[0]
+    assert len(cond["x"]) == 1 and cond["kwargs"]["image_noise_mask"] == [0, 1]
+    # the final latent is the edit the generator returns: decode it and compare with the edit call's image
+    edited = np.asarray(gen.edit(images, instructions, seeds, 2, 1.0, 32)[0], dtype=np.float32)
+    decoded = tz.latents_to_images(data.x0[0].unsqueeze(0), gen.pipe.vae.config.factor)[0].astype(np.float32)
+    assert np.abs(decoded - edited).max() <= 1.0
+    batch = make_batch(data, 4, 0.5, torch.Generator().manual_seed(0))
+    assert all(c is cond for _, _, _, c in batch)
 
 
 def test_recipe_validation_and_unsupported_family():

@@ -92,3 +92,31 @@ def test_table_recomputes_the_ci_with_the_recorded_aggregation(make_run):
     summary = load_run(run).metric_summary("geneval")
     assert summary["aggregation"] == "mean" and summary["ci_source"] == "samples.jsonl"
     assert summary["value"] == pytest.approx(sum(values) / len(values))
+
+
+def test_compare_refuses_runs_that_evaluate_their_calibration_or_recovery_items(make_run):
+    from tmpbench.report.tables import compare_runs
+
+    teacher = make_run("teacher", [1] * 8)
+    clean = make_run("tmp-clean", [1] * 8, pruner="tmp", budget="50%", achieved=500, calibration_ids=["00100"],
+                     recovery_ids=["00101"])
+    runs, _ = compare_runs([teacher, clean])
+    assert len(runs) == 2
+    leaky = make_run("tmp-leaky", [1] * 8, pruner="tmp", budget="50%", achieved=500, calibration_ids=["00100", "00003"])
+    with pytest.raises(TmpbenchError, match=r"^compare: .*tmp-leaky evaluated 1 item\(s\) of shapes-t2i that its model's "
+                                            r"calibration used \(first: '00003'\); evaluate on the test split"):
+        compare_runs([teacher, leaky])
+    rec = make_run("tmp-rec", [1] * 8, pruner="tmp", budget="50%", achieved=500, recovery_ids=["00005"])
+    with pytest.raises(TmpbenchError, match="that its model's recovery used"):
+        compare_runs([teacher, rec])
+
+
+def test_compare_takes_the_split_the_runs_were_evaluated_on(make_run):
+    from tmpbench.report.tables import compare_runs
+
+    legacy = [make_run("teacher", [1] * 8, split=None), make_run("tmp", [1] * 8, pruner="tmp", budget="50%", split=None)]
+    with pytest.raises(TmpbenchError, match=r"^compare: .*teacher was evaluated on split 'all', not 'test'; pass --split all"):
+        compare_runs(legacy)
+    assert len(compare_runs(legacy, split="all")[0]) == 2
+    with pytest.raises(TmpbenchError, match=r"^--split 'val': suites have splits calib, dev, test \(or all\)$"):
+        compare_runs(legacy, split="val")

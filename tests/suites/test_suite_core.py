@@ -17,8 +17,9 @@ from tmpbench.shapes.world import render
 from tmpbench.suites.core import SuiteItem, SuiteSpec, get_spec, item_seed, limit_items, load_suite, suite_hash
 
 # Pinned on purpose: if this changes, the shapes-t2i prompts changed, so bump `version` in
-# suites/shapes-t2i.yaml and update the pin (results of different versions must not be compared).
-SHAPES_T2I_V1_HASH = "d869ea3b1932bddd9b3c5b2b8a1cc0c09309e6c81101db0e57ab8295105217ec"
+# suites/shapes-t2i.yaml and update the pin (results of different versions must not be compared). The hash
+# also carries the split rule (all items, split "all"): a change of the rule changes it too.
+SHAPES_T2I_V1_HASH = "721d3188c96148e8b80bc581f37e47d648965265d84aec1b2783a1cfd83d8680"
 
 
 def test_shapes_t2i_is_balanced_geneval_records():
@@ -63,8 +64,8 @@ def test_shapes_edit_items_carry_the_edit_case():
 # The full ShapesWorld suites, pinned: a change to the grammar, the edit cases or the seeds changes
 # what every run evaluates, and must come with a version bump in the suite's YAML.
 PINNED_HASHES = {
-    "shapes-t2i": "d869ea3b1932bddd9b3c5b2b8a1cc0c09309e6c81101db0e57ab8295105217ec",
-    "shapes-edit": "b47a19f431675a5b7a417cc54ed0d6a2d49118ae038d39af5da03d5d2ba41043",
+    "shapes-t2i": "721d3188c96148e8b80bc581f37e47d648965265d84aec1b2783a1cfd83d8680",
+    "shapes-edit": "2b073b14066c4468f4dcfc90ce2c16792771b4363986148314ec64c516476e53",
 }
 
 

@@ -69,3 +69,8 @@ def calibration_mix() -> Any:
     return typer.Option(None, "--calibration-mix",
                         help="Calibration task mix, e.g. t2i=0.5,edit=0.5 (default: the model's; edit-capable "
                              "references mix in shapes-edit instructions). t2i=1 calibrates on prompts only.")
+
+
+def split() -> Any:
+    return typer.Option("test", "--split", help="Evaluation split of the suite: test (default), dev, calib, or all "
+                        "(every item, as before splits). Calibration and recovery always draw from calib.")

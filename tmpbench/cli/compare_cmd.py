@@ -18,11 +18,13 @@ def register(app: typer.Typer) -> None:
         metrics: str = typer.Option(None, "--metrics", help="Only these comma-separated metrics."),
         report: Path = typer.Option(None, "--report", help="Also write report.html, plot and grids into DIR."),
         write_baseline: Path = typer.Option(None, "--write-baseline", help="Also write a gate baseline JSON of these runs."),
+        split: str = typer.Option("test", "--split", help="The evaluation split the runs must have used: test (default), "
+                                  "dev, calib or all (runs from before splits)."),
     ) -> None:
         """Tabulate runs with 95% bootstrap CIs and achieved vs requested budget (refuses incomparable runs)."""
         from tmpbench.report.tables import compare_runs
 
-        records, text = compare_runs(list(runs), fmt, [m.strip() for m in metrics.split(",")] if metrics else None)
+        records, text = compare_runs(list(runs), fmt, [m.strip() for m in metrics.split(",")] if metrics else None, split)
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text if text.endswith("\n") else text + "\n")

@@ -18,17 +18,22 @@ def register(app: typer.Typer) -> None:
         max_drop: list[str] = typer.Option(None, "--max-drop", help="Tolerated drop, METRIC=VALUE (repeatable; default 0)."),
         alpha: float = typer.Option(0.05, "--alpha", help="Significance level of the one-sided paired tests."),
         write_baseline: bool = typer.Option(False, "--write-baseline", help="Write --baseline from --run instead of gating."),
+        split: str = typer.Option("test", "--split", help="The evaluation split runs and baseline must have used: test "
+                                  "(default), dev, calib or all (runs from before splits)."),
     ) -> None:
         """Paired per-prompt regression gate: exit 1 (with a table) when quality at any ratio regressed."""
         from tmpbench.experiments import gate as g
 
         if write_baseline:
+            from tmpbench.report.tables import check_split, expand_run_dirs, load_run
+
+            check_split([load_run(p) for p in expand_run_dirs(list(run))], split, "gate --write-baseline")
             if max_drop:
                 raise TmpbenchError("--max-drop applies when gating; drop it with --write-baseline")
             path = g.write_baseline(list(run), baseline)
             typer.echo(f"wrote baseline {path}")
             return
-        report = g.gate_runs(baseline, list(run), max_drop, alpha)
+        report = g.gate_runs(baseline, list(run), max_drop, alpha, split)
         typer.echo(report.table())
         if report.failed:
             # SystemExit, not typer.Exit: with standalone_mode=False click returns typer.Exit's code

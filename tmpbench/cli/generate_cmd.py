@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
         """Generate a suite's images (resumable) for `tmpbench score --images DIR`."""
         from tmpbench.run.pipeline import RunConfig, generate_only
 
+        # every item, as `tmpbench score --images` and `suites render` read the suite (splits apply to run and sweep)
         cfg = RunConfig(
-            suite=suite, model=model, out=out, seeds=seeds, limit=limit, batch_size=batch_size, steps=steps,
+            suite=suite, model=model, out=out, seeds=seeds, limit=limit, split="all", batch_size=batch_size, steps=steps,
             guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, device=device, progress=not quiet,
         )
         info = generate_only(cfg)

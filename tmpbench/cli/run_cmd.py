@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         pruner: str = typer.Option(None, "--pruner", help="Pruner for a spec with a size (default tmp)."),
         seeds: int = opt.seeds(),
         limit: int = opt.limit_evaluated(),
+        split: str = opt.split(),
         batch_size: int = opt.batch_size(),
         steps: int = opt.steps(),
         guidance: float = opt.guidance(),
@@ -69,7 +70,7 @@ def register(app: typer.Typer) -> None:
         from tmpbench.run.pipeline import RunConfig, run_benchmark
 
         cfg = RunConfig(
-            suite=suite, model=model, out=out, pruner=pruner, seeds=seeds, limit=limit, batch_size=batch_size,
+            suite=suite, model=model, out=out, pruner=pruner, seeds=seeds, limit=limit, split=split, batch_size=batch_size,
             steps=steps, guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, metrics=metrics,
             device=device, recover_steps=recover_steps, prune_cache=prune_cache, progress=not quiet,
         )

@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         ),
         budgets: str = typer.Option("25%,50%", "--budgets", help="Comma-separated shares removed, e.g. 25%,50%."),
         limit: int = opt.limit_evaluated(),
+        split: str = opt.split(),
         out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder (runs already done are reused)."),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery distillation steps, the same for every pruner."),
         seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1)."),
@@ -54,7 +55,7 @@ def register(app: typer.Typer) -> None:
         check_output_dir(out)
         names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
         cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
-                          budgets=parse_budgets(budgets), out=out, limit=limit, seeds=seeds, steps=steps, size=size,
+                          budgets=parse_budgets(budgets), out=out, limit=limit, split=split, seeds=seeds, steps=steps, size=size,
                           model_path=model_path, metrics=metrics, recover_steps=recover_steps,
                           calib_prompts=calib_prompts, calibration_mix=calibration_mix, seed=seed, progress=not quiet)
         start = time.perf_counter()

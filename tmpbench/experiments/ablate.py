@@ -4,9 +4,10 @@
 * ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
   channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
 * ``arch-transfer``: a small grid over TMP's search settings (chunk size, re-scoring interval,
-  timestep weighting) is scored on a HELD-OUT subset (suite items beyond the test subset) for each
-  of two architectures; the setting picked on one architecture is then applied unchanged to the
-  other and compared, on the test subset, with the setting picked there (per-architecture tuning).
+  timestep weighting) is scored on ``--limit`` items of the suite's ``calib`` split (less the items
+  the models were calibrated on) for each of two architectures; the setting picked on one
+  architecture is then applied unchanged to the other and compared, on the evaluation split
+  (``--split``, default ``test``), with the setting picked there (per-architecture tuning).
 
 Every variant is a run of :func:`tmpbench.experiments.sweep.run_sweep` (same calibration, recovery,
 seeds and items for all), so the runs are ordinary run folders that ``tmpbench compare`` also reads.
@@ -147,47 +148,62 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
 
 def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget: str, metric: str | None,
                   grid: list[dict] | None = None) -> tuple[pd.DataFrame, str, dict]:
-    """Tune TMP's settings on each architecture's held-out items, then swap the picks (see module doc)."""
-    from tmpbench.suites.core import load_suite
+    """Tune TMP's settings on each architecture's calib-split items, then swap the picks (see module doc)."""
+    from tmpbench.pruning.recipes import CALIB_SPLIT
 
     grid = grid or TRANSFER_GRID
     if base.limit is None:
-        raise TmpbenchError("arch-transfer needs --limit K: K test items, and the next K items of the suite are the held-out tuning set")
-    test_ids = {it.id for it in load_suite(base.suite, limit=base.limit).items}
+        raise TmpbenchError(f"arch-transfer needs --limit K: K items of the {CALIB_SPLIT} split tune TMP's settings and "
+                            f"K items of --split {base.split} are evaluated")
+    if base.split == CALIB_SPLIT:
+        raise TmpbenchError(f"arch-transfer tunes on the {CALIB_SPLIT} split; evaluate on another (--split test)")
     variants = [Variant(f"tmp-g{i}", "tmp", dict(g)) for i, g in enumerate(grid)]
+    by_name = {v.name: v for v in variants}
     models = {base.model: base.model_path, other: other_path}
     picked: dict[str, dict] = {}
-    runs: dict[str, dict[str, RunRecord]] = {}
+    tuned: dict[str, dict[str, RunRecord]] = {}
     for model, path in models.items():
         cfg = dataclasses.replace(base, model=model, model_path=path, variants=variants, budgets=[budget],
-                                  limit=2 * base.limit, teacher=False, out=Path(base.out) / model)
+                                  split=CALIB_SPLIT, teacher=False, out=Path(base.out) / model / "tune")
         run_sweep(cfg, report=False)
-        runs[model] = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
-        first = next(iter(runs[model].values()))
+        tuned[model] = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
+        first = next(iter(tuned[model].values()))
         metric = pick_metric(first, metric)
-        held = {k for k in first.sample_keys() if k.split("#")[0] not in test_ids}
-        scores = {name: score(r, metric, held) for name, r in runs[model].items()}
+        suite = first.results["suite"]["name"]
+        used = {i for r in tuned[model].values() for ids in r.training_item_ids().values() for i in ids.get(suite, ())}
+        held = {k for k in first.sample_keys() if k.split("#")[0] not in used}
+        if not held:
+            raise TmpbenchError(f"arch-transfer: every tuning item of {model} was a calibration item; raise --limit")
+        scores = {name: score(r, metric, held) for name, r in tuned[model].items()}
         higher = bool(first.results["metrics"][metric]["higher_is_better"])
         best = max(scores, key=lambda n: (scores[n][0] if higher else -scores[n][0], -list(scores).index(n)))
-        picked[model] = {"variant": best, "settings": dict(variants[[v.name for v in variants].index(best)].settings),
-                         "held_out": scores[best][0], "held_out_n": scores[best][2],
+        picked[model] = {"variant": best, "settings": dict(by_name[best].settings),
+                         "held_out": scores[best][0], "held_out_n": scores[best][2], "held_out_split": CALIB_SPLIT,
                          "grid": {n: round(s[0], 4) for n, s in scores.items()}}
     rows = []
-    for target in models:
+    for target, path in models.items():
         source = other if target == base.model else base.model
-        test_keys = {k for k in next(iter(runs[target].values())).sample_keys() if k.split("#")[0] in test_ids}
-        own = runs[target][picked[target]["variant"]]
-        moved = runs[target][picked[source]["variant"]]
+        chosen = [by_name[n] for n in dict.fromkeys((picked[target]["variant"], picked[source]["variant"]))]
+        cfg = dataclasses.replace(base, model=target, model_path=path, variants=chosen, budgets=[budget], teacher=False,
+                                  out=Path(base.out) / target / "test")
+        run_sweep(cfg, report=False)
+        own = load_run(Path(cfg.out) / run_dir_name(picked[target]["variant"], budget))
+        moved = load_run(Path(cfg.out) / run_dir_name(picked[source]["variant"], budget))
         for label, tuned_on, r in (("per-architecture tuning", target, own), ("transferred", source, moved)):
-            point, ci, n = score(r, metric, test_keys)
-            diff, p, _ = paired(own, r, metric, test_keys) if r is not own else (0.0, 1.0, "")
+            point, ci, n = score(r, metric)
+            diff, p, _ = paired(own, r, metric) if r is not own else (0.0, 1.0, "")
             rows.append({"target": target, "settings from": f"{label} ({tuned_on})",
                          "settings": json.dumps(picked[tuned_on]["settings"], sort_keys=True),
-                         "held-out score": f"{score(r, metric, {k for k in r.sample_keys() if k.split('#')[0] not in test_ids})[0]:.3f}",
+                         "held-out score": f"{scores_of(picked, target, tuned_on):.3f}",
                          "achieved": f"{r.achieved_ratio:.2%} removed",
-                         f"test {metric}": _fmt(point, ci), "Δ vs own": "" if r is own else f"{diff:+.3f}",
+                         f"{base.split} {metric}": _fmt(point, ci), "Δ vs own": "" if r is own else f"{diff:+.3f}",
                          "p": "" if r is own else f"{p:.3g}", "n": n})
     return pd.DataFrame(rows), metric, picked
+
+
+def scores_of(picked: dict, target: str, tuned_on: str) -> float:
+    """The tuning (calib-split) score on ``target`` of the variant picked on ``tuned_on``."""
+    return float(picked[target]["grid"][picked[tuned_on]["variant"]])
 
 
 def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None = None, other: str | None = None,

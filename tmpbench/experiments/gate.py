@@ -26,7 +26,15 @@ import pandas as pd
 
 from tmpbench.errors import DataFormatError, TmpbenchError
 from tmpbench.report.stats import is_binary, mcnemar_exact, paired_bootstrap
-from tmpbench.report.tables import RunRecord, check_comparable, expand_run_dirs, load_run, markdown
+from tmpbench.report.tables import (
+    RunRecord,
+    check_comparable,
+    check_held_out,
+    check_split,
+    expand_run_dirs,
+    load_run,
+    markdown,
+)
 
 FORMAT = "tmpbench-gate-baseline"
 VERSION = 1
@@ -59,6 +67,7 @@ def baseline_entry(run: RunRecord) -> dict[str, Any]:
 
 def baseline_from_runs(runs: list[RunRecord], name: str | None = None) -> dict[str, Any]:
     check_comparable(runs, "gate --write-baseline")
+    check_held_out(runs, "gate --write-baseline")
     first = runs[0].results
     keys = sorted(runs[0].sample_keys())
     return {
@@ -67,7 +76,7 @@ def baseline_from_runs(runs: list[RunRecord], name: str | None = None) -> dict[s
         "name": name,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "suite": {"name": first["suite"]["name"], "version": first["suite"]["version"], "hash": first["suite"]["hash"],
-                  "items": first["suite"]["items"]},
+                  "items": first["suite"]["items"], "split": runs[0].split},
         "seeds": {"seeds_per_item": first["generation"]["seeds_per_item"], "seed_rule": first["generation"]["seed_rule"],
                   "suite_seed_range": first["generation"]["suite_seed_range"], "samples": keys},
         "generation": {k: first["generation"][k] for k in ("steps", "guidance", "size")},
@@ -199,9 +208,17 @@ def gate(
     runs: list[RunRecord],
     max_drop: dict[str, float] | None = None,
     alpha: float = ALPHA,
+    split: str = "test",
 ) -> GateReport:
-    """Compare ``runs`` with ``baseline`` metric by metric (see the module docstring)."""
+    """Compare ``runs`` with ``baseline`` metric by metric (see the module docstring). Runs and baseline
+    must be evaluated on ``split``; runs that evaluate their own calibration or recovery items are refused."""
     max_drop = dict(max_drop or {})
+    check_split(runs, split, "gate")
+    base_split = baseline["suite"].get("split", "all")
+    if base_split != split:
+        raise TmpbenchError(f"gate: the baseline was evaluated on split {base_split!r}, not {split!r}; pass --split "
+                            f"{base_split}, or rewrite the baseline from runs on {split!r} (--write-baseline)")
+    check_held_out(runs, "gate")
     if not 0 < alpha < 1:
         raise TmpbenchError(f"--alpha {alpha} must lie strictly between 0 and 1")
     if not runs:
@@ -244,12 +261,12 @@ def gate(
 
 
 def gate_runs(baseline_path: str | Path, run_dirs: list[str | Path], max_drop: list[str] | None = None,
-              alpha: float = ALPHA) -> GateReport:
-    """``tmpbench gate``: load the baseline and the runs, validate ``--max-drop``, compare."""
+              alpha: float = ALPHA, split: str = "test") -> GateReport:
+    """``tmpbench gate``: load the baseline and the runs, validate ``--max-drop``, compare on ``split``."""
     baseline = load_baseline(baseline_path)
     tolerances = parse_max_drop(max_drop)
     runs = [load_run(p) for p in expand_run_dirs(run_dirs)]
-    return gate(baseline, runs, tolerances, alpha)
+    return gate(baseline, runs, tolerances, alpha, split)
 
 
 __all__ = ["GateReport", "GateRow", "baseline_from_runs", "gate", "gate_runs", "load_baseline", "parse_max_drop",

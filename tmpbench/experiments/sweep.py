@@ -53,6 +53,7 @@ class SweepConfig:
     budgets: list[str]
     out: Path
     limit: int | None = None
+    split: str = "test"  # evaluation split (calibration and recovery always draw from calib)
     seeds: int | None = None
     steps: int | None = None
     size: int | None = None
@@ -152,7 +153,7 @@ def validate(cfg: SweepConfig) -> tuple[Any, Any]:
     for b in cfg.budgets:
         if not b.endswith("%"):
             raise TmpbenchError(f"sweep budget {b!r}: give budgets as shares removed, e.g. 25%,50% (absolute sizes: tmpbench run)")
-    suite = load_suite(cfg.suite, limit=cfg.limit)
+    suite = load_suite(cfg.suite, limit=cfg.limit, split=cfg.split)
     if not run_fields_supported():
         calib, recipe = shared_objects(cfg)
         from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration
@@ -186,8 +187,8 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget)
     out = Path(cfg.out) / name
     inputs = {
-        "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "seeds": cfg.seeds,
-        "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": cfg.metrics,
+        "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "split": cfg.split,
+        "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": cfg.metrics,
         "pruner": None if variant is None else variant.pruner, "settings": None if variant is None else variant.settings,
         "budget": budget, "calibration": None if variant is None else expected["calibration"],
         "recovery": None if variant is None else expected["recovery"], "seed": cfg.seed,
@@ -203,7 +204,7 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     start = time.perf_counter()
     kwargs: dict[str, Any] = dict(
         suite=cfg.suite, model=cfg.model if variant is None else f"{cfg.model}-{budget}",
-        out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit,
+        out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit, split=cfg.split,
         batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
         metrics=cfg.metrics, device=cfg.device, recover_steps=0 if variant is None else cfg.recover_steps,
         prune_cache=Path(cfg.out) / "pruned-cache", progress=cfg.progress,
@@ -262,7 +263,7 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
                              "nearest": exc.achieved, "target": exc.target, "relative_error": exc.relative_error})
     manifest = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "suite_hash": suite.hash,
-        "items": len(suite.items), "limit": cfg.limit, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,
+        "items": len(suite.items), "limit": cfg.limit, "split": cfg.split, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,
         "budgets": list(cfg.budgets), "variants": [dataclasses.asdict(v) for v in cfg.variants],
         "calibration": resolved.identity(), "recovery": recipe.identity(), "seed": cfg.seed,
         "runs": runs, "seconds": round(time.perf_counter() - start, 2),

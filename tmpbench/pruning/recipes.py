@@ -34,6 +34,22 @@ def settings_digest(obj: Any) -> str:
 
 
 TASKS = ("t2i", "edit")
+#: The suite split every calibration and recovery training set is drawn from (tmpbench.suites.core.SPLITS);
+#: recovery's held-out loss is measured on :data:`HELD_OUT_SPLIT`. Evaluation defaults to ``test``.
+CALIB_SPLIT = "calib"
+HELD_OUT_SPLIT = "dev"
+
+
+def mix_counts(mix: tuple[tuple[str, float], ...] | None, n: int) -> dict[str, int]:
+    """``n`` items split by a task mix (None: T2I only); each task of a two-task mix gets at least one."""
+    shares = dict(mix or (("t2i", 1.0),))
+    if "edit" not in shares:
+        n_edit = 0
+    elif "t2i" not in shares:
+        n_edit = n
+    else:
+        n_edit = min(max(1, round(n * shares["edit"])), n - 1)
+    return {"t2i": n - n_edit, "edit": n_edit}
 
 
 def parse_mix(value: Any) -> tuple[tuple[str, float], ...]:
@@ -73,8 +89,10 @@ def parse_mix(value: Any) -> tuple[tuple[str, float], ...]:
 
 @dataclass(frozen=True)
 class CalibrationSpec:
-    """Which data every pruner calibrates on: ``n_prompts`` prompts of ``suite`` (round-robin over its
-    categories, as ``--limit`` does), one seed each, sampled for ``steps`` steps at ``size`` px.
+    """Which data every pruner calibrates on: ``n_prompts`` items of the ``calib`` split of ``suite``
+    (and of ``edit_suite`` for the edit share of ``mix``; round-robin over categories, as ``--limit``
+    does), one seed each, sampled for ``steps`` steps at ``size`` px. Evaluation never sees them:
+    runs evaluate ``test`` by default and compare/gate refuse runs whose items overlap them.
 
     ``seeds`` None uses the suite's own item seeds. ``steps``/``size``/``guidance`` None take the
     model's defaults when the spec is resolved (:meth:`resolved`).
@@ -120,52 +138,62 @@ class CalibrationSpec:
     @property
     def counts(self) -> dict[str, int]:
         """Calibration items per task: ``n_prompts`` split by the mix (each task of the mix gets at least one)."""
-        shares = dict(self.mix or (("t2i", 1.0),))
-        n = self.n_prompts
-        if "edit" not in shares:
-            n_edit = 0
-        elif "t2i" not in shares:
-            n_edit = n
-        else:
-            n_edit = min(max(1, round(n * shares["edit"])), n - 1)
-        return {"t2i": n - n_edit, "edit": n_edit}
+        return mix_counts(self.mix, self.n_prompts)
 
     @property
     def has_edits(self) -> bool:
         return self.counts["edit"] > 0
 
-    def edits(self, size: int) -> tuple[list[Any], list[str], list[int], str]:
-        """(source images, instructions, seeds, suite hash) of the edit share: the first items of
-        ``edit_suite`` in the suite's own order (round-robin over its edit types)."""
-        from tmpbench.suites.core import edit_source, load_suite
-
-        n = self.counts["edit"]
-        suite = load_suite(self.edit_suite, limit=n)
-        if suite.kind != "edit":
-            raise TmpbenchError(
-                f"calibration edit suite {self.edit_suite!r} is a {suite.kind} suite; use an edit suite such as shapes-edit"
-            )
-        items = list(suite.items)[:n]
-        return [edit_source(suite, it, size) for it in items], [it.prompt for it in items], [it.seed for it in items], suite.hash
-
-    def prompts(self) -> tuple[list[str], list[int], str]:
-        """(prompts, seeds, suite hash) of the T2I share this spec names."""
+    def task_items(self, task: str, n: int, split: str = CALIB_SPLIT) -> tuple[Any, list[Any]]:
+        """(suite, its first ``n`` items of ``split``) for ``task`` (``t2i``: ``suite``; ``edit``: ``edit_suite``)."""
         from tmpbench.suites.core import load_suite
 
-        n = self.counts["t2i"]
+        name, source, want = (self.suite, self.source, "t2i") if task == "t2i" else (self.edit_suite, None, "edit")
+        suite = load_suite(name, source=source, limit=n, split=split)
+        if suite.kind != want:
+            example = "shapes-t2i" if want == "t2i" else "shapes-edit"
+            what = "calibration suite" if want == "t2i" else "calibration edit suite"
+            raise TmpbenchError(f"{what} {name!r} is a {suite.kind} suite; use a{'n' if want == 'edit' else ''} "
+                                f"{want} suite such as {example}")
+        return suite, list(suite.items)[:n]
+
+    def edits(self, size: int, split: str = CALIB_SPLIT, n: int | None = None) -> tuple[list[Any], list[str], list[int], str]:
+        """(source images, instructions, seeds, suite hash) of the edit share: the first items of
+        ``split`` (``calib``) of ``edit_suite`` (round-robin over its edit types)."""
+        from tmpbench.suites.core import edit_source
+
+        n = self.counts["edit"] if n is None else n
+        if n == 0:
+            return [], [], [], ""
+        suite, items = self.task_items("edit", n, split)
+        return [edit_source(suite, it, size) for it in items], [it.prompt for it in items], [it.seed for it in items], suite.hash
+
+    def prompts(self, split: str = CALIB_SPLIT, n: int | None = None) -> tuple[list[str], list[int], str]:
+        """(prompts, seeds, suite hash) of the T2I share this spec names: the first items of ``split``
+        (``calib``) of ``suite``. ``seeds`` overrides the items' seeds of the calibration share only."""
+        n = self.counts["t2i"] if n is None else n
         if n == 0:
             return [], [], ""
-        suite = load_suite(self.suite, source=self.source, limit=n)
-        if suite.kind != "t2i":
-            raise TmpbenchError(f"calibration suite {self.suite!r} is a {suite.kind} suite; use a T2I suite such as shapes-t2i")
-        items = list(suite.items)[:n]
-        seeds = list(self.seeds)[:n] if self.seeds is not None else [it.seed for it in items]
+        suite, items = self.task_items("t2i", n, split)
+        own = self.seeds is not None and split == CALIB_SPLIT
+        seeds = list(self.seeds)[:n] if own else [it.seed for it in items]
         return [it.prompt for it in items], seeds[: len(items)], suite.hash
+
+    def item_ids(self, split: str = CALIB_SPLIT, counts: dict[str, int] | None = None) -> dict[str, list[str]]:
+        """``{suite name: [item id, ...]}`` of the items this spec draws from ``split`` (``counts`` per task:
+        default this spec's own). Recorded in results as ``model.calibration.item_ids``."""
+        out: dict[str, list[str]] = {}
+        for task, n in (counts or self.counts).items():
+            if n > 0:
+                suite, items = self.task_items(task, n, split)
+                out.setdefault(suite.name, []).extend(it.id for it in items)
+        return out
 
     def identity(self) -> dict[str, Any]:
         data = asdict(self)
+        data["split"] = CALIB_SPLIT  # items come from the calib split (before splits: the suite's first items)
         data["seeds"] = list(self.seeds) if self.seeds is not None else None
-        if self.mix is None:  # T2I only: the identity (and hash) every spec had before mixes existed
+        if self.mix is None:  # T2I only: no mix keys
             data.pop("mix")
             data.pop("edit_suite")
         else:
@@ -197,7 +225,7 @@ class CalibrationSpec:
                                     guidance=self.guidance if self.guidance is not None else 1.0,
                                     max_inputs=self.max_inputs, edits=edits)
         identity = dict(getattr(calib, "identity", {}) or {})
-        identity.update(spec=self.identity(), suite_hash=suite_hash)
+        identity.update(spec=self.identity(), suite_hash=suite_hash, item_ids=self.item_ids())
         if edits is not None:
             identity["edit_suite_hash"] = edit_hash
         calib.identity = identity
@@ -224,8 +252,11 @@ class RecoveryRecipe:
     grad_clip: float | None = 1.0
     weight_decay: float = 0.0
     seed: int = 0
+    held_out: int = 4  # dev-split items whose teacher trajectories make the held-out loss
 
     def __post_init__(self) -> None:
+        if self.held_out < 1:
+            raise TmpbenchError(f"recovery held_out must be >= 1 dev item, got {self.held_out}")
         if self.steps < 0:
             raise TmpbenchError(f"recovery steps must be >= 0, got {self.steps}")
         if not self.lr > 0:

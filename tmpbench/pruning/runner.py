@@ -313,8 +313,12 @@ def prune_generator(
         generator=with_denoiser(generator, pruned.eval()),
         plan=plan,
         budget_report=report,
-        calibration_identity={**spec.identity(), "collected": dict(getattr(calib, "identity", {}) or {}) if calib is not None else None},
-        recovery_identity=recipe.identity(),
+        # the items each stage drew (calib split; recovery's held-out loss: dev), so that compare and gate can
+        # refuse an evaluation that overlaps them
+        calibration_identity={**spec.identity(), "item_ids": spec.item_ids(),
+                              "collected": dict(getattr(calib, "identity", {}) or {}) if calib is not None else None},
+        recovery_identity={**recipe.identity(), "item_ids": log.get("item_ids", {}),
+                           "held_out_item_ids": log.get("held_out_item_ids", {})},
         original_params=int(tree.params),
         achieved_params=plan.achieved_params,
         linear_maps=maps,

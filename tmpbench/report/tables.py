@@ -108,6 +108,21 @@ class RunRecord:
     def sample_keys(self) -> list[str]:
         return [sample_key(r) for r in self.samples]
 
+    @property
+    def split(self) -> str:
+        """The evaluation split of the run (``all`` for files written before splits existed)."""
+        return str(self.results["suite"].get("split", "all"))
+
+    def training_item_ids(self) -> dict[str, dict[str, set[str]]]:
+        """``{"calibration"|"recovery": {suite: {item id}}}``: the items the pruned model was calibrated or
+        recovered on (``model.calibration.item_ids``, ``model.recovery.item_ids``; empty when unpruned)."""
+        out: dict[str, dict[str, set[str]]] = {}
+        for stage in ("calibration", "recovery"):
+            ident = self.results["model"].get(stage)
+            ids = ident.get("item_ids") if isinstance(ident, dict) else None
+            out[stage] = {str(suite): {str(i) for i in items} for suite, items in (ids or {}).items()}
+        return out
+
     # --- metrics --------------------------------------------------------------------------------
     def metric_names(self) -> list[str]:
         return list(self.results["metrics"])
@@ -195,6 +210,34 @@ def check_comparable(runs: list[RunRecord], what: str = "compare") -> None:
                 f"(seeds per item {first.seeds_signature[0]} vs {other.seeds_signature[0]}, or other sample seeds); "
                 "rerun with the same --seeds"
             )
+
+
+def check_split(runs: list[RunRecord], split: str, what: str = "compare") -> None:
+    """Refuse (one line) runs evaluated on another split than ``split`` (``--split``, default ``test``)."""
+    from tmpbench.suites.core import check_split as check_split_name
+
+    check_split_name(split)
+    for r in runs:
+        if r.split != split:
+            raise TmpbenchError(
+                f"{what}: {r.path} was evaluated on split {r.split!r}, not {split!r}; pass --split {r.split} to {what} "
+                f"it, or rerun it with --split {split}"
+            )
+
+
+def check_held_out(runs: list[RunRecord], what: str = "compare") -> None:
+    """Refuse (one line) a run whose evaluated items (``samples.jsonl``) include items its model was
+    calibrated or recovered on: its scores would not measure held-out quality."""
+    for r in runs:
+        suite = str(r.results["suite"]["name"])
+        evaluated = {str(row["id"]) for row in r.samples}
+        for stage, by_suite in r.training_item_ids().items():
+            overlap = sorted(evaluated & by_suite.get(suite, set()))
+            if overlap:
+                raise TmpbenchError(
+                    f"{what}: {r.path} evaluated {len(overlap)} item(s) of {suite} that its model's {stage} used "
+                    f"(first: {overlap[0]!r}); evaluate on the test split (tmpbench run --split test)"
+                )
 
 
 def order_runs(runs: list[RunRecord], pruner_order: list[str] | None = None) -> list[RunRecord]:
@@ -362,11 +405,17 @@ def render(df: pd.DataFrame, fmt: str) -> str:
     return df.to_html(index=False, classes="tmpbench-table", border=0, escape=True, na_rep="")
 
 
-def compare_runs(paths: list[str | Path], fmt: str = "md", metrics: list[str] | None = None) -> tuple[list[RunRecord], str]:
-    """Load, check and tabulate run folders: ``(runs, rendered table)`` (what ``tmpbench compare`` prints)."""
+def compare_runs(paths: list[str | Path], fmt: str = "md", metrics: list[str] | None = None,
+                 split: str = "test") -> tuple[list[RunRecord], str]:
+    """Load, check and tabulate run folders: ``(runs, rendered table)`` (what ``tmpbench compare`` prints).
+
+    Refuses runs evaluated on another split than ``split`` and runs whose evaluated items overlap
+    their model's calibration or recovery items."""
     if fmt not in FORMATS:
         raise TmpbenchError(f"unknown table format {fmt!r}; use one of {', '.join(FORMATS)}")
     runs = [load_run(p) for p in expand_run_dirs(paths)]
+    check_split(runs, split)
+    check_held_out(runs)
     check_comparable(runs)
     if metrics:
         known = metric_order(runs)
@@ -393,6 +442,8 @@ def expand_run_dirs(paths: list[str | Path]) -> list[Path]:
 __all__ = [
     "FORMATS",
     "RunRecord",
+    "check_held_out",
+    "check_split",
     "check_comparable",
     "compare_runs",
     "comparison_frame",

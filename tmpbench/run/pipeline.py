@@ -52,6 +52,7 @@ class RunConfig:
     pruner: str | None = None
     seeds: int | None = None  # samples per prompt (default 1; OneIG 4)
     limit: int | None = None
+    split: str = "test"  # evaluation split of the suite (calib, dev, test; "all" for legacy runs)
     batch_size: int = 8
     steps: int | None = None
     guidance: float | None = None
@@ -100,7 +101,7 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     check_device(cfg.device)
     check_output_dir(cfg.out)
     overrides = {"image_root": str(cfg.image_root)} if cfg.image_root is not None else None
-    suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit, overrides=overrides)
+    suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit, overrides=overrides, split=cfg.split)
     _check_source_images(suite)
     spec = parse_spec(cfg.model, pruner=cfg.pruner)
     entry = resolve_entry(spec)
@@ -506,6 +507,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
             limit=cfg.limit,
             source=p.suite.source,
             layout=p.layout.kind,
+            split=p.suite.split,
         ),
         model=model_info(cfg, p, generator, teacher, info),
         generation=res.GenerationInfo(

@@ -38,7 +38,7 @@ class Versions(TypedDict):
     accelerate: str
 
 
-class SuiteInfo(TypedDict):
+class _SuiteInfoRequired(TypedDict):
     name: str  # registered suite name, e.g. "shapes-t2i"
     version: str  # the suite YAML's version
     hash: str  # Suite.hash: sha256 over every evaluated item's id, prompt, metadata and seed
@@ -47,6 +47,12 @@ class SuiteInfo(TypedDict):
     limit: int | None  # --limit as given (None: the whole suite)
     source: str | None  # the suite's source file / hub id (None for suites generated in code)
     layout: str  # "geneval" (DIR/images/<index:05d>/samples/<n>.png) or "oneig" (2x2 webp grids)
+
+
+class SuiteInfo(_SuiteInfoRequired, total=False):
+    # the evaluation split ("calib", "dev", "test"; "all": every item) whose items were evaluated
+    # (tmpbench.suites.core.split_of); files written before the key existed lack it and mean "all"
+    split: str
 
 
 class ModelInfo(TypedDict):
@@ -60,8 +66,12 @@ class ModelInfo(TypedDict):
     original_params: int  # denoiser parameters before pruning (= params when unpruned)
     requested_params: int | None  # parameter target the budget asks for (None unpruned)
     achieved_params: int  # denoiser parameters of the model that generated the images
-    calibration: dict | None  # calibration identity (suite/prompts hash, seeds, steps, ...); None unpruned
-    recovery: dict | None  # recovery recipe identity (steps, lr, ...); None unpruned / no recovery
+    # calibration identity (suite/prompts hash, seeds, steps, ..., ``item_ids``: {suite: [item id]} drawn from
+    # the calib split); None unpruned
+    calibration: dict | None
+    # recovery recipe identity (steps, lr, ..., ``item_ids``: {suite: [item id]} trained on, ``held_out_item_ids``:
+    # the dev items of its held-out loss); None unpruned
+    recovery: dict | None
     prune_cache_key: str | None  # key of the pruned-model cache entry (None unpruned)
     prune_info: dict  # anything else the prune runner reported (plan summary, budget report)
 

@@ -9,6 +9,14 @@ metrics it is scored with, a base seed, and loader options (``prompt_field``, ``
 The loader turns the source into :class:`SuiteItem` s; :func:`load_suite` applies ``limit`` and
 returns a :class:`Suite` whose :attr:`Suite.hash` identifies exactly the prompts evaluated.
 
+Every suite has three disjoint, deterministic splits (:func:`split_of`): ``calib`` (calibration and
+recovery training, any search over pruning settings), ``dev`` (recovery's held-out loss) and
+``test`` (what ``run``/``sweep``/``compare``/``gate``/``ablate`` evaluate by default). An item's
+split is fixed by ``sha256("<suite name>/<item id>") mod 100``: below 10 ``calib``, below 20 ``dev``,
+else ``test`` (a YAML may set other percentages with ``splits: {calib: P, dev: P}``). ``load_suite(...,
+split="test")`` keeps one split before ``limit``; ``split="all"`` keeps every item (legacy runs).
+The rule and the split chosen are part of the suite hash.
+
 Example::
 
     >>> from tmpbench.suites.core import load_suite
@@ -46,9 +54,16 @@ WORLDS = ("shapes",)
 REQUIRED_KEYS = ("name", "version", "kind", "loader")
 #: Keys with a meaning to the core; every other key is a loader option (``spec.options``).
 CORE_KEYS = (
-    "name", "version", "kind", "loader", "source", "description", "metrics", "seed", "include",
+    "name", "version", "kind", "loader", "source", "description", "metrics", "seed", "include", "splits",
     *("benchmark", "language", "layout", "world"),  # traits: read these, never the suite's name
 )
+
+#: The evaluation splits every suite has, and the name that keeps all of them (legacy runs).
+SPLITS = ("calib", "dev", "test")
+ALL = "all"
+#: Default percentages of the split rule (``test`` takes the rest): shapes-t2i splits 58/64/478 of its 600
+#: items, shapes-edit 29/26/245 of 300 (tests/suites/test_splits.py pins these).
+DEFAULT_SPLIT_PERCENT = (("calib", 10), ("dev", 10))
 
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -120,6 +135,8 @@ class Suite:
     language: str = "en"  # language of the prompts ("en", "zh", "cn"; "all" for mixed suites)
     layout: str = "geneval"  # on-disk image layout of generated samples (LAYOUTS)
     world: str | None = None  # procedural world with exact ground truth ("shapes"), None for real benchmarks
+    split: str = ALL  # the evaluation split kept (SPLITS), or "all"
+    split_rule: dict = field(default_factory=lambda: split_rule(DEFAULT_SPLIT_PERCENT))  # how items fall into splits
 
     def __len__(self) -> int:
         return len(self.items)
@@ -137,7 +154,7 @@ class Suite:
 
     @cached_property
     def hash(self) -> str:
-        return suite_hash(self.name, self.version, self.items)
+        return suite_hash(self.name, self.version, self.items, split={"name": self.split, "rule": self.split_rule})
 
     def summary(self) -> dict:
         """What ``tmpbench suites show --json`` prints."""
@@ -146,6 +163,8 @@ class Suite:
             "kind": self.kind,
             "version": self.version,
             "count": len(self.items),
+            "split": self.split,
+            "split_rule": self.split_rule,
             "by_category": self.categories,
             "hash": self.hash,
             "metrics": list(self.metrics),
@@ -179,14 +198,57 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def suite_hash(name: str, version: str, items: list[SuiteItem]) -> str:
-    """sha256 hex over the canonical JSON of (name, version, items' id/prompt/metadata/seed)."""
+def suite_hash(name: str, version: str, items: list[SuiteItem], split: dict | None = None) -> str:
+    """sha256 hex over the canonical JSON of (name, version, items' id/prompt/metadata/seed) and, when
+    given, the split (its name and rule), so a change of the split rule changes the hash."""
     payload = {
         "name": name,
         "version": str(version),
         "items": [{"id": it.id, "prompt": it.prompt, "metadata": it.metadata, "seed": it.seed} for it in items],
     }
+    if split is not None:
+        payload["split"] = split
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def split_rule(percent: tuple[tuple[str, int], ...]) -> dict:
+    """The split rule as data (recorded in the suite hash and ``suites show``): the bucket function and
+    each split's ``[low, high)`` bucket range."""
+    bounds, low = {}, 0
+    for name, pct in percent:
+        bounds[name] = [low, low + int(pct)]
+        low += int(pct)
+    bounds["test"] = [low, 100]
+    return {"bucket": "sha256('<suite name>/<item id>') mod 100", "ranges": bounds}
+
+
+def split_bucket(suite_name: str, item_id: str) -> int:
+    """The item's bucket in 0..99: sha256 of ``"<suite name>/<item id>"`` modulo 100."""
+    digest = hashlib.sha256(f"{suite_name}/{item_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def split_of(suite_name: str, item_id: str, rule: dict | None = None) -> str:
+    """The split (``calib``, ``dev`` or ``test``) item ``item_id`` of suite ``suite_name`` belongs to.
+
+    >>> split_of("shapes-t2i", "00000") in SPLITS
+    True
+    """
+    ranges = (rule or split_rule(DEFAULT_SPLIT_PERCENT))["ranges"]
+    bucket = split_bucket(suite_name, item_id)
+    for name in SPLITS:
+        low, high = ranges[name]
+        if low <= bucket < high:
+            return name
+    raise TmpbenchError(f"split rule {ranges} leaves bucket {bucket} in no split")  # pragma: no cover - rules cover 0..99
+
+
+def check_split(split: str, suite_name: str = "") -> str:
+    """``split`` if it is one of :data:`SPLITS` or ``all``; else a one-line error naming them."""
+    if split not in (*SPLITS, ALL):
+        where = f"suite {suite_name!r} has" if suite_name else "suites have"
+        raise TmpbenchError(f"--split {split!r}: {where} splits {', '.join(SPLITS)} (or {ALL})")
+    return split
 
 
 def item_seed(base_seed: int, position: int) -> int:
@@ -218,6 +280,11 @@ class SuiteSpec:
     language: str = "en"
     layout: str = "geneval"
     world: str | None = None
+    splits: tuple[tuple[str, int], ...] = DEFAULT_SPLIT_PERCENT  # percent of buckets for calib and dev
+
+    @property
+    def split_rule(self) -> dict:
+        return split_rule(self.splits)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SuiteSpec:
@@ -240,6 +307,7 @@ class SuiteSpec:
         world = None if data.get("world") is None else str(data["world"])
         if world is not None and world not in WORLDS:
             raise DataFormatError(f"{path}: world {world!r} is not one of {', '.join(WORLDS)} (or null)")
+        splits = _parse_splits(path, data.get("splits"))
         return cls(
             name=str(data["name"]),
             version=str(data["version"]),
@@ -255,6 +323,7 @@ class SuiteSpec:
             language=str(data.get("language", "en")),
             layout=layout,
             world=world,
+            splits=splits,
         )
 
     def option(self, key: str, default: Any = ...) -> Any:
@@ -292,6 +361,18 @@ class SuiteSpec:
             seed=item_seed(self.seed, position),
             source_image=source_image,
         )
+
+
+def _parse_splits(path: Path, value: Any) -> tuple[tuple[str, int], ...]:
+    """A YAML's ``splits: {calib: P, dev: P}`` (percent of buckets; test takes the rest), or the default."""
+    if value is None:
+        return DEFAULT_SPLIT_PERCENT
+    if not isinstance(value, dict) or set(value) != {"calib", "dev"}:
+        raise DataFormatError(f"{path}: splits must map calib and dev to percentages, e.g. {{calib: 10, dev: 10}}")
+    pcts = {k: value[k] for k in ("calib", "dev")}
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in pcts.values()) or sum(pcts.values()) >= 100:
+        raise DataFormatError(f"{path}: splits {pcts} must be whole percentages >= 1 that leave some for test")
+    return tuple(pcts.items())
 
 
 def _read_yaml_with_includes(path: Path, seen: tuple[Path, ...]) -> dict:
@@ -378,15 +459,19 @@ def load_suite(
     limit: int | None = None,
     *,
     overrides: dict | None = None,
+    split: str = ALL,
 ) -> Suite:
-    """Load suite ``name`` from ``source`` (default: the YAML's ``source``), keeping ``limit`` items.
+    """Load suite ``name`` from ``source`` (default: the YAML's ``source``), keeping the items of
+    ``split`` (``calib``, ``dev``, ``test``, or ``all``), then ``limit`` of them.
 
     ``source`` is a file, a folder holding the benchmark's file, or a Hugging Face dataset id,
     depending on the suite. ``overrides`` replaces loader options of the YAML (e.g. ``image_root``).
+    Items keep their seeds (from their position in the full suite); ``index`` is re-numbered.
     Raises UnknownNameError ("did you mean") for an unknown name, TmpbenchError for a missing file,
     DataFormatError naming file and line for bad data, OfflineError when a hub dataset is needed.
     """
     spec = get_spec(name).with_overrides(overrides)
+    check_split(split, spec.name)
     loader = _import_loader(spec)
     src = None if source is None else str(source)
     items = loader(spec, src)
@@ -395,6 +480,11 @@ def load_suite(
     positions = [it.index for it in items]
     if positions != list(range(len(items))):
         raise TmpbenchError(f"loader {spec.loader!r} returned items out of order; indices must be 0..n-1")
+    rule = spec.split_rule
+    if split != ALL:
+        items = [replace(it, index=i) for i, it in enumerate(it for it in items if split_of(spec.name, it.id, rule) == split)]
+        if not items:
+            raise DataFormatError(f"suite {spec.name!r} has no items in split {split!r}")
     if limit is not None:
         items = limit_items(items, int(limit))
     return Suite(
@@ -409,6 +499,8 @@ def load_suite(
         language=spec.language,
         layout=spec.layout,
         world=spec.world,
+        split=split,
+        split_rule=rule,
     )
 
 
