@@ -146,7 +146,7 @@ def test_score_and_run_record_identical_geneval_values(tmp_path, tiny_pipe_dir, 
         write_item(out / "images", item.index, item.metadata, [image])
     torch.set_num_threads(1)
     res = run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit", model_path=str(tiny_pipe_dir), limit=9, steps=1, size=32,
-                                  metrics="geneval", out=out, progress=False, argv=["test"]))
+                                  metrics="geneval", out=out, progress=False, argv=["test"], split="all"))
     assert res["generation"]["generated_now"] == 0 and res["generation"]["resumed"] == 9
     code, stdout, err = cli("score", "--suite", "shapes-t2i", "--images", str(out / "images"), "--limit", "9", "--json")
     assert code == 0, err
