@@ -125,7 +125,9 @@ def test_tree_depths_are_nested(dense):
     """Each tree depth offers every action of the depths above it (so a depth ablation adds one level)."""
     from pruners.allocate import Allocation
     from pruners.tmp import parse_policy_mix
-    from pruners.tmp_search import DEPTH_POLICIES, FlatSearch as _Search, ProxyEvaluator as _ProxyEvaluator
+    from pruners.tmp_search import DEPTH_POLICIES
+    from pruners.tmp_search import FlatSearch as _Search
+    from pruners.tmp_search import ProxyEvaluator as _ProxyEvaluator
 
     def actions(depth):
         alloc = Allocation(dense.tree, Budget.parse("50%"))
