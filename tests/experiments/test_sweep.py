@@ -91,7 +91,8 @@ def test_sweep_validates_before_loading(tiny_dir, tmp_path):
 
 
 def test_axis_variants():
-    assert [v.settings for v in axis_variants("tree-depth", False)] == [{"tree_depth": 1}, {"tree_depth": 2}, {"tree_depth": 3}]
+    assert [v.settings for v in axis_variants("tree-depth", False)] == [{"tree_depth": 1}, {"tree_depth": 2}, {"search": "flat"},
+                                                                         {"tree_depth": 3}]
     assert [v.name for v in axis_variants("policy-mix", False)] == ["depth-only", "width-only", "mixed"]
     assert [v.name for v in axis_variants("policy-mix", True)] == ["depth-only", "width-only", "experts-only", "mixed"]
     assert axis_variants("policy-mix", True)[2].settings == {"policy_mix": ["prune_experts", "merge_experts"]}
@@ -106,5 +107,5 @@ def test_tree_depth_ablation_table(tiny_dir, tmp_path):
     base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"])
     result = run_ablation("tree-depth", base, "5%")
     table = result["table"]
-    assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-depth3"]
+    assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-flat", "tmp-depth3"]
     assert result["metric"] == "geneval" and (tmp_path / "abl" / "table.md").read_text().startswith("Ablation 'tree-depth'")

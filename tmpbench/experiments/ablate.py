@@ -1,6 +1,7 @@
 """``tmpbench ablate``: the three ablations the TMP paper lacks, each as a paper-like table with CIs.
 
-* ``tree-depth``: TMP with ``tree_depth`` 1 (blocks), 2 (+ components), 3 (+ unit chunks, the maximum).
+* ``tree-depth``: TMP's top-down search with ``tree_depth`` 1 (blocks), 2 (+ components), 3 (+ unit chunks,
+  the maximum), beside the flat greedy at full depth (``search="flat"``).
 * ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
   channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
 * ``arch-transfer``: a small grid over TMP's search settings (chunk size, re-scoring interval,
@@ -53,9 +54,9 @@ def transfer_partner(model: str) -> str | None:
 
 def axis_variants(axis: str, moe: bool) -> list[Variant]:
     """The TMP variants an axis compares (the reference variant last)."""
-    if axis == "tree-depth":
+    if axis == "tree-depth":  # the nested top-down depths, the flat greedy at full depth, full TMP last
         return [Variant("tmp-depth1", "tmp", {"tree_depth": 1}), Variant("tmp-depth2", "tmp", {"tree_depth": 2}),
-                Variant("tmp-depth3", "tmp", {"tree_depth": 3})]
+                Variant("tmp-flat", "tmp", {"search": "flat"}), Variant("tmp-depth3", "tmp", {"tree_depth": 3})]
     if axis == "policy-mix":
         out = [Variant("depth-only", "tmp", {"policy_mix": DEPTH_POLICIES}),
                Variant("width-only", "tmp", {"policy_mix": WIDTH_POLICIES})]
