@@ -88,6 +88,11 @@ def test_runs_evaluate_test_items_and_record_the_calibration_items_apart(runs):
         assert {split_of(s, i) for s, ids in calib.items() for i in ids} == {"calib"}
         assert not evaluated & set(calib["shapes-t2i"])
         assert res["model"]["recovery"]["item_ids"] == {}  # no recovery steps: nothing trained on
+        cost = res["model"]["pruning_cost"]
+        assert set(cost) == {"calibration", "planning", "apply", "recovery", "total"}
+        # magnitude reads weight norms: no denoiser forward in planning, no recovery
+        assert cost["planning"]["denoiser_forwards"] == 0 and cost["recovery"]["denoiser_forwards"] == 0
+        assert cost["total"]["denoiser_forwards"] == cost["calibration"]["denoiser_forwards"]
 
 
 def test_an_unknown_split_is_one_line(runs, cli, tmp_path):

@@ -303,6 +303,7 @@ def save_pruned(result: Any, path: str | Path, spec_text: str | None = None) -> 
         "pruner_settings": getattr(result, "pruner_settings", {}) or {},
         "seed": getattr(result, "seed", 0),
         "seconds": getattr(result, "seconds", {}) or {},
+        "pruning_cost": getattr(result, "pruning_cost", {}) or {},
     }
     (path / PRUNED_FILE).write_text(json.dumps(identity, indent=2, sort_keys=True, default=str) + "\n")
     marker = path / MARKER_FILE
@@ -560,6 +561,7 @@ def folder_provenance(path: str | Path) -> dict[str, Any]:
         "plan_sha256": sha256_file(path / PLAN_FILE),
         "plan_summary": meta.get("plan_summary"),
         "seconds": meta.get("seconds") or {},
+        "pruning_cost": meta.get("pruning_cost") or {},  # folders saved before it was recorded: {}
     }
 
 

@@ -38,6 +38,8 @@ from typing import Any
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.accounting import count_params, measured_size, planned_size
 from tmpbench.pruning.budget import Budget, BudgetReport, check_achieved, original_for_tree
+from tmpbench.pruning.cost import ComputeMeter
+from tmpbench.pruning.cost import total as cost_total
 from tmpbench.pruning.factory import check_family, make_pruner
 from tmpbench.pruning.families import apply, unit_tree
 from tmpbench.pruning.plan import Plan, model_identity, validate_plan
@@ -153,6 +155,8 @@ class PruneResult:
     recovery_log: dict[str, Any] = field(default_factory=dict)
     base: dict[str, Any] = field(default_factory=dict)  # base model name, spec, fingerprint
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage: calibration, plan, apply, recovery
+    # compute per stage and in total (tmpbench.pruning.cost): denoiser forwards, backward passes, seconds, peak memory
+    pruning_cost: dict[str, Any] = field(default_factory=dict)
     pruner_settings: dict[str, Any] = field(default_factory=dict)  # the knobs the pruner was given (not its defaults)
     seed: int = 0
 
@@ -167,6 +171,7 @@ class PruneResult:
             "recovery_hash": self.recovery_identity.get("hash"),
             "decisions": len(self.plan.decisions),
             "seconds": self.seconds,
+            "pruning_cost": self.pruning_cost,
         }
 
 
@@ -274,27 +279,34 @@ def prune_generator(
     base_original, minimum = original_for_tree(budget, tree)
     budget.target(base_original, minimum)  # refuse impossible budgets before any sampling
 
+    meters: dict[str, ComputeMeter] = {}
     calib = _collected
-    if calib is None and (getattr(pruner, "needs_calibration", False) or recipe.steps > 0):
-        calib = spec.collect(generator)
+    with ComputeMeter(original) as meters["calibration"]:
+        if calib is None and (getattr(pruner, "needs_calibration", False) or recipe.steps > 0):
+            calib = spec.collect(generator)
     timings["calibration"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
-                         seed=seed, model_name=name, tree=tree)
+    with ComputeMeter(original) as meters["planning"]:
+        outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
+                             seed=seed, model_name=name, tree=tree)
     plan = outcome.plan
     plan.calibration = {**(plan.calibration or {}), "spec": spec.identity(), "hash": spec.hash}
+    search = plan.settings.get("search") if isinstance(plan.settings.get("search"), dict) else {}
+    if search.get("forward_equivalents") is not None:  # a search that runs partial forwards counts them itself
+        meters["planning"].extra["forward_equivalents"] = search["forward_equivalents"]
     timings["plan"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
     maps: dict[str, Any] = {}
-    if any(d.policy == "linear_replace" for d in plan.decisions):
-        from tmpbench.pruning.calibration import fit_linear_maps
+    with ComputeMeter(original) as meters["apply"]:
+        if any(d.policy == "linear_replace" for d in plan.decisions):
+            from tmpbench.pruning.calibration import fit_linear_maps
 
-        if calib is None:
-            calib = spec.collect(generator)
-        maps = fit_linear_maps(original, plan, calib)
-    pruned = apply(original, plan, linear_maps=maps)
+            if calib is None:
+                calib = spec.collect(generator)
+            maps = fit_linear_maps(original, plan, calib)
+        pruned = apply(original, plan, linear_maps=maps)
     achieved = measured_size(pruned, budget.kind, budget.resolution)
     report = _check(base_original, achieved, budget, plan, tree).require()
     plan.achieved_params = int(count_params(pruned))
@@ -303,11 +315,14 @@ def prune_generator(
 
     t3 = time.perf_counter()
     log: dict[str, Any] = {}
-    if recipe.steps > 0:
-        from tmpbench.pruning.recovery import distill
+    with ComputeMeter(original, pruned) as meters["recovery"]:
+        if recipe.steps > 0:
+            from tmpbench.pruning.recovery import distill
 
-        pruned, log = distill(generator, pruned, spec, recipe, progress=progress)
+            pruned, log = distill(generator, pruned, spec, recipe, progress=progress)
     timings["recovery"] = time.perf_counter() - t3
+    stages = {k: m.as_dict() for k, m in meters.items()}
+    pruning_cost = {**stages, "total": cost_total(stages)}
 
     return PruneResult(
         generator=with_denoiser(generator, pruned.eval()),
@@ -326,6 +341,7 @@ def prune_generator(
         base={"model": name, "class": type(original).__name__, "weights": weights_fingerprint(original),
               "config": base_config(original)},
         seconds={k: round(v, 3) for k, v in timings.items()},
+        pruning_cost=pruning_cost,
         pruner_settings=dict(pruner_settings or {}),
         seed=int(seed),
     )

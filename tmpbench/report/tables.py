@@ -95,6 +95,12 @@ class RunRecord:
             return None
         return (self.achieved_params - self.requested_params) / self.requested_params
 
+    # --- what pruning spent ----------------------------------------------------------------------
+    @property
+    def pruning_cost(self) -> dict:
+        """``model.pruning_cost.total`` (tmpbench.pruning.cost); {} for the teacher and older files."""
+        return dict((self.results["model"].get("pruning_cost") or {}).get("total") or {})
+
     # --- comparability --------------------------------------------------------------------------
     @property
     def suite_hash(self) -> str:
@@ -349,15 +355,19 @@ def comparison_table(runs: list[RunRecord], metrics: list[str] | None = None, nu
     for r in runs:
         variant = suffix[str(r.path)]
         row: dict[str, Any] = {"model": r.model, "pruner": r.pruner if numeric or not variant else f"{r.pruner} ({variant})"}
+        cost = r.pruning_cost
         if numeric:
             row.update(requested_removed=r.requested_ratio, achieved_removed=r.achieved_ratio,
-                       budget_error=r.budget_error, params=r.achieved_params, variant=variant)
+                       budget_error=r.budget_error, params=r.achieved_params, variant=variant,
+                       prune_forward_equivalents=cost.get("forward_equivalents"),
+                       prune_backward_passes=cost.get("backward_passes"), prune_seconds=cost.get("seconds"))
         else:
             requested = "" if r.requested_params is None else f" ({r.requested_params:,})"
             row["requested"] = "-" if r.is_teacher else f"{r.budget}{requested}"
             row["achieved"] = f"{r.achieved_ratio:.2%} removed"
             row["vs target"] = "-" if r.budget_error is None else f"{r.budget_error:+.2%}"
             row["params"] = f"{r.achieved_params:,}"
+            row["prune fwd / bwd"] = format_cost(cost)
         for name in names:
             s = r.metric_summary(name) if name in r.results["metrics"] else {"not_scored": "absent"}
             ci = s.get("ci95")
@@ -369,6 +379,15 @@ def comparison_table(runs: list[RunRecord], metrics: list[str] | None = None, nu
                 row[name] = format_value(s)
         table.append(row)
     return pd.DataFrame(table)
+
+
+def format_cost(cost: dict) -> str:
+    """Pruning compute in one cell: forward-equivalents / backward passes (and seconds); "-" when none
+    was recorded (the teacher, or a run folder written before pruning cost was)."""
+    if not cost:
+        return "-"
+    fwd = cost.get("forward_equivalents", cost.get("denoiser_forwards", 0))
+    return f"{fwd:,.0f} / {cost.get('backward_passes', 0):,} ({cost.get('seconds', 0):.0f} s)"
 
 
 def format_value(s: dict) -> str:

@@ -272,7 +272,8 @@ def model_info(cfg: RunConfig, p: Prepared, generator, teacher, info: dict) -> r
         calibration=info.get("calibration", info.get("calibration_identity")),
         recovery=info.get("recovery", info.get("recovery_identity")),
         prune_cache_key=info.get("cache_key"),
-        prune_info=json_safe({k: v for k, v in info.items() if k not in ("generator", "plan")}),
+        prune_info=json_safe({k: v for k, v in info.items() if k not in ("generator", "plan", "pruning_cost")}),
+        pruning_cost=json_safe(info.get("pruning_cost") or {}),
     )
 
 

@@ -55,7 +55,7 @@ class SuiteInfo(_SuiteInfoRequired, total=False):
     split: str
 
 
-class ModelInfo(TypedDict):
+class _ModelInfoRequired(TypedDict):
     spec: str  # the model spec as typed ("tiny-dit", "zimage-4b", a directory)
     base: str  # registered base model name
     family: str  # adapter family ("zimage", "hunyuanimage3", ...)
@@ -74,6 +74,13 @@ class ModelInfo(TypedDict):
     recovery: dict | None
     prune_cache_key: str | None  # key of the pruned-model cache entry (None unpruned)
     prune_info: dict  # anything else the prune runner reported (plan summary, budget report)
+
+
+class ModelInfo(_ModelInfoRequired, total=False):
+    # what pruning spent (tmpbench.pruning.cost): {stage: {denoiser_forwards, backward_passes, seconds,
+    # peak_rss_mb[, forward_equivalents]}, "total": {...}} for calibration, planning, apply and recovery;
+    # {} for an unpruned model; absent in files written before it was recorded
+    pruning_cost: dict
 
 
 class _GenerationInfoRequired(TypedDict):
