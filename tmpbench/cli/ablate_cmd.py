@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         budget: str = typer.Option("50%", "--budget", help="Share of parameters removed, e.g. 50%."),
         limit: int = typer.Option(None, "--limit", help="Evaluated items (arch-transfer tunes on K items of the calib split)."),
         split: str = opt.split(),
+        seeds: int = opt.seeds(),
         out: Path = typer.Option(None, "--out", help="Folder (default runs/ablate-<axis>-<model>)."),
         model_path: str = typer.Option(None, "--model-path", help="Local weights directory for --model."),
         other_model: str = typer.Option(None, "--other-model", help="arch-transfer partner (default: tiny-dit <-> tiny-moe)."),
@@ -49,7 +50,7 @@ def register(app: typer.Typer) -> None:
             if not isinstance(grid_list, list) or not grid_list or not all(isinstance(g, dict) for g in grid_list):
                 raise TmpbenchError("--grid must be a non-empty JSON list of settings objects")
         base = SweepConfig(model=model, suite=suite, variants=[], budgets=[budget],
-                           out=out or Path(f"runs/ablate-{axis}-{model}"), limit=limit, split=split, steps=steps,
+                           out=out or Path(f"runs/ablate-{axis}-{model}"), limit=limit, split=split, seeds=seeds, steps=steps,
                            model_path=model_path, recover_steps=recover_steps, calib_prompts=calib_prompts,
                            progress=not quiet)
         result = run_ablation(axis, base, budget, metric, other_model, other_model_path, grid_list)

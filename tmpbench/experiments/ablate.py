@@ -27,8 +27,8 @@ import pandas as pd
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.experiments.sweep import SweepConfig, Variant, model_is_moe, run_dir_name, run_sweep
-from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
-from tmpbench.report.tables import RunRecord, load_run, render
+from tmpbench.report.stats import bootstrap_ci, holm, is_binary, mcnemar_exact, min_detectable_effect, paired_bootstrap
+from tmpbench.report.tables import RunRecord, format_cost, load_run, render
 
 AXES = ("tree-depth", "policy-mix", "arch-transfer")
 DEPTH_POLICIES = ["drop_block", "linear_replace"]
@@ -86,17 +86,22 @@ def score(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[fl
     return point, ci, len(v)
 
 
-def paired(ref: RunRecord, run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[float, float, str]:
-    """(difference run - reference, two-sided p-value, test name): McNemar for 0/1 values, else paired bootstrap."""
+def paired(ref: RunRecord, run: RunRecord, metric: str, keys: set[str] | None = None) -> dict[str, Any]:
+    """Run minus reference on the same items and seeds: the mean difference with its paired-bootstrap
+    95% CI, the two-sided p-value (McNemar for 0/1 values, else the paired bootstrap), n and the
+    differences themselves (for the table's minimum detectable effect)."""
     rk, rv, _ = _values(ref, metric, keys)
     values = run.metric_values(metric)
     cv = [values.get(k, float("nan")) for k in rk]
     higher = bool(run.results["metrics"][metric]["higher_is_better"])
+    worse, better = paired_bootstrap(rv, cv, higher), paired_bootstrap(rv, cv, not higher)
     if is_binary(rv) and is_binary(cv):
         t = mcnemar_exact(rv, cv)
-        return t.mean_diff, t.p_value, "McNemar"
-    worse, better = paired_bootstrap(rv, cv, higher), paired_bootstrap(rv, cv, not higher)
-    return worse.mean_diff, min(1.0, 2 * min(worse.p_worse, better.p_worse)), "paired bootstrap"
+        p, test = t.p_value, "McNemar"
+    else:
+        p, test = min(1.0, 2 * min(worse.p_worse, better.p_worse)), "paired bootstrap"
+    diffs = [c - r for r, c in zip(rv, cv)]
+    return {"diff": worse.mean_diff, "ci": worse.ci95, "p": p, "test": test, "n": worse.n, "diffs": diffs}
 
 
 def _fmt(point: float, ci: list[float] | None) -> str:
@@ -126,25 +131,33 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     metric = pick_metric(next(iter(runs.values())), metric)
     ref = runs[reference]
     rows = []
-    t_point, t_ci, _ = score(teacher, metric)
+    t_point, t_ci, t_n = score(teacher, metric)
+    delta = f"Δ vs {reference} [95% CI]"
     rows.append({"variant": "teacher (unpruned)", "settings": "-", "achieved": "0.00% removed", "vs target": "-",
-                 metric: _fmt(t_point, t_ci), f"Δ vs {reference}": "", "p": ""})
+                 "n": t_n, metric: _fmt(t_point, t_ci), delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-"})
+    tests = {v.name: paired(ref, runs[v.name], metric) for v in variants if v.name not in misses and v.name != reference}
+    adjusted = dict(zip(tests, holm([t["p"] for t in tests.values()])))
     for v in variants:
+        settings = json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)"
         if v.name in misses:  # not comparable at this budget: say why, with the nearest size it reaches
             miss = misses[v.name]
             nearest = f"nearest {miss['nearest']:,.0f} ({miss['relative_error']:+.2%})"
-            rows.append({"variant": v.name, "settings": json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)",
-                         "achieved": "cannot land", "vs target": nearest, metric: "-", f"Δ vs {reference}": "", "p": ""})
+            rows.append({"variant": v.name, "settings": settings, "achieved": "cannot land", "vs target": nearest,
+                         "n": "", metric: "-", delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-"})
             continue
         r = runs[v.name]
         point, ci, n = score(r, metric)
-        diff, p, _ = paired(ref, r, metric) if v.name != reference else (0.0, 1.0, "")
-        rows.append({"variant": v.name, "settings": json.dumps(v.settings, sort_keys=True) if v.settings else "(TMP defaults)",
-                     "achieved": f"{r.achieved_ratio:.2%} removed",
-                     "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}",
-                     metric: _fmt(point, ci), f"Δ vs {reference}": "" if v.name == reference else f"{diff:+.3f}",
-                     "p": "" if v.name == reference else f"{p:.3g}"})
-    return pd.DataFrame(rows), metric
+        t = tests.get(v.name)
+        rows.append({"variant": v.name, "settings": settings, "achieved": f"{r.achieved_ratio:.2%} removed",
+                     "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}", "n": n,
+                     metric: _fmt(point, ci), delta: "" if t is None else _fmt(t["diff"], t["ci"]),
+                     "p": "" if t is None else f"{t['p']:.3g}",
+                     "p (Holm)": "" if t is None else f"{adjusted[v.name]:.3g}", "prune fwd / bwd": format_cost(r.pruning_cost)})
+    diffs = [d for t in tests.values() for d in t["diffs"]]
+    table = pd.DataFrame(rows)
+    table.attrs["mde"] = min_detectable_effect(diffs) if diffs else float("nan")
+    table.attrs["tests"] = sorted({t["test"] for t in tests.values()})
+    return table, metric
 
 
 def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget: str, metric: str | None,
@@ -192,13 +205,14 @@ def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget:
         moved = load_run(Path(cfg.out) / run_dir_name(picked[source]["variant"], budget))
         for label, tuned_on, r in (("per-architecture tuning", target, own), ("transferred", source, moved)):
             point, ci, n = score(r, metric)
-            diff, p, _ = paired(own, r, metric) if r is not own else (0.0, 1.0, "")
+            t = paired(own, r, metric) if r is not own else None
             rows.append({"target": target, "settings from": f"{label} ({tuned_on})",
                          "settings": json.dumps(picked[tuned_on]["settings"], sort_keys=True),
                          "held-out score": f"{scores_of(picked, target, tuned_on):.3f}",
                          "achieved": f"{r.achieved_ratio:.2%} removed",
-                         f"{base.split} {metric}": _fmt(point, ci), "Δ vs own": "" if r is own else f"{diff:+.3f}",
-                         "p": "" if r is own else f"{p:.3g}", "n": n})
+                         f"{base.split} {metric}": _fmt(point, ci),
+                         "Δ vs own [95% CI]": "" if t is None else _fmt(t["diff"], t["ci"]),
+                         "p": "" if t is None else f"{t['p']:.3g}", "n": n})
     return pd.DataFrame(rows), metric, picked
 
 
@@ -227,7 +241,11 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
         variants = axis_variants(axis, model_is_moe(base.model))
         reference = variants[-1].name
         table, metric = variant_table(base, variants, budget, metric, reference)
-        caption = f"Ablation '{axis}' of TMP on {base.model} ({base.suite}, budget {budget}): {metric} with 95% bootstrap CI"
+        caption = (f"Ablation '{axis}' of TMP on {base.model} ({base.suite}, split {base.split}, budget {budget}): {metric} "
+                   f"with 95% bootstrap CI; Δ is paired on the same items and seeds ({', '.join(table.attrs['tests'])}), "
+                   f"Holm-adjusted across the table's {len(variants) - 1} comparisons; minimum detectable effect at this n "
+                   f"(80% power, 5% level): {table.attrs['mde']:.3f}. Prune fwd / bwd: denoiser forward-equivalents / "
+                   "backward passes spent pruning (seconds).")
     out.mkdir(parents=True, exist_ok=True)
     md = f"{caption}\n\n{render(table, 'md')}\n"
     (out / "table.md").write_text(md)

@@ -7,6 +7,9 @@
   seeds, its CI and a one-sided p-value; for continuous metrics.
 * :func:`mcnemar_exact` -- McNemar's exact (binomial) test on paired binary outcomes (GenEval
   correctness): only the discordant pairs carry information.
+* :func:`holm` -- Holm-Bonferroni adjusted p-values for the comparisons of one table.
+* :func:`min_detectable_effect` -- the smallest paired difference a table's n can detect (two-sided
+  5% level, 80% power, normal approximation with the observed spread of the paired differences).
 * :func:`pareto_front` -- which (ratio, quality) points no other point beats on both axes.
 
 Example::
@@ -133,6 +136,41 @@ def mcnemar_exact(baseline: Sequence[float], candidate: Sequence[float]) -> McNe
     p_two = min(1.0, 2.0 * binomial_tail(max(lost, gained), discordant)) if discordant else 1.0
     p_worse = binomial_tail(lost, discordant) if discordant else 1.0
     return McNemarResult(int(a.size), both, lost, gained, neither, float(p_two), float(p_worse))
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni step-down adjusted p-values, in the input order (NaN stays NaN).
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    idx = [i for i, p in enumerate(pvalues) if not math.isnan(p)]
+    order = sorted(idx, key=lambda i: pvalues[i])
+    m = len(order)
+    out = [float("nan")] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = round(running, 12)
+    return out
+
+
+def min_detectable_effect(differences: Sequence[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """``(z_{1-alpha/2} + z_power) * sd(d) / sqrt(n)`` over the finite paired differences ``d``: the
+    smallest true mean difference a paired test at this n detects with ``power`` (normal approximation;
+    for 0/1 outcomes ``sd(d)`` reflects the discordance rate). NaN below 2 pairs.
+
+    >>> round(min_detectable_effect([1, -1] * 50), 3)
+    0.282
+    """
+    from statistics import NormalDist
+
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan")
+    z = NormalDist().inv_cdf(1 - alpha / 2) + NormalDist().inv_cdf(power)
+    return float(z * d.std(ddof=1) / math.sqrt(d.size))
 
 
 def is_binary(values: Sequence[float]) -> bool:
