@@ -52,6 +52,9 @@ def test_plan_json_fields(app):
     assert data["requested"]["budget"] == "20%"
     assert abs(data["achieved_params"] - data["requested"]["target"]) / data["requested"]["target"] <= 0.005
     assert data["budget_check"]["ok"] is True and data["decisions"] and data["data_free"] is True
+    assert data["plan_version"] == 2  # decisions in plan format 2: kept ids as range strings
+    keeps = [d["keep"] for d in data["decisions"] if d["keep"] is not None]
+    assert keeps and all(isinstance(k, str) and k for k in keeps)
 
 
 @pytest.mark.parametrize("args,match", [

@@ -128,3 +128,28 @@ def test_folders_that_name_a_moved_module_still_load(tmp_path):
     arch_file.write_text(json.dumps({**arch, "class": "tmpbench.models.gone:TinyMoETransformer"}))
     with pytest.raises(DataFormatError, match=r"class 'tmpbench.models.gone:TinyMoETransformer' .* cannot be imported.*MOVED_MODULES"):
         load_pruned(tmp_path / "old")
+
+
+def test_folders_with_a_version_1_plan_still_load(tmp_path):
+    """Folders written before plan format 2 hold keep as lists of ids; they load, and their recorded
+    plan_sha256 stays the hash of the bytes they hold (the file is read, never rewritten)."""
+    import hashlib
+
+    from tmpbench.pruning.io import PLAN_FILE, folder_provenance, read_plan
+
+    gen = tiny_generator(moe=True)
+    decisions = [Decision("layers.1.feed_forward", "prune_experts", keep=[0, 1, 3]),
+                 Decision("layers.1.feed_forward.shared_mlp", "prune_channels", keep=[0, 1, 2, 6]),
+                 Decision("layers.1.feed_forward.experts", "prune_channels",
+                          keep=[e * 16 + c for e in range(4) for c in (0, 1, 2, 9, 10)])]
+    result = result_for(gen, decisions, "tiny-moe")
+    save_pruned(result, tmp_path / "old")
+    plan_file = tmp_path / "old" / PLAN_FILE
+    assert json.loads(plan_file.read_text())["decisions"][1]["keep"] == "0-2,9-10,16-18,25-26,32-34,41-42,48-50,57-58"
+    v1 = result.plan.to_json(version=1) + "\n"
+    plan_file.write_text(v1)
+    assert json.loads(v1)["version"] == 1 and json.loads(v1)["decisions"][1]["keep"][:4] == [0, 1, 2, 9]
+    assert read_plan(tmp_path / "old") == result.plan
+    assert folder_provenance(tmp_path / "old")["plan_sha256"] == hashlib.sha256(v1.encode()).hexdigest()
+    loaded = load_pruned(tmp_path / "old")
+    assert np.array_equal(images(result.generator, 3), images(loaded, 3))

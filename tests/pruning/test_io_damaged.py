@@ -142,6 +142,8 @@ def test_damaged_pruned_folder_ends_in_one_line(pruned_dir, tmp_path_factory, me
         (f"transformer/{WEIGHTS_FILE}", lambda b: b[: len(b) // 2], r"tmpbench_denoiser\.safetensors is damaged \(SafetensorError"),
         (MARKER_FILE, lambda b: b"{not json", r"tmpbench_model\.json is damaged \(not valid JSON"),
         (PLAN_FILE, None, r"plan\.json' does not exist; re-run `tmpbench prune`"),
+        (PLAN_FILE, lambda b: b.replace(b'"keep": "1,5,7,30"', b'"keep": "1,5,7,3"'),
+         r"plan\.json: plan decision 2 at 'layers\.1\.feed_forward': keep range '3' overlaps or precedes '7'.*re-run `tmpbench prune`"),
         (f"transformer/{ARCH_FILE}", None, r"has no tmpbench_arch\.json.*re-run `tmpbench prune`"),
         (f"transformer/{ARCH_FILE}", lambda b: b.replace(b'"heads": 1', b'"heads": "1"'), r"parts\.attention\.heads has the wrong type"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ from diffusers import ZImageTransformer2DModel
 from tmpbench.errors import DataFormatError, TmpbenchError
 from tmpbench.models.reference.tiny_moe import TinyMoETransformer, tiny_moe_config
 from tmpbench.pruning import Budget, Decision, Plan, build_unit_tree, diff, model_identity, validate_plan
+from tmpbench.pruning.plan import decode_ids, encode_ids
 
 TINY = dict(
     all_patch_size=(2,), all_f_patch_size=(1,), in_channels=4, dim=16, n_layers=12, n_refiner_layers=1,
@@ -45,7 +47,8 @@ def test_json_round_trip_and_file(tmp_path):
     path = plan.save(tmp_path / "plan.json")
     assert Plan.load(path) == plan
     data = json.loads(path.read_text())
-    assert data["decisions"][0]["keep"] == [1] and data["budget"]["is_ratio"] is True
+    assert data["version"] == 2 and data["budget"]["is_ratio"] is True
+    assert [d["keep"] for d in data["decisions"]] == ["1", "0,3-4", None, None]
 
 
 def test_stable_natural_ordering():
@@ -96,6 +99,7 @@ def test_diff():
         ('{"model": {}, "budget": {}, "pruner": "x", "colour": 1}', "unknown fields \\['colour'\\]"),
         ('{"model": {}, "budget": {}}', "lacks required fields \\['pruner'\\]"),
         ('{"model": {}, "budget": {}, "pruner": "x", "version": 9}', "plan version 9 is not supported"),
+        ('{"model": {}, "budget": {}, "pruner": "x", "version": "2"}', "plan version 2 is not supported"),
         (
             '{"model": {}, "budget": {}, "pruner": "x", "decisions": [{"path": "layers.0", "policy": "drop_blocks"}]}',
             "unknown policy 'drop_blocks'; did you mean 'drop_block'",
@@ -156,3 +160,102 @@ def test_validate_plan_against_trees():
         validate_plan(Plan(**mplan, decisions=[Decision("layers.0.feed_forward", "merge_experts", groups=[[0, 1], [2]])]), mtree)
     with pytest.raises(TmpbenchError, match="policy 'prune_channels' is not admitted at 'layers.0.feed_forward' \\(moe\\)"):
         validate_plan(Plan(**mplan, decisions=[Decision("layers.0.feed_forward", "prune_channels", keep=[0])]), mtree)
+
+
+# --- format version 2: kept ids as range strings ---------------------------------------------------------------------
+V1_PLAN = Path(__file__).parents[1] / "data" / "plan-v1-tiny-hy3-tmp.json"
+PINNED_V2_SHA256 = "d1a09409cfd1223c28d22d3853183941e55de807cc25ade69df73080a41b4195"  # V1_PLAN's plan, saved as v2
+
+
+@pytest.mark.parametrize("ids, text", [
+    ([], ""),
+    ([7], "7"),
+    ([0, 1, 2, 5, 7, 8], "0-2,5,7-8"),
+    ([0, 2, 4], "0,2,4"),
+    (list(range(130_000)) + list(range(131_000, 196_608)), "0-129999,131000-196607"),
+])
+def test_ids_round_trip_as_inclusive_ranges(ids, text):
+    assert encode_ids(ids) == text
+    assert decode_ids(text, 196_608, "keep") == ids
+
+
+@pytest.mark.parametrize("ids, match", [
+    ([3, 1], "keep must be sorted and unique to be written, got 3 then 1"),
+    ([1, 1], "keep must be sorted and unique to be written, got 1 then 1"),
+    ([-1, 0], "keep holds the negative id -1; ids count from 0"),
+])
+def test_ids_the_range_string_cannot_hold_are_refused_on_write(ids, match):
+    plan = _plan(decisions=[Decision("layers.3.feed_forward", "prune_channels", keep=ids)])
+    with pytest.raises(TmpbenchError, match=f"decision prune_channels at 'layers.3.feed_forward': {match}"):
+        plan.to_json()
+
+
+def _v2_text(keep, original_count=128) -> str:
+    decision = {"path": "layers.3.feed_forward", "policy": "prune_channels", "keep": keep, "original_count": original_count}
+    return json.dumps({"model": {}, "budget": {}, "pruner": "x", "version": 2,
+                       "decisions": [{"path": "layers.0", "policy": "drop_block"}, decision]})
+
+
+@pytest.mark.parametrize("keep, match", [
+    ("0-5,3-8", "keep range '3-8' overlaps or precedes '0-5'; ranges must ascend without overlap"),
+    ("0-2,2", "keep range '2' overlaps or precedes '0-2'"),
+    ("5-7,0-2", "keep range '0-2' overlaps or precedes '5-7'"),
+    ("0-127,128", "keep range '128' is out of bounds for 128 units \\(ids 0..127\\)"),
+    ("100-200", "keep range '100-200' is out of bounds for 128 units"),
+    ("9-3", "keep range '9-3' starts after it stops; write it as '3-9'"),
+    ("0-2,x", "keep range 'x' is not an integer id or an inclusive 'start-stop' of integer ids"),
+    ("1.5", "keep range '1.5' is not an integer id"),
+    ("-1", "keep range '-1' is not an integer id"),
+    ("0-", "keep range '0-' is not an integer id"),
+    ("0, 1", "keep range ' 1' is not an integer id"),
+    ("0,,1", "keep range '' is not an integer id"),
+    ("0-1-2", "keep range '0-1-2' is not an integer id"),
+    (5, "'keep' must be a range string like '0-127,130-255' or null \\(version 2"),
+    ([0, 1], "'keep' must be a range string .* a version 1 plan lists the ids and says \"version\": 1"),
+])
+def test_malformed_ranges_name_the_decision(keep, match):
+    with pytest.raises(DataFormatError, match=f"^plan decision 1 at 'layers.3.feed_forward': {match}"):
+        Plan.from_json(_v2_text(keep))
+
+
+def test_ranges_without_original_count_are_bounded_by_validate_plan():
+    plan = Plan.from_json(_v2_text("0-1,40", original_count=None))
+    assert plan.decisions[1].keep == [0, 1, 40]
+    with pytest.raises(DataFormatError, match="out of bounds for 8 units"):
+        Plan.from_json(_v2_text("0-1,40", original_count=8))
+
+
+def test_committed_v1_plan_reads_and_survives_a_v2_round_trip(tmp_path):
+    v1_text = V1_PLAN.read_text()
+    assert json.loads(v1_text)["version"] == 1
+    plan = Plan.load(V1_PLAN)
+    assert {d.policy for d in plan.decisions} == {"prune_experts", "prune_channels"}
+    experts = plan.by_path()[("model.layers.0.mlp.experts", "prune_channels")]
+    assert experts.keep == json.loads(v1_text)["decisions"][1]["keep"] and len(experts.keep) == 712
+    again = Plan.load(plan.save(tmp_path / "plan.json"))
+    assert again == plan
+    assert json.loads((tmp_path / "plan.json").read_text())["version"] == 2
+    # the version-1 writer kept for comparisons reproduces the committed file byte for byte
+    assert plan.to_json(version=1) + "\n" == v1_text
+    assert len(plan.to_json()) < len(v1_text) / 3
+
+
+def test_plan_hash_is_the_hash_of_the_canonical_v2_text(tmp_path):
+    import hashlib
+
+    from tmpbench.provenance import sha256_file
+
+    plan = Plan.load(V1_PLAN)
+    path = plan.save(tmp_path / "a.json")
+    text = plan.to_json() + "\n"
+    assert path.read_text() == text and sha256_file(path) == hashlib.sha256(text.encode()).hexdigest()
+    assert Plan.load(path).save(tmp_path / "b.json").read_bytes() == path.read_bytes()  # re-saving changes nothing
+    shuffled = Plan(**{**vars(plan), "decisions": list(reversed(plan.decisions))})
+    assert shuffled.to_json() == plan.to_json()
+    # pinned: a change here changes every plan_sha256 recorded from now on, so it needs a new plan version
+    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_V2_SHA256
+
+
+def test_unknown_write_version():
+    with pytest.raises(TmpbenchError, match="plan version 3 cannot be written; choose one of \\[1, 2\\]"):
+        _plan().to_json(version=3)

@@ -528,7 +528,8 @@ def folder_provenance(path: str | Path) -> dict[str, Any]:
 
     ``base`` (model name), ``base_weights`` (fingerprint of the weights it was pruned from), ``pruner``,
     ``budget`` (as typed), ``pruner_settings``, ``seed``, ``original_params``, ``achieved_params``,
-    ``budget_check``, ``calibration`` and ``recovery`` identities, ``plan_sha256``, ``plan_summary`` and the
+    ``budget_check``, ``calibration`` and ``recovery`` identities, ``plan_sha256`` (of the ``plan.json`` bytes: the
+    canonical version-2 text of :meth:`Plan.to_json` for folders written now), ``plan_summary`` and the
     pruning ``seconds`` per stage. The run cache and ``--model DIR`` both read a folder through here, so a
     run on a folder records what a run on the spec that made it records. Folders written before the
     pruner, budget and settings were stored in ``pruned.json`` take them from ``plan.json``.

@@ -16,12 +16,27 @@ Decision forms, by policy (``path`` is a module path from the unit tree)::
 Indices always refer to the ORIGINAL model; ``apply_plan`` replays width cuts first and block
 removals last so later decisions never see shifted indices.
 
+On disk (format version 2, ``"version": 2``) a decision's ``keep`` is a range string: comma-separated
+ascending, non-overlapping INCLUSIVE ranges ``start-stop``, a single id written alone, the empty list
+as ``""``. ``[0, 1, 2, 5, 7, 8]`` is ``"0-2,5,7-8"``; HunyuanImage-3.0's ~130k kept expert channels per
+layer take a few dozen characters instead of a number per line. In memory ``keep`` stays a list of
+ints; only :meth:`Plan.to_dict` / :meth:`Plan.from_dict` know the string. ``groups`` and ``weights``
+stay JSON lists (at most one entry per expert). Version 1 files (``keep`` as a list of ints) still
+load; ``to_json(version=1)`` writes one, for size comparisons.
+
+``to_json()`` is canonical: keys sorted, decisions in natural path order, ranges maximal. ``save``
+writes exactly ``to_json() + "\n"``, so a plan's provenance hash (``plan_sha256``: sha256 of a pruned
+folder's ``plan.json``, see :func:`tmpbench.pruning.io.folder_provenance`) is the hash of its
+canonical version-2 text and is the same whenever the same plan is saved.
+
 Example::
 
     >>> plan = Plan(model={"class": "ZImageTransformer2DModel"}, budget={"text": "33%"}, pruner="random",
     ...             decisions=[Decision("layers.1", "drop_block")], original_params=100, achieved_params=60)
     >>> Plan.from_json(plan.to_json()) == plan
     True
+    >>> encode_ids([0, 1, 2, 5, 7, 8]), decode_ids("0-2,5,7-8", 10, "keep")
+    ('0-2,5,7-8', [0, 1, 2, 5, 7, 8])
 """
 
 from __future__ import annotations
@@ -36,7 +51,8 @@ from typing import Any
 from tmpbench.errors import DataFormatError, TmpbenchError, did_you_mean
 from tmpbench.pruning.tree import POLICIES
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 WIDTH_POLICIES = ("prune_heads", "prune_channels", "prune_experts")
 BLOCK_POLICIES = ("drop_block", "linear_replace")
 
@@ -53,6 +69,60 @@ def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(_is_int(i) for i in v)
 
 
+_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+
+
+def encode_ids(ids: list[int], what: str = "keep") -> str:
+    """Sorted unique non-negative ids as the version-2 range string (inclusive ranges, see the module
+    docstring): ``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"``, ``[]`` -> ``""``. Raises TmpbenchError (naming
+    ``what``) for ids the string cannot hold: negative, unsorted or repeated."""
+    parts: list[str] = []
+    start = prev = None
+    for i in ids:
+        if prev is not None and i <= prev:
+            raise TmpbenchError(f"{what}: keep must be sorted and unique to be written, got {prev} then {i}")
+        if prev is None and i < 0:
+            raise TmpbenchError(f"{what}: keep holds the negative id {i}; ids count from 0")
+        if prev is None or i != prev + 1:
+            if start is not None:
+                parts.append(str(start) if start == prev else f"{start}-{prev}")
+            start = i
+        prev = i
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+def decode_ids(text: str, count: int | None, what: str) -> list[int]:
+    """The ids of a version-2 range string, checked: every range ``start`` or ``start-stop`` of
+    non-negative integers with start <= stop, ranges ascending without overlap, and (where ``count``,
+    the decision's ``original_count``, is known) every id below ``count``. One-line DataFormatError
+    naming ``what`` (the decision) and the range otherwise."""
+    if text == "":
+        return []
+    ids: list[int] = []
+    previous = None
+    for part in text.split(","):
+        m = _RANGE.fullmatch(part)
+        if m is None:
+            raise DataFormatError(
+                f"{what}: keep range {part!r} is not an integer id or an inclusive 'start-stop' of integer ids"
+            )
+        start = int(m[1])
+        stop = int(m[2]) if m[2] is not None else start
+        if start > stop:
+            raise DataFormatError(f"{what}: keep range {part!r} starts after it stops; write it as '{stop}-{start}'")
+        if ids and start <= ids[-1]:
+            raise DataFormatError(
+                f"{what}: keep range {part!r} overlaps or precedes {previous!r}; ranges must ascend without overlap"
+            )
+        if count is not None and stop >= count:
+            raise DataFormatError(f"{what}: keep range {part!r} is out of bounds for {count} units (ids 0..{count - 1})")
+        ids.extend(range(start, stop + 1))
+        previous = part
+    return ids
+
+
 # field -> (test, what the JSON must hold); None is allowed where the field's default is None
 _PLAN_TYPES: dict[str, tuple[Any, str]] = {
     "model": (lambda v: isinstance(v, dict), "an object"),
@@ -65,18 +135,24 @@ _PLAN_TYPES: dict[str, tuple[Any, str]] = {
     "achieved_flops": (lambda v: v is None or _is_number(v), "a number or null"),
     "settings": (lambda v: isinstance(v, dict), "an object"),
     "calibration": (lambda v: isinstance(v, dict), "an object"),
-    "version": (_is_int, "an integer"),
 }
 _DECISION_TYPES: dict[str, tuple[Any, str]] = {
     "path": (lambda v: isinstance(v, str), "a string"),
     "policy": (lambda v: isinstance(v, str), "a string"),
-    "keep": (lambda v: v is None or _int_list(v), "a list of integers or null"),
     "groups": (lambda v: v is None or (isinstance(v, list) and all(_int_list(g) for g in v)), "a list of integer lists or null"),
     "weights": (lambda v: v is None or (isinstance(v, list) and all(_is_number(w) for w in v)), "a list of numbers or null"),
     "merge_router": (lambda v: v is None or isinstance(v, str), "a string or null"),
     "linear": (lambda v: v is None or isinstance(v, dict), "an object or null"),
     "original_count": (lambda v: v is None or _is_int(v), "an integer or null"),
     "info": (lambda v: isinstance(v, dict), "an object"),
+}
+
+
+# "keep" by plan version: v1 lists the ids, v2 writes ranges (see the module docstring)
+_KEEP_TYPES: dict[int, tuple[Any, str]] = {
+    1: (lambda v: v is None or _int_list(v), "a list of integers or null (version 1)"),
+    2: (lambda v: v is None or isinstance(v, str),
+        "a range string like '0-127,130-255' or null (version 2; a version 1 plan lists the ids and says \"version\": 1)"),
 }
 
 
@@ -126,7 +202,11 @@ class Decision:
 
 @dataclass
 class Plan:
-    """Everything needed to reproduce and audit one pruning run, as JSON-ready data."""
+    """Everything needed to reproduce and audit one pruning run, as JSON-ready data.
+
+    ``to_json``/``save`` write format version 2 (``"version": 2``; kept ids as inclusive range strings
+    such as ``"0-127,130-255"``, see the module docstring); ``from_dict``/``load`` read versions 1 and 2.
+    """
 
     model: dict[str, Any]  # identity: name, class, config hash (see model_identity)
     budget: dict[str, Any]  # Budget.to_dict(): text, kind, value, is_ratio, resolution
@@ -138,7 +218,7 @@ class Plan:
     achieved_flops: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # pruner knobs (tree_depth, policy_mix, seed...)
     calibration: dict[str, Any] = field(default_factory=dict)  # identity of the calibration set (name, hash, n)
-    version: int = PLAN_VERSION
+    # no version field: the in-memory Plan is the same for every format; to_dict writes "version"
 
     def __post_init__(self) -> None:
         self.decisions = sorted(
@@ -146,21 +226,34 @@ class Plan:
         )
 
     # --- serialisation -----------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, version: int = PLAN_VERSION) -> dict[str, Any]:
+        """JSON-ready data in format ``version`` (2: kept ids as range strings; 1: as lists)."""
+        if version not in READABLE_VERSIONS:
+            raise TmpbenchError(f"plan version {version} cannot be written; choose one of {list(READABLE_VERSIONS)}")
+        data = asdict(self)
+        data["version"] = version
+        if version >= 2:
+            for out, d in zip(data["decisions"], self.decisions):
+                if d.keep is not None:
+                    out["keep"] = encode_ids(d.keep, f"decision {d.policy} at {d.path!r}")
+        return data
 
-    def to_json(self, indent: int | None = 2) -> str:
-        """Stable JSON: keys sorted, decisions in natural path order."""
-        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+    def to_json(self, indent: int | None = 2, version: int = PLAN_VERSION) -> str:
+        """Canonical JSON: keys sorted, decisions in natural path order, ranges maximal (what
+        ``save`` writes and ``plan_sha256`` hashes)."""
+        return json.dumps(self.to_dict(version), indent=indent, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
+        """A Plan from version 1 or 2 data (no ``version`` key: the current one), strictly checked."""
         if not isinstance(data, dict):
             raise DataFormatError(f"a plan must be a JSON object, got {type(data).__name__}")
         version = data.get("version", PLAN_VERSION)
-        if version != PLAN_VERSION:
-            raise DataFormatError(f"plan version {version} is not supported (this tmpbench reads version {PLAN_VERSION})")
-        known = {f.name for f in fields(cls)}
+        if not _is_int(version) or version not in READABLE_VERSIONS:
+            raise DataFormatError(
+                f"plan version {version} is not supported (this tmpbench reads versions {list(READABLE_VERSIONS)})"
+            )
+        known = {f.name for f in fields(cls)} | {"version"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DataFormatError(f"plan has unknown fields {unknown}; expected only {sorted(known)}")
@@ -179,9 +272,12 @@ class Plan:
             missing = [k for k in ("path", "policy") if k not in d]
             if missing:
                 raise DataFormatError(f"plan decision {i} lacks required fields {missing}")
-            _check_types(d, _DECISION_TYPES, f"plan decision {i}")
+            where = f"plan decision {i} at {d['path']!r}" if isinstance(d["path"], str) else f"plan decision {i}"
+            _check_types(d, {**_DECISION_TYPES, "keep": _KEEP_TYPES[version]}, where)
+            if version >= 2 and d.get("keep") is not None:
+                d = {**d, "keep": decode_ids(d["keep"], d.get("original_count"), where)}
             decisions.append(Decision(**d))
-        return cls(**{**data, "decisions": decisions})
+        return cls(**{k: v for k, v in data.items() if k not in ("version", "decisions")}, decisions=decisions)
 
     @classmethod
     def from_json(cls, text: str) -> Plan:

@@ -32,7 +32,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tmpbench.errors import TmpbenchError
@@ -42,7 +42,7 @@ from tmpbench.pruning.cost import ComputeMeter
 from tmpbench.pruning.cost import total as cost_total
 from tmpbench.pruning.factory import check_family, make_pruner
 from tmpbench.pruning.families import apply, unit_tree
-from tmpbench.pruning.plan import Plan, model_identity, validate_plan
+from tmpbench.pruning.plan import PLAN_VERSION, Plan, model_identity, validate_plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, model_defaults, model_name_of
 
 
@@ -72,7 +72,8 @@ class PlanOutcome:
                           "original": self.original},
             "achieved": self.achieved,
             "budget_check": self.report.to_dict(),
-            "decisions": [asdict(d) for d in self.plan.decisions],
+            "plan_version": PLAN_VERSION,  # the format of "decisions" (kept ids as range strings, see plan.py)
+            "decisions": self.plan.to_dict()["decisions"],
             "settings": self.plan.settings,
             "calibration": self.plan.calibration,
             "seconds": round(self.seconds, 3),
