@@ -43,7 +43,7 @@ from pruners.tmp_search import (
     MeasuredEvaluator,
     ProxyEvaluator,
 )
-from pruners.tmp_tree import TreeSearch
+from pruners.tmp_tree import TreeSearch, estimate_probes
 from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.calibration import WEIGHTINGS
 from tmpbench.pruning.tree import POLICIES, UnitTree
@@ -101,7 +101,7 @@ class TMPPruner(Pruner):
         "max_calib_inputs": 16,
         "round_to": None,
         "block_local": True,
-        "refine": 1,
+        "refine": 0,
     }
 
     def _validate_settings(self) -> None:
@@ -197,6 +197,33 @@ class TMPPruner(Pruner):
                                timestep_weighting=self._settings["timestep_weighting"])
             alloc.linear_fit_inputs = len(calib)  # surgery fits its linear maps on the search's inputs
         return {"search": search_info}
+
+    def estimate(self, tree: UnitTree, budget: Any, n_inputs: int) -> dict[str, Any]:
+        """What the measured search will spend, before it runs (``tmpbench plan --estimate``): evaluations
+        and denoiser forward-equivalents over ``n_inputs`` calibration inputs. Probes of block b cost the
+        share of a forward from b on (block-local replay, blocks in tree order); fixed passes are the teacher
+        outputs, the replay capture, the linear-map fit and the unit scorers (one pass each)."""
+        if self._settings["search"] != "tree":
+            raise TmpbenchError("pruner 'tmp': --estimate predicts the tree search; the flat greedy's evaluations depend "
+                                "on what it accepts (run it, or --set search=tree)")
+        n_inputs = min(n_inputs, self._settings["max_calib_inputs"])
+        alloc = Allocation(tree, budget, round_to=self._settings["round_to"])
+        allowed = self._allowed(tree)
+        search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
+                            self._settings["refine"])
+        has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
+        probes = estimate_probes(search, can_linear=has_linear)
+        total = max(float(tree.flops), 1e-9)
+        before, share = 0.0, {}
+        for slot in alloc.blocks.values():  # blocks in tree order: what runs before each
+            share[slot.path] = before / total
+            before += slot.flops
+        local = self._settings["block_local"]
+        probe_fe = sum(1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in probes)
+        fixed = 1 + (1 if local else 0) + (1 if has_linear else 0) + 1 + (1 if "experts" in alloc.kinds() else 0)
+        return {"search": "tree", "evaluations": len(probes), "calib_inputs": n_inputs,
+                "forward_equivalents": round(n_inputs * (probe_fe + fixed), 1),
+                "fixed_passes": fixed, "block_local": local}
 
     def _order_units(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> tuple[str, float]:
         """Within-component removal order: calibration activations / REAP saliency when there is

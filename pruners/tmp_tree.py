@@ -28,6 +28,7 @@ the same as the flat search's.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +114,9 @@ class TreeSearch:
         self._touched: list[str] = []
         self.stage_budgets: dict[str, float] = {}
         self.block_budgets: dict[str, float] = {}
-        self.in_context: dict[tuple[str, str], float] = {}  # (block, mode) -> error increase measured in context
+        # (block, kind) -> in-context / isolated error of the chosen element (kind: a block mode or "width")
+        self.ratio: dict[tuple[str, str], float] = {}
+        self._picked: dict[str, tuple[str, float]] = {}  # block -> (kind, isolated error) of the last pass
         self.rounds: list[dict[str, Any]] = []
 
     # --- the state ---------------------------------------------------------------------------------
@@ -139,11 +142,12 @@ class TreeSearch:
                 u[1].removed, u[1].merge = u[2], u[3]
 
     def _probe(self, edits: tuple[Edit, ...]) -> float:
-        """Error increase of ``edits`` applied alone to the unpruned state."""
+        """Error increase of ``edits`` applied to the current context (the unpruned state at level 1; at
+        level 2, the stages after the one being allocated as already chosen)."""
         undo = self._set(edits)
         try:
             self.probes += 1
-            return self.ev.error() - self.base
+            return self.ev.error() - self._ctx
         finally:
             self._undo(undo)
 
@@ -217,15 +221,22 @@ class TreeSearch:
             menu.points.append(Point(self.alloc.block_saving(slot, mode=m), self._prior(m) * max(c, 0.0), edits_t, c))
         return menu
 
+    def _scale(self, block: str, kind: str) -> float:
+        """In-context / isolated error measured for ``block``'s element ``kind`` by a refine pass; for an
+        element not measured yet, the geometric mean over the measured ones of its kind (1 before any)."""
+        if (block, kind) in self.ratio:
+            return self.ratio[(block, kind)]
+        same = [v for (_b, k), v in self.ratio.items() if k == kind]
+        return math.exp(sum(math.log(v) for v in same) / len(same)) if same else 1.0
+
+    def _scaled(self, block: str, p: Point) -> Point:
+        kind = p.edits[0][2] if p.edits and p.edits[0][0] == "block" else "width"
+        s = self._scale(block, kind)
+        return p if s == 1.0 else Point(p.saving, p.cost * s, p.edits, p.raw * s)
+
     def _block_points(self, menu: Menu) -> list[Point]:
-        """A block menu's points, with block policies at their in-context cost once measured."""
-        out = []
-        for p in menu.points:
-            if p.edits and p.edits[0][0] == "block" and (menu.key, p.edits[0][2]) in self.in_context:
-                c = self.in_context[(menu.key, p.edits[0][2])]
-                p = Point(p.saving, self._prior(p.edits[0][2]) * max(c, 0.0), p.edits, c)
-            out.append(p)
-        return out
+        """A block menu's points at their in-context scale (after a refine pass)."""
+        return [self._scaled(menu.key, p) for p in menu.points]
 
     # --- level 2: group menus, block budgets -------------------------------------------------------
     def _group_points(self, g: UnitGroup, frac: float) -> list[Point]:
@@ -295,7 +306,7 @@ class TreeSearch:
     # --- the search --------------------------------------------------------------------------------
     def run(self) -> None:
         a = self.alloc
-        self.base = self.ev.current()
+        self.base = self._ctx = self.ev.current()
         need = a.gap()
         if need <= 0.5 * a.tolerance:
             return
@@ -312,28 +323,83 @@ class TreeSearch:
             self.rounds.append({"additive_error": additive, "measured_error": err})
             if best is None or err < best[0]:
                 best = (err, self._snapshot())
-            # re-measure the chosen block policies in context (with everything else chosen) and allocate
-            # again when they interact: dropping two neighbours costs more than the two drops alone
-            actions = [(b.path, b.mode) for b in a.blocks.values() if b.mode is not None]
-            if rnd == self.refine or not actions:
+            # re-measure every chosen element in context (the error with it minus without it, everything
+            # else chosen) and allocate again when that differs from its isolated cost: two neighbouring
+            # linear maps, or a width cut next to one, cost more together than alone
+            if rnd == self.refine or not self._picked:
                 break
             changed = False
-            for path, mode in actions:
-                slot = a.blocks[path]
-                slot.mode = None
+            for block, (kind, isolated) in self._picked.items():
+                if isolated <= 1e-12:
+                    continue
+                undo = self._without(block, kind)
                 without = self.ev.error() - self.base
-                slot.mode = mode
-                cost = err - without
-                old = self.in_context.get((path, mode))
-                isolated = next((p.raw for p in block_menus[path].points if p.edits and p.edits[0][2] == mode), cost)
-                ref = isolated if old is None else old
-                changed |= abs(cost - ref) > 0.1 * max(abs(ref), 1e-9)
-                self.in_context[(path, mode)] = cost
+                self._undo(undo)
+                ratio = min(50.0, max(0.2, (err - without) / isolated))
+                old = self.ratio.get((block, kind), 1.0)
+                changed |= abs(ratio - old) > 0.1 * old
+                self.ratio[(block, kind)] = ratio
             if not changed:
                 break
         self._restore(best[1])
+        self._measured_fill(group_cache)
         self._fine_fill(group_cache)
         self.ev.accepted(None)
+
+    def _measured_fill(self, group_cache: dict[str, list[Point]], shortlist: int = 4) -> None:
+        """Close most of what the menus leave below the target in chunk steps chosen by measurement in
+        the chosen state: the ``shortlist`` cheapest groups by their probed curves are each measured
+        with one more chunk, and the cheapest per saving measured goes. Probes were taken alone; here a
+        group is priced next to the block policies and cuts around it (a width cut right after a
+        linear-mapped block costs more than alone)."""
+        a = self.alloc
+        half = 0.5 * a.tolerance
+        for _ in range(64):
+            gap = a.gap()
+            cands = []
+            for path in group_cache:
+                g = a.groups[path]
+                if a.blocks[g.block].mode is not None or g.step_down() is None:
+                    continue
+                chunk = max(1, round(g.count / self.chunks))
+                n = g.floor_removed(g.removed + chunk) - g.removed or g.step_down() or 0
+                while n > 0 and g.delta(n, a.kind) > gap + half:  # a chunk shrunk to fit the gap
+                    n = g.floor_removed(g.removed + n - 1) - g.removed
+                if n <= 0:
+                    continue
+                x = g.delta(n, a.kind)
+                predicted = self._curve_cost(group_cache[path], g, g.removed + n) - self._curve_cost(group_cache[path], g, g.removed)
+                cands.append((predicted / x, path, n, x))
+            if gap <= max(half, 0.0) or not cands:
+                return
+            cands.sort()
+            base = self.ev.current()
+            best = None
+            for _p, path, n, x in cands[:shortlist]:
+                g = a.groups[path]
+                g.removed += n
+                self.probes += 1
+                cost = self.ev.error() - base
+                g.removed -= n
+                key = self.mix.get("merge_experts" if g.merge else UNIT_POLICIES[g.kind][0], 1.0) * max(cost, 0.0) / x
+                if best is None or key < best[0]:
+                    best = (key, g, n, base + cost)
+            _, g, n, after = best
+            g.removed += n
+            self.ev.accepted(after)
+            self._touched.append(g.path)
+
+    @staticmethod
+    def _curve_cost(points: list[Point], g: UnitGroup, n: int) -> float:
+        """Probed error of ``g`` at ``n`` removed (its own policy), linear between probes and beyond the last."""
+        pts = [(0, 0.0)] + sorted({(p.edits[0][2], p.raw) for p in points if p.edits[0][3] == g.merge})
+        if len(pts) == 1:
+            return 0.0
+        for (n0, c0), (n1, c1) in zip(pts, pts[1:]):
+            if n <= n1:
+                return c0 + (n - n0) / max(n1 - n0, 1) * (c1 - c0)
+        (n0, c0), (n1, c1) = pts[-2], pts[-1]
+        return c1 + (n - n1) / max(n1 - n0, 1) * (c1 - c0)
 
     def _fine_fill(self, group_cache: dict[str, list[Point]]) -> None:
         """Close the gap the menus' chunk steps leave with single valid steps, cheapest per saving
@@ -400,18 +466,32 @@ class TreeSearch:
         additive = 0.0
         self._touched = []
         self.block_budgets = {}
-        for stage, blocks in stages.items():
+        self._picked = {}
+        # later stages first: a stage's probes then see the cuts chosen after it (how its error is carried
+        # to the output), while the blocks before it stay untouched, so block-local replay still applies
+        group_cache.clear()
+        for stage, blocks in reversed(list(stages.items())):
             budget = self.stage_budgets[stage]
             if budget <= 0:
                 continue
+            self._ctx = self.ev.error() if self._touched or self._picked else self.base
             width_room = sum(g.delta(g.max_removed(), a.kind) for b in blocks for g in self._groups(a.blocks[b]))
             frac = min(1.0, budget / width_room) if width_room > 0 else 0.0
             menus = []
             for b in blocks:
-                menu = Menu(b, [p for p in self._block_points(block_menus[b]) if p.edits and p.edits[0][0] == "block"])
-                groups = self._groups(a.blocks[b])
+                slot = a.blocks[b]
+                menu = Menu(b)
+                for m in self._block_modes(slot):
+                    if not any(p.edits and p.edits[0][0] == "block" and p.edits[0][2] == m for p in block_menus[b].points):
+                        continue
+                    edits_t = (("block", b, m),)
+                    c = self._probe(edits_t) if self._ctx != self.base or self._touched else \
+                        next(p.raw for p in block_menus[b].points if p.edits and p.edits[0][0] == "block" and p.edits[0][2] == m)
+                    menu.points.append(self._scaled(b, Point(a.block_saving(slot, mode=m), self._prior(m) * max(c, 0.0),
+                                                             edits_t, c)))
+                groups = self._groups(slot)
                 if groups:
-                    menu.points.extend(self._width_curve(groups, frac, group_cache))
+                    menu.points.extend(self._scaled(b, p) for p in self._width_curve(groups, frac, group_cache))
                 menus.append(menu)
             picked = allocate_menus(menus, budget)
             for b, point in picked.items():
@@ -419,9 +499,20 @@ class TreeSearch:
                 self._set(point.edits)
                 additive += point.raw
                 if point.edits:
+                    kind = point.edits[0][2] if point.edits[0][0] == "block" else "width"
+                    self._picked[b] = (kind, point.raw / self._scale(b, kind))
+                if point.edits:
                     self.accepted += 1
                 self._touched.extend(e[1] for e in point.edits if e[0] == "group" and e[2] > 0)
+        self._ctx = self.base
         return additive
+
+    def _without(self, block: str, kind: str) -> list[tuple]:
+        """Take ``block``'s chosen element out of the state (its block policy, or its width cuts)."""
+        if kind != "width":
+            return self._set((("block", block, None),))
+        return self._set(tuple(("group", p, 0, False) for p in self.alloc.blocks[block].groups
+                               if self.alloc.groups[p].removed))
 
     def _reset(self) -> None:
         for slot in self.alloc.blocks.values():
@@ -481,3 +572,36 @@ class TreeSearch:
             "stage_budgets": {k: round(v) for k, v in self.stage_budgets.items()},
             "block_budgets": {k: round(v) for k, v in self.block_budgets.items() if v > 0},
         }
+
+
+def estimate_probes(search: TreeSearch, can_linear: bool) -> list[str]:
+    """The blocks the search will probe, one entry per evaluation, before running it (``plan --estimate``).
+
+    Level 1 probes every block's width, drop and linear map. Level 2 is counted for every stage (an upper
+    bound: only stages that get a budget are probed): a measurement of its context, its blocks' policies
+    again in that context, and its groups at two widths per policy. Each refine pass repeats level 2 and
+    re-measures its chosen elements; the measured fill is allowed two chunks of ``shortlist`` candidates;
+    the final measurement is one more. Entries are block paths, or "" for a measurement that touches
+    many blocks (a full forward)."""
+    a = search.alloc
+    stages = search._stages()
+    level1: list[str] = []
+    level2: list[str] = []
+    for blocks in stages.values():
+        level2.append("")  # the stage's context
+        for path in blocks:
+            slot = a.blocks[path]
+            groups = search._groups(slot)
+            modes = [m for m in BLOCK_POLICIES if m in search.allowed and m in slot.policies
+                     and (m != "linear_replace" or (can_linear and slot.dim))]
+            level1.extend([path] * ((1 if groups else 0) + len(modes)))
+            level2.extend([path] * len(modes))
+            for g in groups:
+                for _pol in search._policies(g):
+                    sizes = {g.max_removed()}
+                    if search.depth >= 3:
+                        sizes.add(search._removal(g, 0.5))
+                    level2.extend(path for n in sizes if n > 0)
+    passes = search.refine + 1
+    chosen = len(a.blocks)  # refine: every block's chosen element, at most
+    return level1 + level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4 + 1)
