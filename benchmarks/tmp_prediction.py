@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             settings[k] = v
     gen = load_model(args.model)
-    header = ("| model | budget | settings | policies | predicted error | measured error | gap (rel.) | evaluations | "
-              "search s | budget check |")
-    rows = [header, "|" + "---|" * 10]
+    header = ("| model | budget | search | settings | policies | predicted error | measured error | gap (rel.) | evaluations | "
+              "forward-equivalents | search s | budget check |")
+    rows = [header, "|" + "---|" * 12]
     records = []
     for budget in args.budgets:
         start = time.perf_counter()
@@ -59,13 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             "model": args.model, "budget": budget, "settings": settings, "policies": policies,
             "predicted_error": search.get("predicted_error"), "measured_error": search.get("measured_error"),
             "prediction_gap": search.get("prediction_gap"), "evaluations": search.get("evaluations"),
+            "search": search.get("search"), "forward_equivalents": search.get("forward_equivalents"),
             "search_seconds": search.get("seconds"), "total_seconds": round(time.perf_counter() - start, 1),
             "budget_check": result.budget_report.message, "relative_error": result.budget_report.relative_error,
         }
         records.append(record)
-        row = (f"| {args.model} | {budget} | {json.dumps(settings) if settings else 'defaults'} | {', '.join(policies)} | "
-               f"{record['predicted_error']:.6g} | {record['measured_error']:.6g} | {record['prediction_gap']:.2e} | "
-               f"{record['evaluations']} | {record['search_seconds']} | {record['relative_error']:+.3%} |")
+        row = (f"| {args.model} | {budget} | {record['search']} | {json.dumps(settings) if settings else 'defaults'} | "
+               f"{', '.join(policies)} | {record['predicted_error']:.6g} | {record['measured_error']:.6g} | "
+               f"{record['prediction_gap']:.2e} | {record['evaluations']} | {record['forward_equivalents']:.0f} | "
+               f"{record['search_seconds']} | {record['relative_error']:+.3%} |")
         rows.append(row)
         print(row, flush=True)
     text = "\n".join(rows) + "\n"

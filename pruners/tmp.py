@@ -198,14 +198,18 @@ class TMPPruner(Pruner):
             alloc.linear_fit_inputs = len(calib)  # surgery fits its linear maps on the search's inputs
         return {"search": search_info}
 
+    def check_estimable(self) -> None:
+        """One line when these settings cannot be estimated before running."""
+        if self._settings["search"] != "tree":
+            raise TmpbenchError("pruner 'tmp': --estimate predicts the tree search; the flat greedy's evaluations depend "
+                                "on what it accepts (run it, or --set search=tree)")
+
     def estimate(self, tree: UnitTree, budget: Any, n_inputs: int) -> dict[str, Any]:
         """What the measured search will spend, before it runs (``tmpbench plan --estimate``): evaluations
         and denoiser forward-equivalents over ``n_inputs`` calibration inputs. Probes of block b cost the
         share of a forward from b on (block-local replay, blocks in tree order); fixed passes are the teacher
         outputs, the replay capture, the linear-map fit and the unit scorers (one pass each)."""
-        if self._settings["search"] != "tree":
-            raise TmpbenchError("pruner 'tmp': --estimate predicts the tree search; the flat greedy's evaluations depend "
-                                "on what it accepts (run it, or --set search=tree)")
+        self.check_estimable()
         n_inputs = min(n_inputs, self._settings["max_calib_inputs"])
         alloc = Allocation(tree, budget, round_to=self._settings["round_to"])
         allowed = self._allowed(tree)

@@ -102,3 +102,12 @@ def test_prune_writes_loadable_folder(app, tmp_path):
     again = invoke(app, "prune", "--model", str(tmp_path / "base"), "--pruner", "random", "--budget", "10%",
                    "--out", str(tmp_path / "out"))
     assert "exists and is not empty" in str(again.exception)
+
+
+def test_estimate_refuses_what_it_cannot_predict_in_one_line(cli):
+    code, _, err = cli("plan", "--model", "tiny-dit", "--pruner", "magnitude", "--budget", "25%", "--estimate")
+    assert code == 2 and err.strip() == ("error: pruner 'magnitude' has no search to estimate; --estimate applies to "
+                                         "measured searches (tmp)")
+    code, _, err = cli("plan", "--model", "tiny-dit", "--pruner", "tmp", "--budget", "25%", "--estimate",
+                       "--set", "search=flat")
+    assert code == 2 and "the flat greedy's evaluations depend on what it accepts" in err and len(err.strip().splitlines()) == 1

@@ -62,3 +62,19 @@ def test_flat_search_is_the_ablation_row(dense):
                              "search": "flat", "rescore_every": 50}, progress=False, _collected=dense.calib)
     search = result.plan.settings["search"]
     assert search["search"] == "flat" and "tree" not in search
+
+
+def test_estimate_predicts_the_search_it_runs(dense):
+    from tmpbench.catalog import PRUNERS
+
+    settings = {"chunks": 4, "max_calib_inputs": 4}
+    for budget in ("25%", "50%"):
+        est = PRUNERS.get("tmp")(**settings).estimate(dense.tree, Budget.parse(budget), len(dense.calib))
+        result = prune_generator(dense.gen, "tmp", budget, pruner_settings=settings, progress=False,
+                                 _collected=dense.calib)
+        search = result.plan.settings["search"]
+        # an upper bound (level 2 counted for every stage; only stages that get a budget are probed)
+        # (on this tiny model at 25% about 2.6x; on the trained references within 10%: reports/tmp-search/)
+        assert search["evaluations"] <= est["evaluations"] <= 4 * search["evaluations"], (budget, est, search)
+        assert search["forward_equivalents"] <= est["forward_equivalents"] <= 4 * search["forward_equivalents"]
+

@@ -97,6 +97,27 @@ def register(app: typer.Typer) -> None:
         tree = unit_tree(denoiser, size=size)
         typer.echo(json.dumps(tree.to_dict(depth), indent=2) if as_json else format_tree(tree, depth=depth))
 
+    def _print_estimate(model: str, pruner: str, budget: str, meta: bool, settings: dict, prompts: int, seed: int,
+                        as_json: bool) -> None:
+        from tmpbench.models.spec import parse_spec, resolve_entry
+        from tmpbench.pruning.estimate import estimable, estimate_plan
+
+        estimable(pruner, settings, seed)  # before loading anything
+        entry = resolve_entry(parse_spec(model))
+        denoiser, _, _ = _denoiser(model, meta)
+        est = estimate_plan(denoiser, pruner, budget, n_prompts=prompts, steps=int(entry.default_steps),
+                            size=int(entry.default_size), guidance=float(entry.default_guidance),
+                            pruner_settings=settings, seed=seed)
+        est["model"] = model
+        if as_json:
+            typer.echo(json.dumps(est, indent=2))
+            return
+        typer.echo(f"{model} {pruner} --budget {budget}: {est['evaluations']} evaluations on {est['calib_inputs']} inputs, "
+                   f"{est['forward_equivalents']:,.0f} forward-equivalents ({est['calibration_forwards']} sampling the "
+                   f"calibration) at {est['calibration_size']} px, {est['flops']:.3g} FLOPs")
+        for g, h in est["hours"].items():
+            typer.echo(f"  {est['gpus'][g]}: {h * 60:,.1f} min at {est['mfu_assumed']:.0%} MFU")
+
     @app.command("plan")
     def plan_cmd(
         model: str = typer.Option(..., "--model", help="Model spec or directory."),
@@ -108,6 +129,8 @@ def register(app: typer.Typer) -> None:
         calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts (loaded models, pruners that use data)."),
         calibration_mix: str = opt.calibration_mix(),
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
+        estimate: bool = typer.Option(False, "--estimate", help="Print what the search will cost (evaluations, "
+                                      "forward-equivalents, FLOPs, projected GPU hours) without planning."),
     ) -> None:
         """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
         from tmpbench.pruning.factory import make_pruner
@@ -116,6 +139,9 @@ def register(app: typer.Typer) -> None:
 
         pruner_settings = parse_settings(settings)
         mix = parse_mix(calibration_mix) if calibration_mix is not None else None
+        if estimate:
+            _print_estimate(model, pruner, budget, meta, pruner_settings, calib_prompts, seed, as_json)
+            return
         denoiser, gen, name = _denoiser(model, meta)
         calibration = None
         if gen is not None and getattr(make_pruner(pruner, seed, pruner_settings), "needs_calibration", False):
