@@ -101,7 +101,7 @@ class TMPPruner(Pruner):
         "max_calib_inputs": 16,
         "round_to": None,
         "block_local": True,
-        "refine": 0,
+        "refine": 1,
     }
 
     def _validate_settings(self) -> None:
