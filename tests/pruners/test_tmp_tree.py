@@ -74,7 +74,9 @@ def test_estimate_predicts_the_search_it_runs(dense):
                                  _collected=dense.calib)
         search = result.plan.settings["search"]
         # an upper bound (level 2 counted for every stage; only stages that get a budget are probed)
-        # (on this tiny model at 25% about 2.6x; on the trained references within 10%: reports/tmp-search/)
-        assert search["evaluations"] <= est["evaluations"] <= 4 * search["evaluations"], (budget, est, search)
-        assert search["forward_equivalents"] <= est["forward_equivalents"] <= 4 * search["forward_equivalents"]
+        assert search["evaluations"] <= est["evaluations"], (budget, est, search)
+        assert search["forward_equivalents"] <= est["forward_equivalents"]
+        if budget == "50%":  # most stages get a budget: the bound is close (trained references: reports/tmp-search/)
+            assert est["evaluations"] <= 2 * search["evaluations"]
+            assert est["forward_equivalents"] <= 2 * search["forward_equivalents"]
 
