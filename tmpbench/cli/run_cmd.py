@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         pruner: str = typer.Option(None, "--pruner", help="Pruner for a spec with a size (default tmp)."),
         seeds: int = opt.seeds(),
         limit: int = opt.limit_evaluated(),
-        batch_size: int = opt.batch_size(),
+        batch_size: int | None = opt.batch_size(),
         steps: int = opt.steps(),
         guidance: float = opt.guidance(),
         size: int = opt.size(),
