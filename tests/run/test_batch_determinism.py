@@ -50,8 +50,9 @@ def test_images_are_the_same_at_the_default_batch_size_as_alone(name, suite_name
         alone.append(np.asarray(out[0]))
     assert big.shape == (batch, 32, 32, 3)
     assert len({im.tobytes() for im in big}) > batch // 2  # distinct items and seeds give distinct images
-    # equal to the bit: the generation path shares no state between the images of a call, and these
-    # kernels do not block a row's arithmetic differently at another batch size (a one-level rounding
-    # difference would be the most a kernel could explain; none is seen here)
-    np.testing.assert_array_equal(big, small)
-    np.testing.assert_array_equal(big[:3], alone)
+    # no image depends on its neighbours: equal up to the one-level rounding a CPU kernel may add when it
+    # blocks a batch of another size differently (exactly equal on the 2-core machine, torch 2.14; the
+    # trained tiny-hy3 moved 1 pixel of 196,608 by one level: reports/generation-speed.md)
+    for other in (small, np.stack(alone)):
+        diff = np.abs(big[: len(other)].astype(int) - other.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.001
