@@ -32,6 +32,14 @@ def test_registry_serves_the_reference_entries():
     assert (TINY_DIT_ENTRY.transfer_partner, TINY_MOE_ENTRY.transfer_partner) == ("tiny-moe", "tiny-dit")
 
 
+def test_references_batch_many_images_per_call_and_entries_reject_a_batch_below_one():
+    assert [MODELS.get(n).default_batch_size for n in ("tiny-dit", "tiny-moe", "tiny-hy3")] == [64, 64, 64]
+    assert MODELS.get("zimage").default_batch_size == 8  # 1024 px images: a batch must fit in accelerator memory
+    assert TINY_DIT_ENTRY.as_dict()["default_batch_size"] == 64
+    with pytest.raises(TmpbenchError, match="model 'tiny-dit': default_batch_size must be at least 1, got 0"):
+        dataclasses.replace(TINY_DIT_ENTRY, default_batch_size=0)
+
+
 @pytest.mark.parametrize("entry", [TINY_DIT_ENTRY, TINY_MOE_ENTRY], ids=lambda e: e.name)
 def test_meta_builder_matches_nominal_params(entry):
     assert count_params(build_meta(entry.name)) == entry.nominal_params

@@ -154,3 +154,21 @@ def test_validate_results_names_the_bad_key(tmp_path, tiny_pipe_dir):
     broken["metrics"]["geneval"]["extra"] = 1
     with pytest.raises(DataFormatError, match="metrics.geneval has unknown key 'extra'"):
         validate_results(broken)
+
+
+def test_batch_size_defaults_to_the_model_entry_and_a_resume_keeps_the_run_batch(tmp_path, tiny_pipe_dir):
+    from tmpbench.catalog import MODELS
+    from tmpbench.run.pipeline import prepare
+
+    default = MODELS.get("tiny-dit").default_batch_size
+    res = run_benchmark(cfg(tmp_path, tiny_pipe_dir, limit=2, metrics="geneval", batch_size=None))
+    assert res["generation"]["batch_size"] == default
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["batch_size"] == default
+    # a folder made with another batch size resumes with it when --batch-size is not given
+    old = cfg(tmp_path, tiny_pipe_dir, limit=2, metrics="geneval", batch_size=4, out=tmp_path / "old")
+    run_benchmark(old)
+    assert prepare(cfg(tmp_path, tiny_pipe_dir, batch_size=None, out=tmp_path / "old")).batch_size == 4
+    again = run_benchmark(cfg(tmp_path, tiny_pipe_dir, limit=2, metrics="geneval", batch_size=None, out=tmp_path / "old"))
+    assert again["generation"]["batch_size"] == 4 and again["generation"]["resumed"] == 2
+    with pytest.raises(TmpbenchError, match="--batch-size must be at least 1, got 0"):
+        prepare(cfg(tmp_path, tiny_pipe_dir, batch_size=0, out=tmp_path / "new"))

@@ -29,7 +29,8 @@ def limit_evaluated() -> Any:
 
 
 def batch_size() -> Any:
-    return typer.Option(8, "--batch-size", help="Images per generator call.")
+    return typer.Option(None, "--batch-size", help="Images per generator call (default: the model's; when "
+                        "resuming, the run's).")
 
 
 def steps() -> Any:

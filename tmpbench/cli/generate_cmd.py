@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", help="Output folder (the suite's layout)."),
         limit: int = typer.Option(None, "--limit", help="Generate the first N items (round-robin over categories)."),
         seeds: int = opt.seeds(),
-        batch_size: int = opt.batch_size(),
+        batch_size: int | None = opt.batch_size(),
         steps: int = opt.steps(),
         guidance: float = opt.guidance(),
         size: int = opt.size(),

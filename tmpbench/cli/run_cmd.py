@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         seeds: int = opt.seeds(),
         limit: int = opt.limit_evaluated(),
         split: str = opt.split(),
-        batch_size: int = opt.batch_size(),
+        batch_size: int | None = opt.batch_size(),
         steps: int = opt.steps(),
         guidance: float = opt.guidance(),
         size: int = opt.size(),

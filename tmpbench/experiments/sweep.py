@@ -65,7 +65,7 @@ class SweepConfig:
     calibration_mix: str | None = None  # e.g. "t2i=0.5,edit=0.5"; None = the model's default mix
     calib_steps: int | None = None
     seed: int = 0
-    batch_size: int = 8
+    batch_size: int | None = None  # None: the model entry's default_batch_size
     device: str | None = None
     teacher: bool = True
     progress: bool = True

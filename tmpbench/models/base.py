@@ -67,6 +67,9 @@ class ModelEntry:
     default_steps: int = 8
     default_guidance: float = 0.0
     default_size: int = 1024
+    # images per generator call when --batch-size is not given: large for models whose calls are cheap
+    # (the 32 px references), small where a batch must fit in accelerator memory at full size
+    default_batch_size: int = 8
     path_env: str | None = None  # env var naming a local checkpoint directory
     meta_builder: str | Callable[..., Any] | None = None  # "module:attr" -> (entry) -> nn.Module on meta
     # "module:attr" -> (entry) -> {name: nn.Module on meta}: the pipeline's other components (text
@@ -83,6 +86,10 @@ class ModelEntry:
     # .TinyZImageConfig) for models `tmpbench train-reference` can train; None for hub models
     architecture: dict[str, Any] | None = None
     transfer_partner: str | None = None  # the model of another architecture the arch-transfer ablation pairs it with
+
+    def __post_init__(self) -> None:
+        if self.default_batch_size < 1:
+            raise TmpbenchError(f"model {self.name!r}: default_batch_size must be at least 1, got {self.default_batch_size}")
 
     def load(self, path: str | Path | None = None, device: str = "cpu") -> Generator:
         return resolve_target(self.loader)(self, None if path is None else str(path), device)
@@ -106,6 +113,7 @@ class ModelEntry:
             "default_steps": self.default_steps,
             "default_guidance": self.default_guidance,
             "default_size": self.default_size,
+            "default_batch_size": self.default_batch_size,
             "path_env": self.path_env,
             "supports_edit": self.supports_edit,
             "description": self.description,

@@ -13,10 +13,12 @@ depends only on (model, prompt, item seed, n, steps, guidance, size) -- never on
 batch it lands in or the process that made it.
 
 Batches. Items are cut into fixed *groups* of ``max(1, batch_size // seeds)`` consecutive items
-(one generator call each). Groups, not images, are the unit of sharding and of resumption: a group
-whose every item is on disk is skipped; otherwise the whole group is generated again (so every
-image is always computed in the same batch) and only the missing or damaged samples are written (a
-sample is done only when its file decodes completely at the expected size and mode). Each file is
+(one generator call each); ``batch_size`` defaults to the model entry's ``default_batch_size`` (64
+for the 32 px references, whose images cost a few GFLOPs each; ``benchmarks/generation_speed.py``).
+Groups, not images, are the unit of sharding and of resumption: a group whose every item is on disk
+is skipped; otherwise the whole group is generated again (so every image is always computed in the
+same batch) and only the missing or damaged samples are written (a sample is done only when its
+file decodes completely at the expected size and mode). Each file is
 written to a temporary name and renamed, so ``kill -9`` never leaves a truncated image under its
 final name; an interrupted run resumes where it stopped.
 """

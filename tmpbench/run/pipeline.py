@@ -53,7 +53,7 @@ class RunConfig:
     seeds: int | None = None  # samples per prompt (default 1; OneIG 4)
     limit: int | None = None
     split: str = "test"  # evaluation split of the suite (calib, dev, test; "all" for legacy runs)
-    batch_size: int = 8
+    batch_size: int | None = None  # images per generator call (None: the resumed run's, else the model entry's)
     steps: int | None = None
     guidance: float | None = None
     size: int | None = None
@@ -85,6 +85,7 @@ class Prepared:
     guidance: float
     size: int
     seeds: int
+    batch_size: int  # images per generator call (groups hold whole items: tmpbench.run.generate.plan_groups)
     pruned: bool
     metrics: list[tuple[str, str | None]]
     layout: gen.OutputLayout
@@ -115,8 +116,9 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     for flag, value in (("--steps", steps), ("--size", size)):
         if value < 1:
             raise TmpbenchError(f"{flag} {value} must be at least 1")
-    if cfg.batch_size < 1:
-        raise TmpbenchError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    batch_size = int(cfg.batch_size if cfg.batch_size is not None else resumed_batch_size(cfg.out) or entry.default_batch_size)
+    if batch_size < 1:
+        raise TmpbenchError(f"--batch-size must be at least 1, got {batch_size}")
     metrics: list = []
     if with_metrics:
         metrics = engine.parse_metric_list(cfg.metrics) if cfg.metrics is not None else engine.default_metrics(suite, pruned)
@@ -124,7 +126,17 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     model_dir = gen.model_dir_name(cfg.model)
     layout = gen.OutputLayout(layout_kind, out / IMAGES, seeds, model_dir)
     teacher = gen.OutputLayout(layout_kind, out / TEACHER, seeds, gen.model_dir_name(spec.base)) if pruned else None
-    return Prepared(suite, spec, entry, steps, guidance, size, seeds, pruned, metrics, layout, teacher, folder)
+    return Prepared(suite, spec, entry, steps, guidance, size, seeds, batch_size, pruned, metrics, layout, teacher, folder)
+
+
+def resumed_batch_size(out: Path | str) -> int | None:
+    """The batch size recorded in ``out/run.json`` (None when there is no readable one): a rerun without
+    ``--batch-size`` resumes with the batch its images were made in, whatever the model's default is now."""
+    try:
+        value = json.loads((Path(out) / "run.json").read_bytes()).get("batch_size")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def pruned_folder(spec) -> dict | None:
@@ -159,7 +171,7 @@ def manifest(cfg: RunConfig, p: Prepared) -> dict:
         "guidance": p.guidance,
         "size": p.size,
         "seeds": p.seeds,
-        "batch_size": cfg.batch_size,
+        "batch_size": p.batch_size,
         "recover_steps": cfg.recover_steps,
         "calibration": getattr(cfg.calibration, "hash", None),
         "recovery": getattr(cfg.recovery, "hash", None),
@@ -427,7 +439,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
 
     from tmpbench.run.efficiency import peak_memory
 
-    kwargs = dict(steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size, rank=ctx.rank, world=ctx.world,
+    kwargs = dict(steps=p.steps, guidance=p.guidance, size=p.size, batch_size=p.batch_size, rank=ctx.rank, world=ctx.world,
                   progress=cfg.progress and ctx.is_main)
     holder: dict[str, gen.GenerationReport] = {}
 
@@ -445,7 +457,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
 
     # score this process's samples
     t0 = time.perf_counter()
-    groups = gen.plan_groups(len(p.suite.items), p.seeds, cfg.batch_size)
+    groups = gen.plan_groups(len(p.suite.items), p.seeds, p.batch_size)
     my_items = [p.suite.items[i] for g in gen.shard_groups(groups, ctx.rank, ctx.world) for i in groups[g]]
     views = sample_views(p, my_items, with_teacher=teacher is not None)
     sample_scorers = {k: s for k, s in scorers.items() if isinstance(s, SampleScorer)}
@@ -515,7 +527,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
             steps=p.steps,
             guidance=p.guidance,
             size=p.size,
-            batch_size=cfg.batch_size,
+            batch_size=p.batch_size,
             seeds_per_item=p.seeds,
             seed_rule=gen.SEED_RULE,
             suite_seed_range=[min(item_seeds), max(item_seeds)],
@@ -563,7 +575,7 @@ def generate_only(cfg: RunConfig) -> dict:
 
     generator = load_model(cfg.model, device=device, path=None if p.folder else cfg.model_path)
     report = gen.generate_suite(
-        generator, p.suite, layout, steps=p.steps, guidance=p.guidance, size=p.size, batch_size=cfg.batch_size,
+        generator, p.suite, layout, steps=p.steps, guidance=p.guidance, size=p.size, batch_size=p.batch_size,
         rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main,
     )
     log_damaged(report, "images")

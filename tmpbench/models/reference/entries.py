@@ -79,7 +79,7 @@ def _reference_entry(
     name: str, nominal_params: int, path_env: str, architecture: dict[str, Any], transfer_partner: str, description: str,
     train: dict[str, Any] | None = None,
 ) -> ModelEntry:
-    """An entry with the recipe the references share: 32 px, 16 steps, guidance 1, edits, and a calibration
+    """An entry with the recipe the references share: 32 px, 16 steps, guidance 1, 64 images per call, edits, and a calibration
     mixing shapes-t2i prompts with shapes-edit instructions (half each)."""
     return ModelEntry(
         name=name,
@@ -91,6 +91,9 @@ def _reference_entry(
         default_steps=16,
         default_guidance=1.0,
         default_size=32,
+        # a 32 px image costs a few GFLOPs: 64 per call keeps an accelerator busy and, on CPU, amortises
+        # the per-call work and the MoE layers' per-expert loops (benchmarks/generation_speed.py)
+        default_batch_size=64,
         path_env=path_env,
         supports_edit=True,
         calibration_suite="shapes-t2i",
