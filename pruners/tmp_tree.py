@@ -181,9 +181,8 @@ class TreeSearch:
             n = g.step_down(0) or 0
         return min(n, top)
 
-    @staticmethod
-    def _width_policy(g: UnitGroup, policies: list[str]) -> str:
-        return policies[0]  # prune before merge: a uniform width probe removes, it does not merge
+    def _width_policy(self, g: UnitGroup) -> str:
+        return self._policies(g)[0]  # prune before merge: a uniform width probe removes, it does not merge
 
     def _prior(self, policy: str) -> float:
         return self.mix.get(policy, 1.0)
@@ -193,19 +192,19 @@ class TreeSearch:
         menu = Menu(slot.path)
         groups = self._groups(slot)
         merging = {g.link.path for g in groups if g.kind == "experts" and g.link is not None
-                   and self._width_policy(g, self._policies(g)) == "merge_experts"}
+                   and self._width_policy(g) == "merge_experts"}
         groups = [g for g in groups if g.path not in merging]  # merged experts keep their channels whole
         if groups:
             edits = []
             for g in groups:
-                pol = self._width_policy(g, self._policies(g))
+                pol = self._width_policy(g)
                 n = g.max_removed() if self.depth == 2 else self._removal(g, frac)
                 edits.append(("group", g.path, n, pol == "merge_experts"))
             edits_t = tuple(edits)
             x0 = self._saving(edits_t)
             if x0 > 0:
                 c0 = max(self._probe(edits_t), 0.0)
-                prior = sum(self._prior(self._width_policy(g, self._policies(g))) for g in groups) / len(groups)
+                prior = sum(self._prior(self._width_policy(g)) for g in groups) / len(groups)
                 full = tuple(("group", g.path, g.max_removed(), False) for g in groups)
                 top = self._saving(full)
                 if self.depth == 2:
@@ -474,21 +473,21 @@ class TreeSearch:
             budget = self.stage_budgets[stage]
             if budget <= 0:
                 continue
-            self._ctx = self.ev.error() if self._touched or self._picked else self.base
+            in_context = any(slot.mode is not None for slot in a.blocks.values()) or any(
+                g.removed for g in a.groups.values())
+            self._ctx = self.ev.error() if in_context else self.base
             width_room = sum(g.delta(g.max_removed(), a.kind) for b in blocks for g in self._groups(a.blocks[b]))
             frac = min(1.0, budget / width_room) if width_room > 0 else 0.0
             menus = []
             for b in blocks:
                 slot = a.blocks[b]
                 menu = Menu(b)
-                for m in self._block_modes(slot):
-                    if not any(p.edits and p.edits[0][0] == "block" and p.edits[0][2] == m for p in block_menus[b].points):
+                for p0 in block_menus[b].points:  # block policies, probed again in the downstream context
+                    if not (p0.edits and p0.edits[0][0] == "block"):
                         continue
-                    edits_t = (("block", b, m),)
-                    c = self._probe(edits_t) if self._ctx != self.base or self._touched else \
-                        next(p.raw for p in block_menus[b].points if p.edits and p.edits[0][0] == "block" and p.edits[0][2] == m)
-                    menu.points.append(self._scaled(b, Point(a.block_saving(slot, mode=m), self._prior(m) * max(c, 0.0),
-                                                             edits_t, c)))
+                    c = self._probe(p0.edits) if in_context else p0.raw
+                    menu.points.append(self._scaled(b, Point(p0.saving, self._prior(p0.edits[0][2]) * max(c, 0.0),
+                                                             p0.edits, c)))
                 groups = self._groups(slot)
                 if groups:
                     menu.points.extend(self._scaled(b, p) for p in self._width_curve(groups, frac, group_cache))
