@@ -405,22 +405,11 @@ class TreeSearch:
         first by the probed group curves (linear between probes, the last slope beyond), so the
         shared landing (:meth:`Allocation.settle`) has only rounding left to do."""
         a = self.alloc
-        curves = {}
-        for path, pts in group_cache.items():
-            g = a.groups[path]
-            if a.blocks[g.block].mode is not None:
-                continue
-            own = sorted({(p.edits[0][2], p.raw) for p in pts if p.edits[0][3] == g.merge})
-            if own:
-                curves[path] = [(0, 0.0)] + own
+        curves = [path for path, pts in group_cache.items()
+                  if a.blocks[a.groups[path].block].mode is None and any(p.edits[0][3] == a.groups[path].merge for p in pts)]
 
         def cost_at(path: str, n: int) -> float:
-            pts = curves[path]
-            for (n0, c0), (n1, c1) in zip(pts, pts[1:]):
-                if n <= n1:
-                    return c0 + (n - n0) / max(n1 - n0, 1) * (c1 - c0)
-            (n0, c0), (n1, c1) = pts[-2], pts[-1]
-            return c1 + (n - n1) / max(n1 - n0, 1) * (c1 - c0)
+            return self._curve_cost(group_cache[path], a.groups[path], n)
 
         half = 0.5 * a.tolerance
         for _ in range(10_000):
