@@ -35,7 +35,9 @@ memory is recorded with the reason and the rows it finished; the others still ru
 Measured memory on CUDA is ``torch.cuda.max_memory_allocated`` (PyTorch tensors only); the
 device-level figure (``max_memory_reserved`` plus what the device holds outside PyTorch's
 allocator, read with ``mem_get_info``) is compared with fit's prediction plus its fixed CUDA-context
-allowance. ``--dry-run`` runs every part on the CPU with tiny models (the registered ``tiny-dit``,
+allowance. Weights are most of each peak (97% for Z-Image at 1024 px), so each row also compares
+the measured bytes minus the weights with fit's activations (+ KV cache): ``activation_ratio``.
+``--dry-run`` runs every part on the CPU with tiny models (the registered ``tiny-dit``,
 and a HunYuanMoEV1 at a few hundred thousand parameters) and tiny sizes; there it measures the
 parameter bytes of the materialised module plus the growth of peak RSS during the call, which is
 not comparable with the prediction, and its latencies and timings say nothing about a GPU.
@@ -254,6 +256,10 @@ def median_seconds(fn: Any, device: str, repeats: int, warmup: int) -> float:
 def memory_row(measured: dict[str, Any], predicted: dict[str, Any]) -> dict[str, Any]:
     """Measured against predicted: the allocator ratio and, on CUDA, the device-level one."""
     row = {**predicted, **measured, "memory_ratio": measured["measured_bytes"] / predicted["predicted_bytes"]}
+    # weights are most of the peak (97% for Z-Image at 1024 px): the rest against fit's activations + KV cache
+    # says whether the activation model holds
+    row["activation_measured_bytes"] = measured["measured_bytes"] - predicted["denoiser_weight_bytes"]
+    row["activation_ratio"] = row["activation_measured_bytes"] / (predicted["activation_bytes"] + predicted["kv_cache_bytes"])
     if "device_bytes" in measured:
         row["device_ratio"] = measured["device_bytes"] / (predicted["predicted_bytes"] + predicted["cuda_context_bytes"])
     row["memory_within_goal"] = abs(row["memory_ratio"] - 1.0) <= MEMORY_GOAL
@@ -383,7 +389,7 @@ def part_zimage(mode: Mode, record: Any) -> None:
                     row["latency_ratio"] = row["latency_s"] / teacher_latency[size]
                     row["lat_over_flops"] = row["latency_ratio"] / row["flops_ratio"]
                     row["latency_within_goal"] = row["lat_over_flops"] <= LATENCY_GOAL
-            except torch.OutOfMemoryError as exc:
+            except torch.cuda.OutOfMemoryError as exc:
                 row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
             record.row(row)
         del model, sampler
@@ -427,7 +433,7 @@ def part_hunyuanimage3(mode: Mode, record: Any) -> None:
             forward()
         row.update(memory_row(peak.result, predicted))
         row["latency_s"] = median_seconds(forward, mode.device, max(1, mode.repeats // 3), 1)
-    except torch.OutOfMemoryError as exc:
+    except torch.cuda.OutOfMemoryError as exc:
         row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
     record.row(row)
 
@@ -543,7 +549,8 @@ def versions() -> dict[str, Any]:
             **{d: library_version(d) for d in ("diffusers", "transformers", "tmpbench")}}
 
 
-def run_parts(mode: Mode, parts: list[str], workdir: Path, argv: list[str]) -> dict[str, Any]:
+def run_parts(mode: Mode, parts: list[str], workdir: Path, threads: int | None) -> dict[str, Any]:
+    """Each part in a child process under its timeout (and what is left of the total); its rows and status."""
     deadline = time.monotonic() + mode.total_s
     results = {}
     for name in parts:
@@ -556,6 +563,7 @@ def run_parts(mode: Mode, parts: list[str], workdir: Path, argv: list[str]) -> d
         path.unlink(missing_ok=True)  # a child that dies before its first write leaves no stale rows behind
         cmd = [sys.executable, str(Path(__file__).resolve()), "--part", name, "--part-json", str(path)]
         cmd += ["--dry-run"] if mode is DRY_RUN else []
+        cmd += ["--threads", str(threads)] if threads else []
         start = time.monotonic()
         print(f"[gpu-check] {name}: up to {budget:.0f} s", flush=True)
         try:
@@ -593,7 +601,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# GPU check ({report['mode']})", "",
              f"`{report['command']}` on {dev.get('name')} ({dev.get('type')}); {report['wall_s']} s. "
              f"Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
-             f"Goals: measured / predicted memory within {MEMORY_GOAL:.0%}; latency ratio / FLOPs ratio <= {LATENCY_GOAL}.", ""]
+             f"Goals: measured / predicted memory within {MEMORY_GOAL:.0%}; latency ratio / FLOPs ratio <= {LATENCY_GOAL}. "
+             "Predicted: fit's denoiser weights + activations (+ KV cache); device ratio: device-level use against that plus "
+             "fit's CUDA-context allowance; act. ratio: measured minus weights against fit's activations (+ KV cache).", ""]
     for name, part in report["parts"].items():
         lines.append(f"## {name}: {part['status']}" + (f" ({part['reason']})" if part.get("reason") else ""))
         lines += [""] + [f"- {n}" for n in part.get("notes", [])] + [""]
@@ -610,15 +620,15 @@ def markdown(report: dict[str, Any]) -> str:
                              f"{_num(r['predicted_forward_equivalents'], '.0f')} / {_num(r.get('measured_forward_equivalents'), '.0f')} |")
         else:
             lines += ["| variant | size | params | tokens x batch | predicted GiB | measured GiB | ratio | device ratio | "
-                      "fit 'none' GiB | latency ms | FLOPs ratio | latency ratio | lat / FLOPs |", "|" + " --- |" * 13]
+                      "act. ratio | fit 'none' GiB | latency ms | FLOPs ratio | latency ratio | lat / FLOPs |", "|" + " --- |" * 14]
             for r in rows:
                 if "error" in r:
-                    lines.append(f"| {r['variant']} | {r['size']} | {r['params']:,} | error: {r['error']} |" + " |" * 9)
+                    lines.append(f"| {r['variant']} | {r['size']} | {r['params']:,} | error: {r['error']} |" + " |" * 10)
                     continue
                 lat = r.get("latency_s")
                 lines.append(f"| {r['variant']} | {r['size']} | {r['params']:,} | {r['tokens']} x {r['batch']} | "
                              f"{_gib(r['predicted_bytes'])} | {_gib(r['measured_bytes'])} | {_num(r['memory_ratio'])} | "
-                             f"{_num(r.get('device_ratio'))} | {_gib(r['fit_none_peak_bytes'])} | "
+                             f"{_num(r.get('device_ratio'))} | {_num(r['activation_ratio'])} | {_gib(r['fit_none_peak_bytes'])} | "
                              f"{_num(None if lat is None else lat * 1e3, '.1f')} | {_num(r.get('flops_ratio'))} | "
                              f"{_num(r.get('latency_ratio'))} | {_num(r.get('lat_over_flops'))} |")
             sources = sorted({r["memory_source"] for r in rows if "memory_source" in r})
@@ -655,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.out / f".{stem}-parts"
     workdir.mkdir(exist_ok=True)
     start = time.monotonic()
-    results = run_parts(mode, parts, workdir, argv)
+    results = run_parts(mode, parts, workdir, args.threads)
     workdir.rmdir()
     commit, dirty = git_state()
     device = next((p["device"] for p in results.values() if p.get("device")), {"type": mode.device, "name": None})

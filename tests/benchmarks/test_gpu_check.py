@@ -59,7 +59,8 @@ def test_zimage_rows_compare_with_fit_and_the_unit_tree(dry_run):
     assert [(r["variant"], r["size"]) for r in rows] == [
         (v, s) for v in ("teacher", "tmp-35%", "tmp-35%-round8") for s in (64, 128)]
     for r in rows:
-        _finite(r, "predicted_bytes", "measured_bytes", "memory_ratio", "latency_s", "loop_s", "fit_none_peak_bytes")
+        _finite(r, "predicted_bytes", "measured_bytes", "memory_ratio", "activation_ratio", "latency_s", "loop_s",
+                "fit_none_peak_bytes")
         assert r["memory_source"].startswith("cpu:")  # no CUDA memory on a CPU, and the row says so
         if r["variant"] != "teacher":
             _finite(r, "flops_ratio", "latency_ratio", "lat_over_flops")
@@ -77,7 +78,7 @@ def test_zimage_rows_compare_with_fit_and_the_unit_tree(dry_run):
 def test_hunyuan_and_plan_time_rows(dry_run):
     report, _ = dry_run
     (hy,) = report["parts"]["hunyuanimage3"]["rows"]
-    _finite(hy, "predicted_bytes", "measured_bytes", "memory_ratio", "kv_cache_bytes", "latency_s")
+    _finite(hy, "predicted_bytes", "measured_bytes", "memory_ratio", "activation_ratio", "kv_cache_bytes", "latency_s")
     assert hy["batch"] == 2 and hy["kv_cache_bytes"] > 0  # CFG batch and the decoder's KV cache, as fit assumes
     (plan,) = report["parts"]["plan-time"]["rows"]
     _finite(plan, "predicted_s", "measured_s", "time_ratio", "predicted_evaluations", "measured_evaluations",
