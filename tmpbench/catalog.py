@@ -44,6 +44,7 @@ PRUNERS.register_lazy("block-influence", "pruners.block_influence:BlockInfluence
 PRUNERS.register_lazy("late-drop", "pruners.late_drop:LateDropPruner")
 PRUNERS.register_lazy("expert-frequency", "pruners.expert_frequency:ExpertFrequencyPruner")
 PRUNERS.register_lazy("reap", "pruners.reap:ReapPruner")
+PRUNERS.register_lazy("best-of-n", "pruners.search_baseline:BestOfNPruner")
 
 # --- metrics ---------------------------------------------------------------------------------
 # torchmetrics Metric classes; each has available() -> (bool, reason) and identity() -> dict

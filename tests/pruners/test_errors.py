@@ -47,7 +47,7 @@ def test_unknown_setting_and_seed():
 
 
 def test_every_pruner_is_registered_with_its_families():
-    names = ["tmp", "random", "magnitude", "taylor", "block-influence", "late-drop", "expert-frequency", "reap"]
+    names = ["tmp", "random", "magnitude", "taylor", "block-influence", "late-drop", "expert-frequency", "reap", "best-of-n"]
     for n in names:
         cls = PRUNERS.get(n)
         assert cls.name == n
