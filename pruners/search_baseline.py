@@ -37,10 +37,10 @@ import torch
 from torch import nn
 
 from pruners.allocate import Allocation, UnitGroup
-from pruners.base import Pruner, order_groups
-from pruners.importance import activation_importance, expert_similarity, is_meta, reap_saliency
+from pruners.base import Pruner
+from pruners.importance import is_meta
 from pruners.tmp import TMPPruner
-from pruners.tmp_search import BLOCK_POLICIES, MeasuredEvaluator
+from pruners.tmp_search import BLOCK_POLICIES, MeasuredEvaluator, order_units
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.calibration import WEIGHTINGS
 from tmpbench.pruning.tree import UnitTree
@@ -166,20 +166,6 @@ class BestOfNPruner(Pruner):
             "seconds": round(time.perf_counter() - start, 3),
         }
         return {"search": search_info}
-
-
-def order_units(model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> float:
-    """TMP's within-component order with data: heads/channels by activation norm, experts by REAP
-    saliency, merge partners by weight similarity. Returns the denoiser forwards the scorers spent."""
-    order_groups(alloc, activation_importance(model, tree, calib))
-    forwards = float(len(calib))
-    if any(g.kind == "experts" for g in alloc.groups.values()):
-        order_groups(alloc, reap_saliency(model, tree, calib))
-        forwards += len(calib)
-    for g in alloc.groups.values():
-        if g.kind == "experts":
-            g.similarity = expert_similarity(model, g.component)
-    return forwards
 
 
 def snapshot(alloc: Allocation) -> tuple:

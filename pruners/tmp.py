@@ -33,7 +33,7 @@ from torch import nn
 
 from pruners.allocate import UNIT_POLICY, Allocation
 from pruners.base import Pruner
-from pruners.importance import activation_importance, expert_similarity, is_meta, reap_saliency, weight_magnitude
+from pruners.importance import expert_similarity, is_meta, weight_magnitude
 from pruners.tmp_search import (
     BLOCK_POLICIES,
     DEPTH_POLICIES,
@@ -42,6 +42,7 @@ from pruners.tmp_search import (
     FlatSearch,
     MeasuredEvaluator,
     ProxyEvaluator,
+    order_units,
 )
 from pruners.tmp_tree import TreeSearch, estimate_probes
 from tmpbench.errors import TmpbenchError, did_you_mean
@@ -231,24 +232,15 @@ class TMPPruner(Pruner):
 
     def _order_units(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> tuple[str, float]:
         """Within-component removal order: calibration activations / REAP saliency when there is
-        data, weight norms without, index order on a meta model. Also returns the denoiser forwards
-        the scoring spent (one pass over the calibration inputs per data scorer)."""
-        forwards = 0.0
+        data (:func:`pruners.tmp_search.order_units`, shared with ``best-of-n``), weight norms
+        without, index order on a meta model. Also returns the denoiser forwards the scoring spent."""
         if calib is not None and not is_meta(model):
-            scores = activation_importance(model, tree, calib)
-            forwards += len(calib)
-            if any(g.kind == "experts" for g in alloc.groups.values()):
-                scores.update(reap_saliency(model, tree, calib))
-                forwards += len(calib)
-            name = "activation+reap"
-        else:
-            scores = weight_magnitude(model, tree)
-            name = "weight_magnitude" if scores else "index_order (meta)"
+            return "activation+reap", order_units(model, tree, alloc, calib)
+        scores = weight_magnitude(model, tree)
         for path, s in scores.items():
             if path in alloc.groups:
                 alloc.set_order(path, s)
         for g in alloc.groups.values():
             if g.kind == "experts":
                 g.similarity = expert_similarity(model, g.component)
-        return name, forwards
-
+        return ("weight_magnitude" if scores else "index_order (meta)"), 0.0

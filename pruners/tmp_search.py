@@ -20,9 +20,16 @@ from typing import Any
 from torch import nn
 
 from pruners.allocate import Allocation, BlockSlot, UnitGroup, merge_groups
-from pruners.importance import apply_masks, masked_output_error
+from pruners.base import order_groups
+from pruners.importance import (
+    activation_importance,
+    apply_masks,
+    expert_similarity,
+    masked_output_error,
+    reap_saliency,
+)
 from tmpbench.pruning.calibration import capture_replay, fit_block_maps, timestep_weights
-from tmpbench.pruning.tree import POLICIES
+from tmpbench.pruning.tree import POLICIES, UnitTree
 
 BLOCK_POLICIES = ("drop_block", "linear_replace")
 UNIT_POLICIES = {"heads": ("prune_heads",), "channels": ("prune_channels",), "experts": ("prune_experts", "merge_experts")}
@@ -367,3 +374,18 @@ class FlatSearch:
     def _key_block(self, key: tuple[str, str, bool]) -> str:
         target, policy, _ = key
         return target if policy in BLOCK_POLICIES else self.alloc.groups[target].block
+
+
+def order_units(model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> float:
+    """The within-component removal order a measured search uses: heads and channels by calibration
+    activation norm, experts by REAP saliency, merge partners by weight similarity. Returns the
+    denoiser forwards the scorers spent (one pass over the calibration inputs each)."""
+    order_groups(alloc, activation_importance(model, tree, calib))
+    forwards = float(len(calib))
+    if any(g.kind == "experts" for g in alloc.groups.values()):
+        order_groups(alloc, reap_saliency(model, tree, calib))
+        forwards += len(calib)
+    for g in alloc.groups.values():
+        if g.kind == "experts":
+            g.similarity = expert_similarity(model, g.component)
+    return forwards
