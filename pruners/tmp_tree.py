@@ -341,6 +341,7 @@ class TreeSearch:
             if not changed:
                 break
         self._restore(best[1])
+        self.ev.accepted(None)  # the fill prices chunks against the restored state's own error
         self._measured_fill(group_cache)
         self._fine_fill(group_cache)
         self.ev.accepted(None)
