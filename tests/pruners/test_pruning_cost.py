@@ -41,3 +41,12 @@ def test_each_pruner_reports_what_it_spent(dense):
     stages = [costs["tmp"][k] for k in ("calibration", "planning", "apply", "recovery")]
     assert costs["tmp"]["total"]["forward_equivalents"] == round(
         sum(st.get("forward_equivalents", st["denoiser_forwards"]) for st in stages), 2)
+
+
+def test_recovery_counts_the_teacher_copy_it_distils_from(dense):
+    result = prune_generator(dense.gen, "magnitude", "25%", recover_steps=2, progress=False, _collected=dense.calib)
+    rec = result.pruning_cost["recovery"]
+    # every student forward with a gradient has one backward; the teacher (a copy made inside the stage)
+    # adds forwards of its own, so forwards exceed twice the backward passes
+    assert rec["backward_passes"] >= 2
+    assert rec["denoiser_forwards"] >= 2 * rec["backward_passes"]

@@ -2,11 +2,12 @@
 
 Every prune records ``pruning_cost`` per stage (calibration, planning, apply, recovery) and in total,
 so a table can put each method's quality beside what it spent to get it. A :class:`ComputeMeter`
-counts by hooks on the denoiser modules themselves, so it needs nothing from the pruner:
+counts by a forward hook on the denoiser's class, so it needs nothing from the pruner:
 
-* ``denoiser_forwards``: calls of any metered denoiser (teacher or student), one per call whatever its
-  batch; a search that evaluates only part of a forward still counts one call here, and reports its
-  FLOPs-weighted count itself (TMP's ``forward_equivalents``, copied into the planning stage);
+* ``denoiser_forwards``: calls of any module of a metered denoiser's class (so the teacher copy that
+  recovery distils from and the pruned student count too), one per call whatever its batch; a search
+  that evaluates only part of a forward still counts one call here, and reports its FLOPs-weighted
+  count itself (TMP's ``forward_equivalents``, copied into the planning stage);
 * ``backward_passes``: backward passes through a metered denoiser's output (Taylor scores, recovery);
 * ``seconds``: wall time of the stage;
 * ``peak_rss_mb``: the process's peak resident memory at the end of the stage (a running maximum over
@@ -77,11 +78,15 @@ class ComputeMeter:
         self.backwards += 1
 
     def __enter__(self) -> ComputeMeter:
-        seen: set[int] = set()
-        for m in self.modules:
-            if id(m) not in seen:
-                seen.add(id(m))
-                self._handles.append(m.register_forward_hook(self._hook))
+        # a global hook filtered by class: copies made inside the stage (recovery's teacher) count as well
+        classes = tuple({type(m) for m in self.modules})
+
+        def hook(m: nn.Module, a: tuple, out: Any) -> None:
+            if type(m) in classes:
+                self._hook(m, a, out)
+
+        if classes:
+            self._handles.append(nn.modules.module.register_module_forward_hook(hook))
         if self._cuda:
             torch.cuda.reset_peak_memory_stats()
         self._t0 = time.perf_counter()
