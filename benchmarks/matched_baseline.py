@@ -14,10 +14,7 @@ Runs on CPU; TMP's default settings take minutes per plan on one core, and best-
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -43,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from _record import append_table  # benchmarks/_record.py (this folder is on sys.path)
 
     from tmpbench.loading import load_model
     from tmpbench.pruning.runner import check_identical, prune_generator
@@ -79,13 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             records.append(rec)
             rows.append(row(args.model, budget, rec))
             print(rows[-1], flush=True)
-    text = "\n".join(rows) + "\n"
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-                "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
-        with args.out.open("a") as f:
-            f.write(text + "\n<!-- " + json.dumps({"meta": meta, "records": records}) + " -->\n\n")
+        append_table(args.out, rows, records, threads=args.threads, argv=argv)
     return 0
 
 

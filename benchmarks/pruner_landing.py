@@ -12,9 +12,7 @@ model generated a finite image.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -32,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     import torch
+    from _record import append_table  # benchmarks/_record.py (this folder is on sys.path)
 
     from tmpbench.errors import TmpbenchError
     from tmpbench.loading import load_model
@@ -75,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                                 "total_seconds": round(time.perf_counter() - start, 1), "generates": ok,
                                 "calibration": r.calibration_identity.get("hash")})
     if args.out:
-        meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a") as f:
-            f.write("\n".join(rows) + "\n\n<!-- " + json.dumps({"meta": meta, "records": records}) + " -->\n\n")
+        append_table(args.out, rows, records, threads=args.threads, argv=argv)
     return 0
 
 

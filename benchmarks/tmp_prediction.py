@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from _record import append_table  # benchmarks/_record.py (this folder is on sys.path)
 
     from tmpbench.loading import load_model
     from tmpbench.pruning.runner import prune_generator
@@ -70,12 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                f"{record['search_seconds']} | {record['relative_error']:+.3%} |")
         rows.append(row)
         print(row, flush=True)
-    text = "\n".join(rows) + "\n"
     if args.out:
-        meta = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads,
-                "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])])}
-        with args.out.open("a") as f:
-            f.write(text + "\n<!-- " + json.dumps({"meta": meta, "records": records}) + " -->\n\n")
+        append_table(args.out, rows, records, threads=args.threads, argv=argv)
     return 0
 
 

@@ -506,6 +506,23 @@ def merge_groups(g: UnitGroup) -> tuple[list[list[int]], list[float] | None]:
     return groups, weights
 
 
+def bisect_scale(size_at: Callable[[float], float], hi: float, target: float, steps: int = 40) -> bool:
+    """Leave the state at the largest scale in ``[0, hi]`` (to bisection precision) whose size is still
+    above ``target``: ``size_at(x)`` applies scale ``x`` to the allocation and returns its size. Returns
+    False, with scale ``hi`` applied, when even ``hi`` stays above the target (the landing reports it)."""
+    if size_at(hi) > target:
+        return False
+    lo = 0.0
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        if size_at(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    size_at(lo)
+    return True
+
+
 def fill_uniform(alloc: Allocation, groups: list[UnitGroup], *, what: str = "pruner", require: bool = True) -> bool:
     """Remove one share ``r`` of units from every group in ``groups`` (each group's least important
     first; counts floored to valid sizes), with ``r`` found by bisection so the size lands just above
@@ -521,14 +538,5 @@ def fill_uniform(alloc: Allocation, groups: list[UnitGroup], *, what: str = "pru
             g.removed = max(base[g.path], g.floor_removed(int(r * g.count + 1e-9)))
         return alloc.size()
 
-    lo, hi = 0.0, 1.0
-    if apply(hi) > alloc.target:
-        return alloc.settle(groups, prefer="uniform", what=what, require=require)
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if apply(mid) > alloc.target:
-            lo = mid
-        else:
-            hi = mid
-    apply(lo)
+    bisect_scale(apply, 1.0, alloc.target)
     return alloc.settle(groups, prefer="uniform", what=what, require=require)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from pruners.allocate import Allocation, UnitGroup
+from pruners.allocate import Allocation, UnitGroup, bisect_scale
 from pruners.base import Pruner
 from pruners.importance import is_meta
 from pruners.tmp import TMPPruner
@@ -252,13 +252,4 @@ class PlanSampler:
                 g.removed = g.floor_removed(int(min(1.0, c * w) * g.count + 1e-9))
             return a.size()
 
-        lo, hi = 0.0, 1.0 / min(weights)
-        if apply(hi) > a.target:
-            return  # widths cannot reach: settle reports the miss
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            if apply(mid) > a.target:
-                lo = mid
-            else:
-                hi = mid
-        apply(lo)
+        bisect_scale(apply, 1.0 / min(weights), a.target, BISECTION_STEPS)  # a miss: settle reports it
