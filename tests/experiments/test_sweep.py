@@ -55,10 +55,61 @@ def test_sweep_runs_every_pruner_once_and_reuses(tiny_dir, tmp_path):
         assert got["hash"] == manifest["calibration"]["hash"]  # the one shared calibration spec
         achieved = res["model"]["achieved_params"] / res["model"]["original_params"]
         assert abs(achieved - 0.95) / 0.95 <= 0.005
+        # the teacher's images come from the sweep's teacher run, not a second generation per run
+        assert res["generation"]["seeds_per_item"] == 2 and res["generation"]["teacher_generated_now"] == 0
+        assert not (tmp_path / "sweep" / name / "teacher").exists()
     html = Path(first["report"]["report"]).read_text()
-    assert 'id="grids"' in html and "random @ 5%" in html and html.count("<img") == 3 * 3
+    assert 'id="grids"' in html and "random @ 5%" in html and html.count("<img") == 3 * 3 * 2
     again = run_sweep(cfg)
     assert all(r["reused"] for r in again["runs"])
+
+
+def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
+    cfg = config(tiny_dir, tmp_path / "curve", variants=[Variant("random", "random")], recover_steps=(0, 2))
+    manifest = run_sweep(cfg)
+    assert [(r["dir"], r.get("recover_steps")) for r in manifest["runs"]] == [
+        ("teacher", 0), ("random-5pct-r0", 0), ("random-5pct-r2", 2)]
+    recs = {}
+    for name in ("random-5pct-r0", "random-5pct-r2"):
+        res = json.loads((tmp_path / "curve" / name / "results.json").read_text())
+        recs[name] = res["model"]["recovery"] or res["model"]["prune_info"]["recovery"]
+    assert recs["random-5pct-r0"]["steps"] == 0 and recs["random-5pct-r2"]["steps"] == 2
+    assert recs["random-5pct-r0"]["hash"] != recs["random-5pct-r2"]["hash"]
+    # the same plan: the recipes differ in their step count only
+    ignore = ("steps", "hash", "item_ids", "held_out_item_ids")  # items are recorded only when recovery trains
+    assert {k: v for k, v in recs["random-5pct-r0"].items() if k not in ignore} == \
+        {k: v for k, v in recs["random-5pct-r2"].items() if k not in ignore}
+    assert manifest["recover_steps"] == [0, 2]
+
+
+def test_recover_steps_and_seeds_refusals(tiny_dir, tmp_path):
+    from tmpbench.experiments.sweep import parse_recover_steps
+
+    assert parse_recover_steps("0,20,100,400") == (0, 20, 100, 400)
+    with pytest.raises(TmpbenchError, match="'x' is not a whole number of steps"):
+        parse_recover_steps("0,x")
+    with pytest.raises(TmpbenchError, match="lists '20' twice"):
+        parse_recover_steps("20,20")
+    with pytest.raises(TmpbenchError, match="steps must be 0 or more"):
+        parse_recover_steps("-1")
+    with pytest.raises(TmpbenchError, match=r"--seeds 1: a sweep's paired tests between pruners need at least 2 samples"):
+        run_sweep(config(tiny_dir, tmp_path / "one", seeds=1))
+    assert config(tiny_dir, tmp_path, seeds=None).seeds == 2
+
+
+def test_a_run_refuses_teacher_images_made_differently(tiny_dir, tmp_path):
+    from tmpbench.run.pipeline import RunConfig, run_benchmark
+
+    cfg = config(tiny_dir, tmp_path / "sw", variants=[Variant("random", "random")])
+    run_sweep(cfg)
+    with pytest.raises(TmpbenchError, match=r"teacher images .*: steps 2 differs from this run's 3"):
+        run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit-5%", pruner="random", out=tmp_path / "r", limit=3, steps=3,
+                                seeds=2, model_path=str(tiny_dir), metrics="geneval", progress=False,
+                                teacher_images=tmp_path / "sw" / "teacher" / "images"))
+    with pytest.raises(TmpbenchError, match=r"teacher images .*: no readable run.json beside them"):
+        run_benchmark(RunConfig(suite="shapes-t2i", model="tiny-dit-5%", pruner="random", out=tmp_path / "r2", limit=3, steps=2,
+                                seeds=2, model_path=str(tiny_dir), metrics="geneval", progress=False,
+                                teacher_images=tmp_path / "nowhere" / "images"))
 
 
 def test_sweep_records_a_budget_miss_and_goes_on(tiny_dir, tmp_path):

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         budget: str = typer.Option("50%", "--budget", help="Share of parameters removed, e.g. 50%."),
         limit: int = typer.Option(None, "--limit", help="Evaluated items (arch-transfer tunes on K items of the calib split)."),
         split: str = opt.split(),
-        seeds: int = opt.seeds(),
+        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 2; at least 2: the paired tests resample seeds)."),
         out: Path = typer.Option(None, "--out", help="Folder (default runs/ablate-<axis>-<model>)."),
         model_path: str = typer.Option(None, "--model-path", help="Local weights directory for --model."),
         other_model: str = typer.Option(None, "--other-model", help="arch-transfer partner (default: tiny-dit <-> tiny-moe)."),

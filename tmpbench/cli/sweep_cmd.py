@@ -37,8 +37,11 @@ def register(app: typer.Typer) -> None:
         limit: int = opt.limit_evaluated(),
         split: str = opt.split(),
         out: Path = typer.Option(Path("runs/sweep"), "--out", help="Sweep folder (runs already done are reused)."),
-        recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery distillation steps, the same for every pruner."),
-        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 1)."),
+        recover_steps: str = typer.Option(
+            "0", "--recover-steps",
+            help="Recovery distillation steps, the same for every pruner; several (0,20,100,400) give a recovery curve.",
+        ),
+        seeds: int = typer.Option(2, "--seeds", help="Samples per prompt (at least 2: the paired tests resample seeds)."),
         steps: int = opt.steps(),
         size: int = opt.size(),
         model_path: str = opt.model_path(),
@@ -49,14 +52,23 @@ def register(app: typer.Typer) -> None:
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
-        from tmpbench.experiments.sweep import SweepConfig, Variant, parse_budgets, parse_list, pruners_for, run_sweep
+        from tmpbench.experiments.sweep import (
+            SweepConfig,
+            Variant,
+            parse_budgets,
+            parse_list,
+            parse_recover_steps,
+            pruners_for,
+            run_sweep,
+        )
         from tmpbench.preflight import check_output_dir
 
         check_output_dir(out)
+        recover = parse_recover_steps(recover_steps)
         names = pruners_for(model) if pruners == "all" else parse_list(pruners, "pruners")
         cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
                           budgets=parse_budgets(budgets), out=out, limit=limit, split=split, seeds=seeds, steps=steps, size=size,
-                          model_path=model_path, metrics=metrics, recover_steps=recover_steps,
+                          model_path=model_path, metrics=metrics, recover_steps=recover,
                           calib_prompts=calib_prompts, calibration_mix=calibration_mix, seed=seed, progress=not quiet)
         start = time.perf_counter()
         _finish_sweep(run_sweep(cfg), start)

@@ -11,6 +11,7 @@ Folder::
     OUT/sweep.json            settings, calibration/recovery identities, one entry per run
     OUT/teacher/              the unpruned model's run (tmpbench run layout)
     OUT/<variant>-<budget>/   one run per pruner (or ablation variant) and budget, e.g. tmp-25pct
+    OUT/<variant>-<budget>-r<N>/  with several --recover-steps: one run per recovery length (a recovery curve)
     OUT/pruned-cache/         pruned models shared by the runs (the prune runner's cache)
     OUT/report/               report.html, table.md/csv, quality_vs_ratio_<metric>.png/svg
 """
@@ -32,6 +33,9 @@ INPUTS_FILE = "sweep_inputs.json"
 TEACHER_DIR = "teacher"
 # RunConfig fields through which a run receives the sweep's shared objects (see run_fields_supported)
 SHARED_RUN_FIELDS = ("calibration", "recovery", "pruner_settings", "seed")
+# samples per prompt of a sweep: its paired tests between pruners resample items AND seeds, so the CI
+# they print includes seed noise only with at least two samples per prompt
+MIN_SWEEP_SEEDS = 2
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,15 @@ class SweepConfig:
     out: Path
     limit: int | None = None
     split: str = "test"  # evaluation split (calibration and recovery always draw from calib)
-    seeds: int | None = None
+    seeds: int | None = MIN_SWEEP_SEEDS  # None = the default (2); fewer is refused (see validate)
     steps: int | None = None
     size: int | None = None
     guidance: float | None = None
     model_path: str | None = None
     metrics: str | None = None
-    recover_steps: int = 0
+    # recovery distillation steps; several values (e.g. (0, 20, 100, 400)) give every (variant, budget) one
+    # run per value: quality against recovery steps under otherwise identical inputs
+    recover_steps: int | tuple[int, ...] = 0
     calib_prompts: int | None = None  # None = the prune runner's default calibration
     calibration_mix: str | None = None  # e.g. "t2i=0.5,edit=0.5"; None = the model's default mix
     calib_steps: int | None = None
@@ -73,6 +79,15 @@ class SweepConfig:
     # too coarse) becomes a recorded miss, with the nearest size it reaches, instead of stopping
     # the whole sweep; False re-raises the one-line error
     record_misses: bool = True
+
+    def __post_init__(self) -> None:
+        if self.seeds is None:
+            self.seeds = MIN_SWEEP_SEEDS
+
+    @property
+    def recover_list(self) -> tuple[int, ...]:
+        steps = self.recover_steps
+        return (int(steps),) if isinstance(steps, int) else tuple(int(s) for s in steps)
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -95,6 +110,22 @@ def parse_budgets(text: str) -> list[str]:
     return budgets
 
 
+def parse_recover_steps(text: str) -> tuple[int, ...]:
+    """``"0,20,100,400"`` -> ``(0, 20, 100, 400)``: distinct non-negative step counts, in the order given."""
+    out = []
+    for t in parse_list(text, "recover-steps"):
+        try:
+            n = int(t)
+        except ValueError:
+            raise TmpbenchError(f"--recover-steps {text!r}: {t!r} is not a whole number of steps") from None
+        if n < 0:
+            raise TmpbenchError(f"--recover-steps {text!r}: steps must be 0 or more, got {n}")
+        if n in out:
+            raise TmpbenchError(f"--recover-steps {text!r} gives {n} twice")
+        out.append(n)
+    return tuple(out)
+
+
 def run_dir_name(variant: str, budget: str) -> str:
     return f"{variant}-{budget.replace('%', 'pct').replace('@', '_at_')}"
 
@@ -109,7 +140,8 @@ def run_fields_supported() -> bool:
 
 
 def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
-    """The ONE CalibrationSpec and ONE RecoveryRecipe every run of the sweep gets."""
+    """The ONE CalibrationSpec and ONE RecoveryRecipe every run of the sweep gets (the recipe of the first
+    ``--recover-steps`` value; :func:`recipes_by_steps` gives one per value)."""
     from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration
 
     calib = default_calibration(cfg.model)
@@ -124,8 +156,13 @@ def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
         changes["mix"] = parse_mix(cfg.calibration_mix)
     if changes:
         calib = dataclasses.replace(calib, **changes)
-    recipe = RecoveryRecipe(steps=int(cfg.recover_steps), seed=int(cfg.seed))
+    recipe = RecoveryRecipe(steps=cfg.recover_list[0], seed=int(cfg.seed))
     return calib, recipe
+
+
+def recipes_by_steps(cfg: SweepConfig, first: Any) -> dict[int, Any]:
+    """One RecoveryRecipe per ``--recover-steps`` value, identical but for the step count."""
+    return {n: dataclasses.replace(first, steps=n) for n in cfg.recover_list}
 
 
 def validate(cfg: SweepConfig) -> tuple[Any, Any]:
@@ -150,6 +187,11 @@ def validate(cfg: SweepConfig) -> tuple[Any, Any]:
         raise TmpbenchError(f"sweep variants must have distinct names, got {names}")
     for v in cfg.variants:
         PRUNERS.get(v.pruner)  # unknown pruner -> "did you mean"
+    if cfg.seeds < MIN_SWEEP_SEEDS:
+        raise TmpbenchError(
+            f"--seeds {cfg.seeds}: a sweep's paired tests between pruners need at least {MIN_SWEEP_SEEDS} samples "
+            f"per prompt to put seed noise in their CIs; pass --seeds {MIN_SWEEP_SEEDS} (the default) or more"
+        )
     for b in cfg.budgets:
         if not b.endswith("%"):
             raise TmpbenchError(f"sweep budget {b!r}: give budgets as shares removed, e.g. 25%,50% (absolute sizes: tmpbench run)")
@@ -159,7 +201,7 @@ def validate(cfg: SweepConfig) -> tuple[Any, Any]:
         from tmpbench.pruning.recipes import RecoveryRecipe, default_calibration
 
         nondefault = [v.name for v in cfg.variants if v.settings]
-        if nondefault or calib != default_calibration(cfg.model) or recipe != RecoveryRecipe(steps=cfg.recover_steps, seed=0):
+        if nondefault or calib != default_calibration(cfg.model) or recipe != RecoveryRecipe(steps=cfg.recover_list[0], seed=0):
             what = f"pruner settings of {nondefault[0]!r}" if nondefault else "non-default calibration/recovery/seed"
             raise TmpbenchError(
                 f"this checkout's tmpbench.run.pipeline.RunConfig cannot pass {what} to the prune runner "
@@ -180,11 +222,14 @@ def _recorded_hash(results: dict, key: str) -> str | None:
 
 
 def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib: Any, recipe: Any,
-            expected: dict[str, str]) -> dict:
-    """One run of the sweep (variant None = the unpruned teacher); reused when its inputs match."""
-    from tmpbench.run.pipeline import RunConfig, run_benchmark
+            expected: dict[str, str], suffix: str = "") -> dict:
+    """One run of the sweep (variant None = the unpruned teacher); reused when its inputs match.
 
-    name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget)
+    Pruned runs read the sweep's teacher images (``OUT/teacher/images``) when the sweep ran its teacher,
+    instead of generating them again per run."""
+    from tmpbench.run.pipeline import IMAGES, RunConfig, run_benchmark
+
+    name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget) + suffix
     out = Path(cfg.out) / name
     inputs = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "split": cfg.split,
@@ -195,7 +240,8 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     }
     entry = {"dir": name, "variant": TEACHER_DIR if variant is None else variant.name,
              "pruner": None if variant is None else variant.pruner, "budget": budget,
-             "settings": {} if variant is None else variant.settings}
+             "settings": {} if variant is None else variant.settings,
+             "recover_steps": 0 if variant is None else int(recipe.steps)}
     inputs_file = out / INPUTS_FILE
     if (out / "results.json").is_file() and inputs_file.is_file() and json.loads(inputs_file.read_text()) == inputs:
         _log(cfg, f"sweep: reusing {out} (results.json matches the inputs)")
@@ -206,12 +252,14 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
         suite=cfg.suite, model=cfg.model if variant is None else f"{cfg.model}-{budget}",
         out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit, split=cfg.split,
         batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
-        metrics=cfg.metrics, device=cfg.device, recover_steps=0 if variant is None else cfg.recover_steps,
+        metrics=cfg.metrics, device=cfg.device, recover_steps=0 if variant is None else int(recipe.steps),
         prune_cache=Path(cfg.out) / "pruned-cache", progress=cfg.progress,
         argv=["tmpbench", "sweep", f"(run {name})"],
     )
     if variant is not None and run_fields_supported():
         kwargs.update(calibration=calib, recovery=recipe, pruner_settings=dict(variant.settings) or None, seed=cfg.seed)
+        if cfg.teacher:
+            kwargs.update(teacher_images=Path(cfg.out) / TEACHER_DIR / IMAGES)
     if inputs_file.is_file():
         inputs_file.unlink()
     results = run_benchmark(RunConfig(**kwargs))
@@ -243,8 +291,10 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         tlog.disable_progress_bar()
         dlog.disable_progress_bar()
     calib, recipe = shared_objects(cfg)
+    recipes = recipes_by_steps(cfg, recipe)
     resolved = calib.resolved(entry.default_steps, entry.default_size, entry.default_guidance)
     expected = {"calibration": resolved.hash, "recovery": recipe.hash}
+    curve = len(recipes) > 1
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -253,19 +303,23 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         runs.append(run_one(cfg, None, None, calib, recipe, expected))
     for budget in cfg.budgets:
         for variant in cfg.variants:
-            try:
-                runs.append(run_one(cfg, variant, budget, calib, recipe, expected))
-            except BudgetMissError as exc:
-                if not cfg.record_misses:
-                    raise
-                runs.append({"dir": run_dir_name(variant.name, budget), "variant": variant.name, "pruner": variant.pruner,
-                             "budget": budget, "settings": variant.settings, "error": str(exc), "reused": False,
-                             "nearest": exc.achieved, "target": exc.target, "relative_error": exc.relative_error})
+            for steps, rec in recipes.items():
+                suffix = f"-r{steps}" if curve else ""
+                try:
+                    runs.append(run_one(cfg, variant, budget, calib, rec, {**expected, "recovery": rec.hash}, suffix))
+                except BudgetMissError as exc:
+                    if not cfg.record_misses:
+                        raise
+                    runs.append({"dir": run_dir_name(variant.name, budget) + suffix, "variant": variant.name,
+                                 "pruner": variant.pruner, "budget": budget, "settings": variant.settings,
+                                 "recover_steps": steps, "error": str(exc), "reused": False,
+                                 "nearest": exc.achieved, "target": exc.target, "relative_error": exc.relative_error})
+                    break  # the other recovery lengths of a plan that cannot land miss the same way
     manifest = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "suite_hash": suite.hash,
         "items": len(suite.items), "limit": cfg.limit, "split": cfg.split, "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size,
         "budgets": list(cfg.budgets), "variants": [dataclasses.asdict(v) for v in cfg.variants],
-        "calibration": resolved.identity(), "recovery": recipe.identity(), "seed": cfg.seed,
+        "calibration": resolved.identity(), "recovery": recipe.identity(), "recover_steps": list(recipes), "seed": cfg.seed,
         "runs": runs, "seconds": round(time.perf_counter() - start, 2),
     }
     (out / SWEEP_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
@@ -275,12 +329,15 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
 
         records = [load_run(out / r["dir"]) for r in runs if "error" not in r]
         manifest["report"] = write_report(records, out / "report", title=f"tmpbench sweep: {cfg.model} on {cfg.suite}",
-                                          notes=[f"calibration {expected['calibration']}, recovery {expected['recovery']} "
-                                                 f"({cfg.recover_steps} steps), identical for every pruned run"])
+                                          notes=[f"calibration {expected['calibration']}, recovery "
+                                                 + (f"{expected['recovery']} ({recipe.steps} steps)" if not curve else
+                                                    f"recipes identical but for their steps ({', '.join(map(str, recipes))})")
+                                                 + ", identical for every pruned run"])
     return manifest
 
 
-__all__ = ["SweepConfig", "Variant", "parse_budgets", "parse_list", "run_dir_name", "run_sweep", "shared_objects"]
+__all__ = ["SweepConfig", "Variant", "parse_budgets", "parse_list", "parse_recover_steps", "recipes_by_steps", "run_dir_name",
+           "run_sweep", "shared_objects"]
 
 
 def dense_pruners() -> list[str]:

@@ -69,6 +69,9 @@ class RunConfig:
     pruner_settings: dict | None = None  # e.g. {"tree_depth": 1} for TMP
     seed: int = 0  # pruner seed
     prune_cache: Path | None = None
+    # images folder of an unpruned run of the same model with the same generation settings (a sweep
+    # passes its teacher run's): pruned runs read their teacher images there instead of regenerating them
+    teacher_images: Path | None = None
     progress: bool = True
     judges: dict = field(default_factory=dict)  # in-code judges / detectors by metric name (tests, plug-ins)
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
@@ -125,8 +128,37 @@ def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     out = Path(cfg.out)
     model_dir = gen.model_dir_name(cfg.model)
     layout = gen.OutputLayout(layout_kind, out / IMAGES, seeds, model_dir)
-    teacher = gen.OutputLayout(layout_kind, out / TEACHER, seeds, gen.model_dir_name(spec.base)) if pruned else None
-    return Prepared(suite, spec, entry, steps, guidance, size, seeds, batch_size, pruned, metrics, layout, teacher, folder)
+    teacher = None
+    if pruned:
+        teacher_root = out / TEACHER if cfg.teacher_images is None else Path(cfg.teacher_images)
+        teacher = gen.OutputLayout(layout_kind, teacher_root, seeds, gen.model_dir_name(spec.base))
+    prepared = Prepared(suite, spec, entry, steps, guidance, size, seeds, batch_size, pruned, metrics, layout, teacher, folder)
+    if pruned and cfg.teacher_images is not None:
+        check_shared_teacher(Path(cfg.teacher_images), prepared, cfg.model_path)
+    return prepared
+
+
+# what must match between a pruned run and the teacher run whose images it reuses
+SHARED_TEACHER_KEYS = ("suite_hash", "steps", "guidance", "size", "seeds", "batch_size", "model_path")
+
+
+def check_shared_teacher(images: Path, p: Prepared, model_path: str | None) -> None:
+    """``--teacher-images`` must be the images of an unpruned run of this run's base model, made with the
+    same suite items, seeds and sampler settings (read from that run's ``run.json``); one line otherwise."""
+    try:
+        have = json.loads((images.parent / "run.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise TmpbenchError(f"teacher images {images}: no readable run.json beside them ({exc.__class__.__name__}); "
+                            "pass the images folder of a finished `tmpbench run` of the unpruned model") from None
+    want = {"suite_hash": p.suite.hash, "steps": p.steps, "guidance": p.guidance, "size": p.size, "seeds": p.seeds,
+            "batch_size": p.batch_size, "model_path": model_path}
+    if have.get("pruner") is not None or have.get("model") != p.spec.base:
+        raise TmpbenchError(f"teacher images {images}: made by {have.get('model')!r}, not the unpruned {p.spec.base!r}")
+    diff = [k for k in SHARED_TEACHER_KEYS if have.get(k) != want[k]]
+    if diff:
+        k = diff[0]
+        raise TmpbenchError(f"teacher images {images}: {k} {have.get(k)!r} differs from this run's {want[k]!r}; "
+                            "the teacher images would not be paired with this run's")
 
 
 def resumed_batch_size(out: Path | str) -> int | None:
