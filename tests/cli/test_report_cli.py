@@ -28,6 +28,17 @@ def test_compare_prints_and_writes_tables(runs, tmp_path, cli):
     assert (tmp_path / "rep" / "report.html").is_file() and (tmp_path / "b.json").is_file()
 
 
+def test_compare_versus_prints_the_paired_table(runs, cli):
+    code, out, _ = cli("compare", str(runs["teacher"]), str(runs["tmp"]), str(runs["random"]), "--versus", "tmp",
+                       "--metrics", "geneval")
+    assert code == 0
+    assert "Paired comparisons with tmp on geneval" in out and "Holm-adjusted" in out
+    row = next(line for line in out.splitlines() if line.startswith("| tiny-dit | 25%"))
+    assert "random" in row and ("tie" in row or "better" in row)
+    code, _, err = cli("compare", str(runs["random"]), "--versus", "tmp", "--metrics", "geneval")
+    assert code == 2 and "--versus 'tmp': no run of that pruner" in err
+
+
 @pytest.mark.parametrize("other, pattern", [("other_suite", "runs are not comparable: .*hash dddddddddddd"),
                                             ("other_seeds", "runs are not comparable: .*used different seeds")])
 def test_compare_refuses_incomparable_runs_in_one_line(runs, other, pattern, cli):

@@ -79,7 +79,7 @@ def _record(run, aggregation: str) -> None:
 
 def test_ablation_scores_with_the_recorded_estimator(make_run):
     """ablate.score once asked a dict of strings for `category_mean` and always took the plain mean."""
-    from tmpbench.experiments.ablate import score
+    from tmpbench.report.paired import score
     from tmpbench.report.tables import load_run
 
     run = make_run("r", UNBALANCED)
@@ -95,7 +95,7 @@ def test_ablation_scores_with_the_recorded_estimator(make_run):
 
 
 def test_ablation_reads_old_files_with_the_estimator_they_were_made_with(make_run):
-    from tmpbench.experiments.ablate import score
+    from tmpbench.report.paired import score
     from tmpbench.report.tables import load_run
 
     run = load_run(make_run("old", UNBALANCED))

@@ -20,11 +20,22 @@ def register(app: typer.Typer) -> None:
         write_baseline: Path = typer.Option(None, "--write-baseline", help="Also write a gate baseline JSON of these runs."),
         split: str = typer.Option("test", "--split", help="The evaluation split the runs must have used: test (default), "
                                   "dev, calib or all (runs from before splits)."),
+        versus: str = typer.Option(None, "--versus", help="Also pair every pruner with this one (e.g. tmp) at the same "
+                                   "budget and recovery: Δ with 95% CI, McNemar / paired-bootstrap p, Holm, tie or winner."),
     ) -> None:
         """Tabulate runs with 95% bootstrap CIs and achieved vs requested budget (refuses incomparable runs)."""
         from tmpbench.report.tables import compare_runs
 
-        records, text = compare_runs(list(runs), fmt, [m.strip() for m in metrics.split(",")] if metrics else None, split)
+        wanted = [m.strip() for m in metrics.split(",")] if metrics else None
+        records, text = compare_runs(list(runs), fmt, wanted, split)
+        if versus is not None:
+            from tmpbench.report.paired import versus_caption, versus_table
+            from tmpbench.report.tables import metric_order, render
+
+            per_sample = [m for m in (wanted or metric_order(records)) if any(r.metric_values(m) for r in records)]
+            for m in per_sample:
+                table = versus_table(records, versus, m)
+                text += f"\n\n{versus_caption(table, versus, m)}\n\n{render(table, fmt)}"
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text if text.endswith("\n") else text + "\n")

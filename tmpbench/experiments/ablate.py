@@ -27,7 +27,9 @@ import pandas as pd
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.experiments.sweep import SweepConfig, Variant, model_is_moe, run_dir_name, run_sweep
-from tmpbench.report.stats import bootstrap_ci, holm, is_binary, mcnemar_exact, min_detectable_effect, paired_bootstrap
+from tmpbench.report.paired import fmt as _fmt
+from tmpbench.report.paired import paired, score
+from tmpbench.report.stats import holm, min_detectable_effect
 from tmpbench.report.tables import RunRecord, format_cost, load_run, render
 
 AXES = ("tree-depth", "policy-mix", "arch-transfer")
@@ -64,48 +66,6 @@ def axis_variants(axis: str, moe: bool) -> list[Variant]:
             out.append(Variant("experts-only", "tmp", {"policy_mix": EXPERT_POLICIES}))
         return out + [Variant("mixed", "tmp", {})]
     raise TmpbenchError(f"unknown ablation axis {axis!r}; use one of {', '.join(AXES)}")
-
-
-def _values(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[list[str], list[float], list[str]]:
-    vals = run.metric_values(metric)
-    cats = {f"{r['id']}#{r['seed']}": str(r.get("category")) for r in run.samples}
-    ks = sorted(k for k in vals if keys is None or k in keys)
-    return ks, [vals[k] for k in ks], [cats[k] for k in ks]
-
-
-def score(run: RunRecord, metric: str, keys: set[str] | None = None) -> tuple[float, list[float] | None, int]:
-    """Metric and CI over ``keys`` with the estimator the run recorded (mean, or mean of category means)."""
-    from tmpbench.run.results import metric_aggregation
-
-    ks, v, c = _values(run, metric, keys)
-    if not v:
-        raise TmpbenchError(f"run {run.path} has no per-sample values of {metric!r}; ablations need a per-sample metric")
-    recorded = run.results["metrics"].get(metric)
-    aggregation = metric_aggregation(metric, recorded if isinstance(recorded, dict) else {})
-    point, ci = bootstrap_ci(v, c, aggregation == "category_mean")
-    return point, ci, len(v)
-
-
-def paired(ref: RunRecord, run: RunRecord, metric: str, keys: set[str] | None = None) -> dict[str, Any]:
-    """Run minus reference on the same items and seeds: the mean difference with its paired-bootstrap
-    95% CI, the two-sided p-value (McNemar for 0/1 values, else the paired bootstrap), n and the
-    differences themselves (for the table's minimum detectable effect)."""
-    rk, rv, _ = _values(ref, metric, keys)
-    values = run.metric_values(metric)
-    cv = [values.get(k, float("nan")) for k in rk]
-    higher = bool(run.results["metrics"][metric]["higher_is_better"])
-    worse, better = paired_bootstrap(rv, cv, higher), paired_bootstrap(rv, cv, not higher)
-    if is_binary(rv) and is_binary(cv):
-        t = mcnemar_exact(rv, cv)
-        p, test = t.p_value, "McNemar"
-    else:
-        p, test = min(1.0, 2 * min(worse.p_worse, better.p_worse)), "paired bootstrap"
-    diffs = [c - r for r, c in zip(rv, cv)]
-    return {"diff": worse.mean_diff, "ci": worse.ci95, "p": p, "test": test, "n": worse.n, "diffs": diffs}
-
-
-def _fmt(point: float, ci: list[float] | None) -> str:
-    return f"{point:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
 def pick_metric(run: RunRecord, metric: str | None) -> str:
