@@ -80,6 +80,13 @@ def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
     assert {k: v for k, v in recs["random-5pct-r0"].items() if k not in ignore} == \
         {k: v for k, v in recs["random-5pct-r2"].items() if k not in ignore}
     assert manifest["recover_steps"] == [0, 2]
+    # the recovered run starts from the unrecovered run's plan (cached) and carries its planning cost
+    costs = {n: json.loads((tmp_path / "curve" / n / "results.json").read_text())["model"]["pruning_cost"]
+             for n in ("random-5pct-r0", "random-5pct-r2")}
+    assert costs["random-5pct-r2"]["planning"].get("reused") is True and not costs["random-5pct-r0"]["planning"].get("reused")
+    assert costs["random-5pct-r2"]["recovery"]["backward_passes"] > 0 == costs["random-5pct-r0"]["recovery"]["backward_passes"]
+    plans = sorted((tmp_path / "curve" / "pruned-cache").glob("*/plan.json"))
+    assert len(plans) == 2 and len({json.dumps(json.loads(f.read_text())["decisions"]) for f in plans}) == 1
 
 
 def test_recover_steps_and_seeds_refusals(tiny_dir, tmp_path):

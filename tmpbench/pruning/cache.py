@@ -5,7 +5,8 @@ A cached folder is keyed by every setting that shaped it (:func:`pruned_cache_ke
 spec, pruner, budget, pruner settings, the calibration spec and recovery recipe identities, and a
 fingerprint of the base weights. Change any of them and the key, hence the folder, changes. A
 folder is written under a ``.partial`` name and renamed when complete, so a crash leaves no folder
-that looks finished.
+that looks finished. A recovered model whose unrecovered twin (same key but 0 recovery steps) is
+cached starts from that twin's plan instead of planning again, and carries its planning cost.
 
 Example::
 
@@ -16,13 +17,16 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.spec import ModelSpec, parse_spec, resolve_entry
-from tmpbench.pruning.io import PRUNED_FILE, folder_provenance, load_pruned, save_pruned
+from tmpbench.pruning.io import PLAN_FILE, PRUNED_FILE, folder_provenance, load_pruned, save_pruned
+from tmpbench.pruning.plan import Plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, settings_digest
 from tmpbench.pruning.runner import prune_generator, weights_fingerprint
 
@@ -80,8 +84,16 @@ def get_or_prune(
     if (folder / PRUNED_FILE).is_file():
         gen = load_pruned(folder, device=device)
         return gen, {**folder_provenance(folder), "cache_key": key, "cached": True}
+    reuse = None
+    if recipe.steps > 0:  # a recovery curve: the unrecovered model of the same plan, when cached, gives the plan
+        key0 = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal,
+                                dataclasses.replace(recipe, steps=0), weights_fingerprint(base.denoiser))
+        folder0 = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key0[:12]}"
+        if (folder0 / PRUNED_FILE).is_file():
+            meta = json.loads((folder0 / PRUNED_FILE).read_text())
+            reuse = (Plan.load(folder0 / PLAN_FILE), meta.get("pruning_cost") or {})
     result = prune_generator(base, pruner_name, budget_text, pruner_settings=pruner_settings, calibration=spec_cal,
-                             recovery=recipe, seed=seed, progress=progress)
+                             recovery=recipe, seed=seed, progress=progress, reuse=reuse)
     tmp = folder.with_name(folder.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)

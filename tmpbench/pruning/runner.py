@@ -253,6 +253,7 @@ def prune_generator(
     recovery: RecoveryRecipe | None = None,
     seed: int = 0,
     progress: bool = True,
+    reuse: tuple[Any, dict] | None = None,
     _collected: Any = None,
 ) -> PruneResult:
     """Prune ``generator``'s denoiser with ``pruner_name`` to ``budget``, optionally recover, and check it.
@@ -262,6 +263,11 @@ def prune_generator(
     runs. ``recovery`` (default ``RecoveryRecipe(steps=recover_steps)``) must agree with
     ``recover_steps`` when both are given. The achieved size must meet the budget (0.5%, or the
     nearest feasible size under the plan's rounding) or a TmpbenchError says by how much it missed.
+
+    ``reuse`` = ``(plan, pruning_cost)`` of an earlier run of the same pruner, budget, settings and
+    calibration (a recovery curve: the same plan, recovered for longer): planning is skipped, the plan
+    is applied as it is, and that run's calibration and planning cost is carried into this one's
+    (marked ``reused``), so the recorded cost stays what the plan took to make.
     """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -282,19 +288,26 @@ def prune_generator(
 
     meters: dict[str, ComputeMeter] = {}
     calib = _collected
+    needs_data = getattr(pruner, "needs_calibration", False) and reuse is None
     with ComputeMeter(original) as meters["calibration"]:
-        if calib is None and (getattr(pruner, "needs_calibration", False) or recipe.steps > 0):
+        if calib is None and (needs_data or recipe.steps > 0):
             calib = spec.collect(generator)
     timings["calibration"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    with ComputeMeter(original) as meters["planning"]:
-        outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
-                             seed=seed, model_name=name, tree=tree)
-    plan = outcome.plan
+    if reuse is None:
+        with ComputeMeter(original) as meters["planning"]:
+            outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
+                                 seed=seed, model_name=name, tree=tree)
+        plan = outcome.plan
+    else:
+        plan = reuse[0]
+        if plan.pruner != pruner_name or plan.calibration.get("hash") != spec.hash:
+            raise TmpbenchError(f"a reused plan must come from the same pruner and calibration: got {plan.pruner!r} with "
+                                f"calibration {plan.calibration.get('hash')!r}, want {pruner_name!r} with {spec.hash!r}")
     plan.calibration = {**(plan.calibration or {}), "spec": spec.identity(), "hash": spec.hash}
     search = plan.settings.get("search") if isinstance(plan.settings.get("search"), dict) else {}
-    if search.get("forward_equivalents") is not None:  # a search that runs partial forwards counts them itself
+    if reuse is None and search.get("forward_equivalents") is not None:  # a search running partial forwards counts them
         meters["planning"].extra["forward_equivalents"] = search["forward_equivalents"]
     timings["plan"] = time.perf_counter() - t1
 
@@ -323,6 +336,13 @@ def prune_generator(
             pruned, log = distill(generator, pruned, spec, recipe, progress=progress)
     timings["recovery"] = time.perf_counter() - t3
     stages = {k: m.as_dict() for k, m in meters.items()}
+    if reuse is not None:  # what the reused plan cost to make, plus this run's own collection for recovery
+        earlier = reuse[1] or {}
+        stages["planning"] = {**(earlier.get("planning") or {}), "reused": True}
+        own = stages["calibration"]
+        stages["calibration"] = {**(earlier.get("calibration") or {}), "reused": True}
+        if own.get("denoiser_forwards") and not stages["calibration"].get("denoiser_forwards"):
+            stages["recovery_calibration"] = own  # the plan was data-free: recovery's collection is new
     pruning_cost = {**stages, "total": cost_total(stages)}
 
     return PruneResult(
