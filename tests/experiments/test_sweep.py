@@ -68,23 +68,23 @@ def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
     cfg = config(tiny_dir, tmp_path / "curve", variants=[Variant("random", "random")], recover_steps=(0, 2))
     manifest = run_sweep(cfg)
     assert [(r["dir"], r.get("recover_steps")) for r in manifest["runs"]] == [
-        ("teacher", 0), ("random-5pct-r0", 0), ("random-5pct-r2", 2)]
+        ("teacher", 0), ("random-5pct", 0), ("random-5pct-r2", 2)]
     recs = {}
-    for name in ("random-5pct-r0", "random-5pct-r2"):
+    for name in ("random-5pct", "random-5pct-r2"):
         res = json.loads((tmp_path / "curve" / name / "results.json").read_text())
         recs[name] = res["model"]["recovery"] or res["model"]["prune_info"]["recovery"]
-    assert recs["random-5pct-r0"]["steps"] == 0 and recs["random-5pct-r2"]["steps"] == 2
-    assert recs["random-5pct-r0"]["hash"] != recs["random-5pct-r2"]["hash"]
+    assert recs["random-5pct"]["steps"] == 0 and recs["random-5pct-r2"]["steps"] == 2
+    assert recs["random-5pct"]["hash"] != recs["random-5pct-r2"]["hash"]
     # the same plan: the recipes differ in their step count only
     ignore = ("steps", "hash", "item_ids", "held_out_item_ids")  # items are recorded only when recovery trains
-    assert {k: v for k, v in recs["random-5pct-r0"].items() if k not in ignore} == \
+    assert {k: v for k, v in recs["random-5pct"].items() if k not in ignore} == \
         {k: v for k, v in recs["random-5pct-r2"].items() if k not in ignore}
     assert manifest["recover_steps"] == [0, 2]
     # the recovered run starts from the unrecovered run's plan (cached) and carries its planning cost
     costs = {n: json.loads((tmp_path / "curve" / n / "results.json").read_text())["model"]["pruning_cost"]
-             for n in ("random-5pct-r0", "random-5pct-r2")}
-    assert costs["random-5pct-r2"]["planning"].get("reused") is True and not costs["random-5pct-r0"]["planning"].get("reused")
-    assert costs["random-5pct-r2"]["recovery"]["backward_passes"] > 0 == costs["random-5pct-r0"]["recovery"]["backward_passes"]
+             for n in ("random-5pct", "random-5pct-r2")}
+    assert costs["random-5pct-r2"]["planning"].get("reused") is True and not costs["random-5pct"]["planning"].get("reused")
+    assert costs["random-5pct-r2"]["recovery"]["backward_passes"] > 0 == costs["random-5pct"]["recovery"]["backward_passes"]
     plans = sorted((tmp_path / "curve" / "pruned-cache").glob("*/plan.json"))
     assert len(plans) == 2 and len({json.dumps(json.loads(f.read_text())["decisions"]) for f in plans}) == 1
 

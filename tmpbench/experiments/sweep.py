@@ -11,7 +11,9 @@ Folder::
     OUT/sweep.json            settings, calibration/recovery identities, one entry per run
     OUT/teacher/              the unpruned model's run (tmpbench run layout)
     OUT/<variant>-<budget>/   one run per pruner (or ablation variant) and budget, e.g. tmp-25pct
-    OUT/<variant>-<budget>-r<N>/  with several --recover-steps: one run per recovery length (a recovery curve)
+    OUT/<variant>-<budget>-r<N>/  with several --recover-steps: one run per recovery length N > 0 (a recovery
+                                  curve; its 0 is the plain <variant>-<budget> run, so a curve added to a
+                                  finished sweep reuses its unrecovered runs and their plans)
     OUT/pruned-cache/         pruned models shared by the runs (the prune runner's cache)
     OUT/report/               report.html, table.md/csv, quality_vs_ratio_<metric>.png/svg
 """
@@ -304,7 +306,7 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
     for budget in cfg.budgets:
         for variant in cfg.variants:
             for steps, rec in recipes.items():
-                suffix = f"-r{steps}" if curve else ""
+                suffix = f"-r{steps}" if curve and steps > 0 else ""  # a curve's 0 is the plain run: reused
                 try:
                     runs.append(run_one(cfg, variant, budget, calib, rec, {**expected, "recovery": rec.hash}, suffix))
                 except BudgetMissError as exc:
