@@ -167,3 +167,35 @@ def test_tree_depth_ablation_table(tiny_dir, tmp_path):
     table = result["table"]
     assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-flat", "tmp-depth3"]
     assert result["metric"] == "geneval" and (tmp_path / "abl" / "table.md").read_text().startswith("Ablation 'tree-depth'")
+
+
+@pytest.mark.skipif(not run_fields_supported(), reason="tmpbench.run.pipeline.RunConfig does not forward pruner settings yet")
+def test_arch_transfer_regret_table(tiny_dir, tmp_path):
+    """Two random-init architectures (dense and MoE), a 2-setting grid tuned on dev; regret rows are paired
+    against the own pick, equal picks are the same run."""
+    import torch
+
+    from tmpbench.experiments.ablate import run_ablation
+    from tmpbench.models.reference import tiny_zimage as tz
+
+    moe = {"num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 8, "num_shared_expert": 1}
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=2, n_refiner_layers=1, n_heads=2, text_hidden=16, text_layers=2, moe=moe)
+    tz.save_pipeline(tz.make_pipeline(tz.build_components(cfg)), tmp_path / "moe", cfg, dtype=torch.float32)
+    base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"], metrics="geneval,psnr_teacher")
+    grid = [{}, {"chunks": 4}]
+    # the same registered model under three names is refused; distinct names with their own weights are what a user passes
+    with pytest.raises(TmpbenchError, match="needs different architectures"):
+        run_ablation("arch-transfer", base, "5%", other="tiny-dit", grid=grid)
+    result = run_ablation("arch-transfer", base, "5%", metric="psnr_teacher", other="tiny-moe", other_path=str(tmp_path / "moe"),
+                          grid=grid)
+    table, picked = result["table"], result["picked"]
+    assert set(picked) == {"tiny-dit", "tiny-moe"} and all(p["split"] == "dev" for p in picked.values())
+    for model, rows in table.groupby("target"):
+        labels = list(rows["settings from"])
+        assert labels[0] == f"own pick ({model})" and rows["regret [95% CI]"].iloc[0] == "0 (same setting)"
+        assert any(lbl.startswith("transferred from") for lbl in labels) and "TMP default settings" in labels
+        assert any(lbl.startswith("random grid setting") for lbl in labels)
+        for _, row in rows.iterrows():  # a row with the own pick's variant is the same run: regret 0, no test
+            same = row["variant"] == picked[model]["variant"]
+            assert (row["regret [95% CI]"] == "0 (same setting)") == same and (row["p (Holm)"] == "") == same
+    assert "Regret = Q_B(own pick) - Q_B(setting)" in result["markdown"] and "tmp-g1 = {\"chunks\": 4}" in result["markdown"]

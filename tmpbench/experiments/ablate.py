@@ -4,11 +4,12 @@
   the maximum), beside the flat greedy at full depth (``search="flat"``).
 * ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
   channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
-* ``arch-transfer``: a small grid over TMP's search settings (chunk size, re-scoring interval,
-  timestep weighting) is scored on ``--limit`` items of the suite's ``calib`` split (less the items
-  the models were calibrated on) for each of two architectures; the setting picked on one
-  architecture is then applied unchanged to the other and compared, on the evaluation split
-  (``--split``, default ``test``), with the setting picked there (per-architecture tuning).
+* ``arch-transfer``: a grid of TMP settings (:data:`TRANSFER_GRID`: defaults, tree depth, policy mix,
+  timestep weighting, width step, refine pass) is scored on the ``dev`` split of each architecture
+  (by default the three references: dense DiT, MoE DiT, decoder MoE); each architecture's pick is
+  then applied unchanged to every other one and evaluated on ``--split`` (default ``test``) beside
+  that architecture's own pick, TMP's defaults and one seeded random grid setting. The table gives
+  the regret Q_B(own pick) - Q_B(setting) with a paired CI over items and seeds, and Holm's correction.
 
 Every variant is a run of :func:`tmpbench.experiments.sweep.run_sweep` (same calibration, recovery,
 seeds and items for all), so the runs are ordinary run folders that ``tmpbench compare`` also reads.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +38,35 @@ AXES = ("tree-depth", "policy-mix", "arch-transfer")
 DEPTH_POLICIES = ["drop_block", "linear_replace"]
 WIDTH_POLICIES = ["prune_heads", "prune_channels"]
 EXPERT_POLICIES = ["prune_experts", "merge_experts"]
-# TMP search settings tried by arch-transfer (pruners/tmp.py TMPPruner.SETTINGS); the middle one is TMP's default
+# TMP settings arch-transfer tunes over (pruners/tmp.py TMPPruner.SETTINGS): the defaults, then one change at a
+# time along tree depth, policy mix, timestep weighting, the width step and the refine pass; each is valid on
+# dense DiTs and MoE models alike
 TRANSFER_GRID: list[dict[str, Any]] = [
-    {"chunks": 4, "rescore_every": 2, "timestep_weighting": "uniform"},
-    {"chunks": 8, "rescore_every": 8, "timestep_weighting": "uniform"},
-    {"chunks": 16, "rescore_every": 16, "timestep_weighting": "noisy"},
+    {},
+    {"tree_depth": 2},
+    {"policy_mix": WIDTH_POLICIES},
+    {"policy_mix": DEPTH_POLICIES[:1] + WIDTH_POLICIES},
+    {"timestep_weighting": "noisy"},
+    {"timestep_weighting": "clean"},
+    {"chunks": 4},
+    {"refine": 0},
 ]
+TUNE_SPLIT = "dev"  # arch-transfer picks settings on dev items (calibration draws from calib, evaluation from test)
+ARCH_TRANSFER_REFERENCES = ("tiny-dit", "tiny-moe", "tiny-hy3")
 
 
-def transfer_partner(model: str) -> str | None:
-    """The model of another architecture the registry entry of ``model`` pairs it with, if any."""
+def transfer_partners(model: str) -> list[str]:
+    """The architectures arch-transfer pairs ``model`` with: the other reference models for a reference
+    (tiny-dit, tiny-moe, tiny-hy3: dense DiT, MoE DiT, decoder MoE), else the registry entry's partner."""
     from tmpbench.models.spec import parse_spec, resolve_entry
 
+    if model in ARCH_TRANSFER_REFERENCES:
+        return [m for m in ARCH_TRANSFER_REFERENCES if m != model]
     try:
-        return resolve_entry(parse_spec(model)).transfer_partner
+        partner = resolve_entry(parse_spec(model)).transfer_partner
     except TmpbenchError:
-        return None
+        return []
+    return [partner] if partner else []
 
 
 def axis_variants(axis: str, moe: bool) -> list[Variant]:
@@ -120,65 +135,97 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     return table, metric
 
 
-def arch_transfer(base: SweepConfig, other: str, other_path: str | None, budget: str, metric: str | None,
-                  grid: list[dict] | None = None) -> tuple[pd.DataFrame, str, dict]:
-    """Tune TMP's settings on each architecture's calib-split items, then swap the picks (see module doc)."""
+def _settings_text(settings: dict) -> str:
+    return json.dumps(settings, sort_keys=True) if settings else "(TMP defaults)"
+
+
+def arch_transfer(base: SweepConfig, others: list[str], other_paths: dict[str, str | None], budget: str, metric: str | None,
+                  grid: list[dict] | None = None, random_seed: int = 0) -> tuple[pd.DataFrame, str, dict]:
+    """Tune TMP's settings on each architecture's ``dev`` split, apply each pick to every other
+    architecture, and report the regret on the evaluation split (see the module docstring).
+
+    Returns ``(table, metric, picked)``; ``picked`` holds every model's dev score per grid setting."""
     from tmpbench.pruning.recipes import CALIB_SPLIT
 
     grid = grid or TRANSFER_GRID
-    if base.limit is None:
-        raise TmpbenchError(f"arch-transfer needs --limit K: K items of the {CALIB_SPLIT} split tune TMP's settings and "
-                            f"K items of --split {base.split} are evaluated")
-    if base.split == CALIB_SPLIT:
-        raise TmpbenchError(f"arch-transfer tunes on the {CALIB_SPLIT} split; evaluate on another (--split test)")
+    if base.split in (CALIB_SPLIT, TUNE_SPLIT):
+        raise TmpbenchError(f"arch-transfer tunes on the {TUNE_SPLIT} split and calibrates on {CALIB_SPLIT}; "
+                            "evaluate on another (--split test)")
+    if len(grid) < 2:
+        raise TmpbenchError("arch-transfer needs a grid of at least 2 settings to tune over")
     variants = [Variant(f"tmp-g{i}", "tmp", dict(g)) for i, g in enumerate(grid)]
     by_name = {v.name: v for v in variants}
-    models = {base.model: base.model_path, other: other_path}
+    default = next((v for v in variants if not v.settings), None)
+    models = {base.model: base.model_path, **{m: other_paths.get(m) for m in others}}
+    if len(models) < 2:
+        raise TmpbenchError("arch-transfer needs at least two different architectures (--other-model A,B)")
     picked: dict[str, dict] = {}
-    tuned: dict[str, dict[str, RunRecord]] = {}
-    for model, path in models.items():
+    for model, path in models.items():  # 1. tune: every grid setting on the dev split
         cfg = dataclasses.replace(base, model=model, model_path=path, variants=variants, budgets=[budget],
-                                  split=CALIB_SPLIT, teacher=False, out=Path(base.out) / model / "tune")
+                                  split=TUNE_SPLIT, teacher=True, out=Path(base.out) / model / "tune")
         run_sweep(cfg, report=False)
-        tuned[model] = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
-        first = next(iter(tuned[model].values()))
+        tuned = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
+        first = next(iter(tuned.values()))
         metric = pick_metric(first, metric)
-        suite = first.results["suite"]["name"]
-        used = {i for r in tuned[model].values() for ids in r.training_item_ids().values() for i in ids.get(suite, ())}
-        held = {k for k in first.sample_keys() if k.split("#")[0] not in used}
-        if not held:
-            raise TmpbenchError(f"arch-transfer: every tuning item of {model} was a calibration item; raise --limit")
-        scores = {name: score(r, metric, held) for name, r in tuned[model].items()}
         higher = bool(first.results["metrics"][metric]["higher_is_better"])
+        scores = {name: score(r, metric) for name, r in tuned.items()}
         best = max(scores, key=lambda n: (scores[n][0] if higher else -scores[n][0], -list(scores).index(n)))
-        picked[model] = {"variant": best, "settings": dict(by_name[best].settings),
-                         "held_out": scores[best][0], "held_out_n": scores[best][2], "held_out_split": CALIB_SPLIT,
-                         "grid": {n: round(s[0], 4) for n, s in scores.items()}}
-    rows = []
-    for target, path in models.items():
-        source = other if target == base.model else base.model
-        chosen = [by_name[n] for n in dict.fromkeys((picked[target]["variant"], picked[source]["variant"]))]
-        cfg = dataclasses.replace(base, model=target, model_path=path, variants=chosen, budgets=[budget], teacher=False,
+        picked[model] = {"variant": best, "settings": dict(by_name[best].settings), "split": TUNE_SPLIT,
+                         "n": scores[best][2], "grid": {n: round(s[0], 4) for n, s in scores.items()}}
+    rng = random.Random(random_seed)
+    rows, tests = [], []
+    for target, path in models.items():  # 2. evaluate on the test split: own pick, each transferred pick, default, random
+        own = picked[target]["variant"]
+        rand = rng.choice(variants).name
+        wanted = [(f"own pick ({target})", own)]
+        wanted += [(f"transferred from {src}", picked[src]["variant"]) for src in models if src != target]
+        if default is not None:
+            wanted.append(("TMP default settings", default.name))
+        wanted.append((f"random grid setting (seed {random_seed})", rand))
+        chosen = [by_name[n] for n in dict.fromkeys(n for _, n in wanted)]
+        cfg = dataclasses.replace(base, model=target, model_path=path, variants=chosen, budgets=[budget], teacher=True,
                                   out=Path(base.out) / target / "test")
         run_sweep(cfg, report=False)
-        own = load_run(Path(cfg.out) / run_dir_name(picked[target]["variant"], budget))
-        moved = load_run(Path(cfg.out) / run_dir_name(picked[source]["variant"], budget))
-        for label, tuned_on, r in (("per-architecture tuning", target, own), ("transferred", source, moved)):
+        runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in chosen}
+        for label, name in wanted:
+            r = runs[name]
             point, ci, n = score(r, metric)
-            t = paired(own, r, metric) if r is not own else None
-            rows.append({"target": target, "settings from": f"{label} ({tuned_on})",
-                         "settings": json.dumps(picked[tuned_on]["settings"], sort_keys=True),
-                         "held-out score": f"{scores_of(picked, target, tuned_on):.3f}",
-                         "achieved": f"{r.achieved_ratio:.2%} removed",
-                         f"{base.split} {metric}": _fmt(point, ci),
-                         "Δ vs own [95% CI]": "" if t is None else _fmt(t["diff"], t["ci"]),
-                         "p": "" if t is None else f"{t['p']:.3g}", "n": n})
-    return pd.DataFrame(rows), metric, picked
+            t = None if name == own else paired(runs[own], r, metric)
+            if t is not None:
+                tests.append(t)
+            higher = bool(r.results["metrics"][metric]["higher_is_better"])
+            # regret: how much worse than the target's own pick (positive = worse), paired on items and seeds
+            sign = -1.0 if higher else 1.0
+            regret = "0 (same setting)" if t is None else _fmt(sign * t["diff"], sorted(sign * c for c in t["ci"]))
+            rows.append({"target": target, "settings from": label, "variant": name, "settings": _settings_text(r.settings),
+                         f"{TUNE_SPLIT} {metric}": f"{picked[target]['grid'][name]:.3f}",
+                         "achieved": f"{r.achieved_ratio:.2%} removed", "n": n, f"{base.split} {metric}": _fmt(point, ci),
+                         "regret [95% CI]": regret, "p": "" if t is None else f"{t['p']:.3g}", "_test": t,
+                         "prune fwd / bwd": format_cost(r.pruning_cost)})
+    adjusted = iter(holm([t["p"] for t in tests]))
+    for row in rows:
+        t = row.pop("_test")
+        row["p (Holm)"] = "" if t is None else f"{next(adjusted):.3g}"
+    table = pd.DataFrame(rows)
+    diffs = [d for t in tests for d in t["diffs"]]
+    table.attrs["mde"] = min_detectable_effect(diffs) if diffs else float("nan")
+    table.attrs["tests"] = sorted({t["test"] for t in tests}) or ["none"]
+    table.attrs["comparisons"] = len(tests)
+    return table, metric, picked
 
 
-def scores_of(picked: dict, target: str, tuned_on: str) -> float:
-    """The tuning (calib-split) score on ``target`` of the variant picked on ``tuned_on``."""
-    return float(picked[target]["grid"][picked[tuned_on]["variant"]])
+def grid_table(picked: dict, metric: str) -> pd.DataFrame:
+    """Dev-split score of every grid setting on every architecture, the pick marked with *."""
+    models = list(picked)
+    names = list(next(iter(picked.values()))["grid"])
+    rows = []
+    for name in names:
+        row = {"variant": name}
+        for m in models:
+            v = picked[m]["grid"][name]
+            row[f"{m} ({TUNE_SPLIT} {metric})"] = f"{v:.3f}" + (" *" if picked[m]["variant"] == name else "")
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None = None, other: str | None = None,
@@ -189,14 +236,22 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
     out = Path(base.out)
     extra: dict = {}
     if axis == "arch-transfer":
-        other = other or transfer_partner(base.model)
-        if other is None:
-            raise TmpbenchError(f"arch-transfer: no partner architecture for {base.model!r}; pass --other-model NAME")
-        if other == base.model:
-            raise TmpbenchError(f"arch-transfer needs two different architectures, got {other!r} twice")
-        table, metric, extra = arch_transfer(base, other, other_path, budget, metric, grid)
-        caption = (f"Architecture transfer of TMP settings at budget {budget}: per-architecture tuning on held-out items vs "
-                   f"settings tuned on the other architecture ({base.model} <-> {other}); test {metric} with 95% bootstrap CI")
+        others = [m.strip() for m in other.split(",") if m.strip()] if other else transfer_partners(base.model)
+        if not others:
+            raise TmpbenchError(f"arch-transfer: no partner architecture for {base.model!r}; pass --other-model NAME[,NAME]")
+        if base.model in others or len(set(others)) != len(others):
+            raise TmpbenchError(f"arch-transfer needs different architectures, got {base.model!r} and {others}")
+        paths = {m: p for m, p in zip(others, (other_path or "").split(",") if other_path else [])}
+        table, metric, extra = arch_transfer(base, others, paths, budget, metric, grid)
+        caption = (f"Architecture transfer of TMP settings at budget {budget} ({', '.join([base.model, *others])}): each "
+                   f"architecture's pick from a grid of {len(grid or TRANSFER_GRID)} settings tuned on its {TUNE_SPLIT} split, "
+                   f"applied to every other architecture. Regret = Q_B(own pick) - Q_B(setting), {metric} on split "
+                   f"{base.split} (positive: worse than B's own pick), paired on the same items and seeds "
+                   f"({', '.join(table.attrs['tests'])}), Holm-adjusted across the table's {table.attrs['comparisons']} "
+                   f"comparisons; minimum detectable effect at this n: {table.attrs['mde']:.3f}. A transferred pick equal to "
+                   "the own pick has regret 0 by construction (the same run).")
+        caption += f"\n\nGrid ({TUNE_SPLIT} split, * = pick):\n\n" + render(grid_table(extra, metric), "md") + "\n\nSettings: " + \
+            "; ".join(f"tmp-g{i} = {_settings_text(g)}" for i, g in enumerate(grid or TRANSFER_GRID))
     else:
         variants = axis_variants(axis, model_is_moe(base.model))
         reference = variants[-1].name
@@ -217,4 +272,4 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
     return {"axis": axis, "table": table, "markdown": md, "metric": metric, "out": out, "picked": extra}
 
 
-__all__ = ["AXES", "TRANSFER_GRID", "arch_transfer", "axis_variants", "model_is_moe", "run_ablation", "variant_table"]
+__all__ = ["AXES", "TRANSFER_GRID", "arch_transfer", "grid_table", "transfer_partners", "axis_variants", "model_is_moe", "run_ablation", "variant_table"]

@@ -232,10 +232,11 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     from tmpbench.run.pipeline import IMAGES, RunConfig, run_benchmark
 
     name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget) + suffix
+    metrics = cfg.metrics if variant is not None else teacher_metrics(cfg.metrics)
     out = Path(cfg.out) / name
     inputs = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "split": cfg.split,
-        "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": cfg.metrics,
+        "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": metrics,
         "pruner": None if variant is None else variant.pruner, "settings": None if variant is None else variant.settings,
         "budget": budget, "calibration": None if variant is None else expected["calibration"],
         "recovery": None if variant is None else expected["recovery"], "seed": cfg.seed,
@@ -254,7 +255,7 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
         suite=cfg.suite, model=cfg.model if variant is None else f"{cfg.model}-{budget}",
         out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit, split=cfg.split,
         batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
-        metrics=cfg.metrics, device=cfg.device, recover_steps=0 if variant is None else int(recipe.steps),
+        metrics=metrics, device=cfg.device, recover_steps=0 if variant is None else int(recipe.steps),
         prune_cache=Path(cfg.out) / "pruned-cache", progress=cfg.progress,
         argv=["tmpbench", "sweep", f"(run {name})"],
     )
@@ -278,6 +279,17 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     out.mkdir(parents=True, exist_ok=True)
     inputs_file.write_text(json.dumps(inputs, indent=1, sort_keys=True) + "\n")
     return {**entry, "reused": False, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def teacher_metrics(metrics: str | None) -> str | None:
+    """The sweep's ``--metrics`` less those comparing a pruned model with its teacher (PSNR/SSIM/LPIPS to
+    the teacher), which the unpruned teacher run cannot score; None when that leaves the suite's defaults."""
+    if metrics is None:
+        return None
+    from tmpbench.scoring.engine import FIDELITY_METRICS
+
+    kept = [m for m in parse_list(metrics, "metrics") if m.split(":")[0] not in FIDELITY_METRICS]
+    return ",".join(kept) or None
 
 
 def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
