@@ -19,13 +19,21 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(..., "--model", help="Registered model name, e.g. tiny-dit or tiny-moe."),
         suite: str = typer.Option("shapes-t2i", "--suite", help="Suite name."),
         budget: str = typer.Option("50%", "--budget", help="Share of parameters removed, e.g. 50%."),
-        limit: int = typer.Option(None, "--limit", help="Evaluated items (default: the whole split; arch-transfer tunes on the first K of dev too)."),
+        limit: int = typer.Option(
+            None, "--limit", help="Evaluated items (default: the whole split; arch-transfer tunes on the first K of dev too).",
+        ),
         split: str = opt.split(),
-        seeds: int = typer.Option(None, "--seeds", help="Samples per prompt (default 2; at least 2: the paired tests resample seeds)."),
+        seeds: int = typer.Option(
+            None, "--seeds", help="Samples per prompt (default 2; at least 2: the paired tests resample seeds).",
+        ),
         out: Path = typer.Option(None, "--out", help="Folder (default runs/ablate-<axis>-<model>)."),
         model_path: str = typer.Option(None, "--model-path", help="Local weights directory for --model."),
-        other_model: str = typer.Option(None, "--other-model", help="arch-transfer partners, comma-separated (default: the other two of tiny-dit, tiny-moe, tiny-hy3)."),
-        other_model_path: str = typer.Option(None, "--other-model-path", help="Local weights directories for --other-model, comma-separated in the same order."),
+        other_model: str = typer.Option(
+            None, "--other-model", help="arch-transfer partners, comma-separated (default: the other two of tiny-dit, tiny-moe, tiny-hy3).",
+        ),
+        other_model_path: str = typer.Option(
+            None, "--other-model-path", help="Local weights directories for --other-model, comma-separated in the same order.",
+        ),
         metric: str = typer.Option(None, "--metric", help="Per-sample metric to compare (default: the suite's first)."),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery steps, the same for every variant."),
         steps: int = opt.steps(),
