@@ -272,4 +272,14 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
     return {"axis": axis, "table": table, "markdown": md, "metric": metric, "out": out, "picked": extra}
 
 
-__all__ = ["AXES", "TRANSFER_GRID", "arch_transfer", "grid_table", "transfer_partners", "axis_variants", "model_is_moe", "run_ablation", "variant_table"]
+__all__ = [
+    "AXES",
+    "TRANSFER_GRID",
+    "arch_transfer",
+    "axis_variants",
+    "grid_table",
+    "model_is_moe",
+    "run_ablation",
+    "transfer_partners",
+    "variant_table",
+]
