@@ -198,4 +198,7 @@ def test_arch_transfer_regret_table(tiny_dir, tmp_path):
         for _, row in rows.iterrows():  # a row with the own pick's variant is the same run: regret 0, no test
             same = row["variant"] == picked[model]["variant"]
             assert (row["regret [95% CI]"] == "0 (same setting)") == same and (row["p (Holm)"] == "") == same
+    # the test runs reuse the plans made while tuning (one pruned-model cache per architecture)
+    for model in picked:
+        assert len(list((tmp_path / "abl" / model / "pruned-cache").glob("*/plan.json"))) == 2
     assert "Regret = Q_B(own pick) - Q_B(setting)" in result["markdown"] and "tmp-g1 = {\"chunks\": 4}" in result["markdown"]

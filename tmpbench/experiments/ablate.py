@@ -162,7 +162,8 @@ def arch_transfer(base: SweepConfig, others: list[str], other_paths: dict[str, s
     picked: dict[str, dict] = {}
     for model, path in models.items():  # 1. tune: every grid setting on the dev split
         cfg = dataclasses.replace(base, model=model, model_path=path, variants=variants, budgets=[budget],
-                                  split=TUNE_SPLIT, teacher=True, out=Path(base.out) / model / "tune")
+                                  split=TUNE_SPLIT, teacher=True, out=Path(base.out) / model / "tune",
+                                  prune_cache=Path(base.out) / model / "pruned-cache")
         run_sweep(cfg, report=False)
         tuned = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in variants}
         first = next(iter(tuned.values()))
@@ -184,7 +185,7 @@ def arch_transfer(base: SweepConfig, others: list[str], other_paths: dict[str, s
         wanted.append((f"random grid setting (seed {random_seed})", rand))
         chosen = [by_name[n] for n in dict.fromkeys(n for _, n in wanted)]
         cfg = dataclasses.replace(base, model=target, model_path=path, variants=chosen, budgets=[budget], teacher=True,
-                                  out=Path(base.out) / target / "test")
+                                  out=Path(base.out) / target / "test", prune_cache=Path(base.out) / target / "pruned-cache")
         run_sweep(cfg, report=False)
         runs = {v.name: load_run(Path(cfg.out) / run_dir_name(v.name, budget)) for v in chosen}
         for label, name in wanted:

@@ -76,6 +76,7 @@ class SweepConfig:
     batch_size: int | None = None  # None: the model entry's default_batch_size
     device: str | None = None
     teacher: bool = True
+    prune_cache: Path | None = None  # pruned-model cache (default OUT/pruned-cache); sweeps may share one
     progress: bool = True
     # a pruner or variant that cannot land a budget (e.g. depth-only on a model whose blocks are
     # too coarse) becomes a recorded miss, with the nearest size it reaches, instead of stopping
@@ -256,7 +257,8 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
         out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit, split=cfg.split,
         batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
         metrics=metrics, device=cfg.device, recover_steps=0 if variant is None else int(recipe.steps),
-        prune_cache=Path(cfg.out) / "pruned-cache", progress=cfg.progress,
+        prune_cache=Path(cfg.prune_cache) if cfg.prune_cache is not None else Path(cfg.out) / "pruned-cache",
+        progress=cfg.progress,
         argv=["tmpbench", "sweep", f"(run {name})"],
     )
     if variant is not None and run_fields_supported():
