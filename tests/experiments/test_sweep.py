@@ -76,7 +76,8 @@ def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
     assert recs["random-5pct"]["steps"] == 0 and recs["random-5pct-r2"]["steps"] == 2
     assert recs["random-5pct"]["hash"] != recs["random-5pct-r2"]["hash"]
     # the same plan: the recipes differ in their step count only
-    ignore = ("steps", "hash", "item_ids", "held_out_item_ids")  # items are recorded only when recovery trains
+    # items and held-out losses are recorded only when recovery trains
+    ignore = ("steps", "hash", "item_ids", "held_out_item_ids", "held_out_before", "held_out_after", "held_out_split")
     assert {k: v for k, v in recs["random-5pct"].items() if k not in ignore} == \
         {k: v for k, v in recs["random-5pct-r2"].items() if k not in ignore}
     assert manifest["recover_steps"] == [0, 2]
@@ -87,6 +88,11 @@ def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
     assert costs["random-5pct-r2"]["recovery"]["backward_passes"] > 0 == costs["random-5pct"]["recovery"]["backward_passes"]
     plans = sorted((tmp_path / "curve" / "pruned-cache").glob("*/plan.json"))
     assert len(plans) == 2 and len({json.dumps(json.loads(f.read_text())["decisions"]) for f in plans}) == 1
+    # the report's recovery table: one row per (pruner, budget), a column per length, the dev loss after recovery
+    assert recs["random-5pct-r2"]["held_out_split"] == "dev"
+    text = Path(manifest["report"]["recovery_md"]).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| tiny-dit | random"))
+    assert "geneval @ 0" in text and "geneval @ 2" in text and f"{recs['random-5pct-r2']['held_out_after']:.4f}" in row
 
 
 def test_recover_steps_and_seeds_refusals(tiny_dir, tmp_path):

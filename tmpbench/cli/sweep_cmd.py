@@ -99,8 +99,9 @@ def register(app: typer.Typer) -> None:
 
 def _finish_sweep(manifest: dict, start: float) -> None:
     report = manifest.get("report") or {}
-    if report.get("table_md") is not None:
-        typer.echo(Path(report["table_md"]).read_text())
+    for key in ("table_md", "paired_md", "recovery_md"):
+        if report.get(key) is not None:
+            typer.echo(Path(report[key]).read_text())
     reused = sum(r.get("reused", False) for r in manifest["runs"])
     for r in manifest["runs"]:
         if "error" in r:

@@ -344,7 +344,8 @@ def run_sweep(cfg: SweepConfig, report: bool = True) -> dict:
         from tmpbench.report.tables import load_run
 
         records = [load_run(out / r["dir"]) for r in runs if "error" not in r]
-        manifest["report"] = write_report(records, out / "report", title=f"tmpbench sweep: {cfg.model} on {cfg.suite}",
+        versus = "tmp" if any(v.pruner == "tmp" and not v.settings for v in cfg.variants) else None
+        manifest["report"] = write_report(records, out / "report", title=f"tmpbench sweep: {cfg.model} on {cfg.suite}", versus=versus,
                                           notes=[f"calibration {expected['calibration']}, recovery "
                                                  + (f"{expected['recovery']} ({recipe.steps} steps)" if not curve else
                                                     f"recipes identical but for their steps ({', '.join(map(str, recipes))})")

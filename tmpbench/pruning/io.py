@@ -528,7 +528,8 @@ def folder_provenance(path: str | Path) -> dict[str, Any]:
 
     ``base`` (model name), ``base_weights`` (fingerprint of the weights it was pruned from), ``pruner``,
     ``budget`` (as typed), ``pruner_settings``, ``seed``, ``original_params``, ``achieved_params``,
-    ``budget_check``, ``calibration`` and ``recovery`` identities, ``plan_sha256`` (of the ``plan.json`` bytes: the
+    ``budget_check``, ``calibration`` and ``recovery`` identities (recovery's with its held-out losses),
+    ``plan_sha256`` (of the ``plan.json`` bytes: the
     canonical version-2 text of :meth:`Plan.to_json` for folders written now), ``plan_summary`` and the
     pruning ``seconds`` per stage. The run cache and ``--model DIR`` both read a folder through here, so a
     run on a folder records what a run on the spec that made it records. Folders written before the
@@ -558,12 +559,22 @@ def folder_provenance(path: str | Path) -> dict[str, Any]:
         "achieved_params": int(meta["achieved_params"]),
         "budget_check": meta.get("budget_report"),
         "calibration": meta.get("calibration"),
-        "recovery": meta.get("recovery"),
+        "recovery": _recovery_with_losses(meta),
         "plan_sha256": sha256_file(path / PLAN_FILE),
         "plan_summary": meta.get("plan_summary"),
         "seconds": meta.get("seconds") or {},
         "pruning_cost": meta.get("pruning_cost") or {},  # folders saved before it was recorded: {}
     }
+
+
+def _recovery_with_losses(meta: dict[str, Any]) -> Any:
+    """The recovery identity, with the distillation loss on the held-out ``dev`` batch before and after
+    recovery (``held_out_before`` / ``held_out_after``) when the folder's recovery log has them."""
+    ident, log = meta.get("recovery"), meta.get("recovery_log")
+    if not isinstance(ident, dict) or not isinstance(log, dict):
+        return ident
+    losses = {k: log[k] for k in ("held_out_before", "held_out_after", "held_out_split") if log.get(k) is not None}
+    return {**ident, **losses}
 
 
 def load_pruned_hook(entry: Any, path: str | None, device: str = "cpu") -> Any:
