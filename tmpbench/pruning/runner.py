@@ -42,7 +42,7 @@ from tmpbench.pruning.cost import ComputeMeter
 from tmpbench.pruning.cost import total as cost_total
 from tmpbench.pruning.factory import check_family, make_pruner
 from tmpbench.pruning.families import apply, unit_tree
-from tmpbench.pruning.plan import PLAN_VERSION, Plan, model_identity, validate_plan
+from tmpbench.pruning.plan import Plan, model_identity, validate_plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, model_defaults, model_name_of
 
 
@@ -63,6 +63,7 @@ class PlanOutcome:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
+        plan = self.plan.to_dict()  # canonical: the lowest plan version that holds these decisions
         return {
             "model": self.plan.model,
             "pruner": self.plan.pruner,
@@ -72,8 +73,8 @@ class PlanOutcome:
                           "original": self.original},
             "achieved": self.achieved,
             "budget_check": self.report.to_dict(),
-            "plan_version": PLAN_VERSION,  # the format of "decisions" (kept ids as range strings, see plan.py)
-            "decisions": self.plan.to_dict()["decisions"],
+            "plan_version": plan["version"],  # the format of "decisions" (2: kept ids as range strings; 3: or coded, see plan.py)
+            "decisions": plan["decisions"],
             "settings": self.plan.settings,
             "calibration": self.plan.calibration,
             "seconds": round(self.seconds, 3),
