@@ -91,10 +91,13 @@ def plan_model(
     seed: int = 0,
     model_name: str | None = None,
     tree: Any = None,
+    progress: bool = False,
 ) -> PlanOutcome:
     """Plan (do not cut) ``model`` under ``budget`` with pruner ``pruner_name``; checks the plan lands.
 
     ``calibration`` is a collected Calibration or None (data-free proxies, as at meta size).
+    ``progress`` lets a long search show a bar on stderr (TMP's measured search: forward-equivalents
+    against its estimate); it never changes the plan.
     """
     start = time.perf_counter()
     budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
@@ -110,6 +113,7 @@ def plan_model(
     original, minimum = original_for_tree(budget, tree)
     target = budget.target(original, minimum)
     # without calibration, a pruner that needs it decides whether data-free proxies will do (it raises otherwise)
+    pruner.progress = progress  # an attribute, not an argument: plan()'s signature is the registry's interface
     plan = pruner.plan(model, tree, budget, calibration)
     if not isinstance(plan, Plan):
         raise TmpbenchError(f"pruner {pruner_name!r} returned {type(plan).__name__}, not a Plan")
@@ -299,7 +303,7 @@ def prune_generator(
     if reuse is None:
         with ComputeMeter(original) as meters["planning"]:
             outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
-                                 seed=seed, model_name=name, tree=tree)
+                                 seed=seed, model_name=name, tree=tree, progress=progress)
         plan = outcome.plan
     else:
         plan = reuse[0]
