@@ -43,6 +43,9 @@ class Pruner(abc.ABC):
     data_free_fallback: ClassVar[bool] = True
     SETTINGS: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    # whether a long search may show a progress bar on stderr (TMP's measured search does); the runner sets it
+    # per plan. Never a setting: it is not recorded in the Plan and must not change it
+    progress: bool = False
 
     def __init__(self, seed: int = 0, **settings: Any) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):

@@ -42,6 +42,7 @@ from pruners.tmp_search import (
     FlatSearch,
     MeasuredEvaluator,
     ProxyEvaluator,
+    SearchProgress,
     order_units,
 )
 from pruners.tmp_tree import TreeSearch, estimate_probes
@@ -141,13 +142,26 @@ class TMPPruner(Pruner):
 
     # --- the search --------------------------------------------------------------------------------
     def _allocate(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calibration: Any) -> dict:
+        calib = calibration.subset(self._settings["max_calib_inputs"]) if calibration is not None else None
+        if not (self.progress and calib is not None and not is_meta(model)):
+            return self._search(model, tree, alloc, calib, None)
+        # a measured search shows a bar in forward-equivalents against what --estimate predicts for it
+        # (the flat greedy has no estimate: its bar counts without a total)
+        search = self._settings["search"]
+        total = self.estimate(tree, alloc.budget, len(calib))["forward_equivalents"] if search == "tree" else None
+        with SearchProgress(total, f"tmp {search} search") as progress:
+            return self._search(model, tree, alloc, calib, progress)
+
+    def _search(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any,
+                progress: SearchProgress | None) -> dict:
         start = time.perf_counter()
         allowed = self._allowed(tree)
-        calib = calibration.subset(self._settings["max_calib_inputs"]) if calibration is not None else None
         unit_scorer, scorer_forwards = self._order_units(model, tree, alloc, calib)
+        if progress is not None:
+            progress.advance(scorer_forwards)
         if calib is not None and not is_meta(model):
             evaluator: Evaluator = MeasuredEvaluator(model, alloc, calib, allowed, self._settings["timestep_weighting"],
-                                                     block_local=self._settings["block_local"])
+                                                     block_local=self._settings["block_local"], progress=progress)
         else:
             evaluator = ProxyEvaluator(alloc)
         search: FlatSearch | TreeSearch

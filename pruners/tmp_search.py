@@ -8,12 +8,15 @@
 * :class:`ProxyEvaluator`: the data-free proxy for meta-size models (docs/tmp.md section 6).
 * :class:`FlatSearch`: greedy on cost per saving over every action of the tree at once, with
   re-scoring (the ``search="flat"`` ablation row; docs/tmp.md section 4).
+* :class:`SearchProgress`: the progress bar of a measured search, in forward-equivalents (the unit
+  ``plan --estimate`` predicts), so its ETA reads against the estimate.
 
 The top-down tree allocation (the default) lives in :mod:`pruners.tmp_tree`.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,16 +66,61 @@ class Action:
 
 
 # --------------------------------------------------------------------------------------------
+# progress: a bar over the forward-equivalents a measured search spends
+# --------------------------------------------------------------------------------------------
+class SearchProgress:
+    """A tqdm bar on stderr whose unit is the denoiser forward-equivalent: ``total`` is what the search
+    is predicted to spend (:meth:`pruners.tmp.TMPPruner.estimate`; None when there is no estimate, as for
+    the flat greedy: then the bar counts without an ETA), and :meth:`advance` moves it by what each pass
+    or evaluation spends, so tqdm's rate and ETA are in the estimate's own unit. Past the estimate the
+    total grows to the count instead of overflowing. It only reports: nothing in a search reads it.
+
+        >>> with SearchProgress(120.0, "tmp tree search") as bar:  # doctest: +SKIP
+        ...     bar.advance(2.5)
+    """
+
+    def __init__(self, total: float | None, desc: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.estimate = total
+        self.bar = tqdm(total=total, desc=desc, unit="fwd", unit_scale=True, file=sys.stderr, leave=False,
+                        dynamic_ncols=True)
+
+    def advance(self, forward_equivalents: float) -> None:
+        if forward_equivalents <= 0:
+            return
+        if self.bar.total is not None and self.bar.n + forward_equivalents > self.bar.total:
+            self.bar.total = self.bar.n + forward_equivalents  # past the estimate: grow, never overflow
+        self.bar.update(forward_equivalents)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> SearchProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
 # evaluators: what an allocation state costs in quality
 # --------------------------------------------------------------------------------------------
 class Evaluator:
     name = "evaluator"
 
-    def __init__(self, alloc: Allocation) -> None:
+    def __init__(self, alloc: Allocation, progress: SearchProgress | None = None) -> None:
         self.alloc = alloc
         self.evaluations = 0
         self.forward_equivalents = 0.0  # denoiser forwards spent, a partial forward by its FLOPs share
+        self.progress = progress  # a bar to advance by what is spent (None: no bar)
         self._current: float | None = None
+
+    def spend(self, forward_equivalents: float) -> None:
+        """Count denoiser forward-equivalents spent (and move the progress bar by them)."""
+        self.forward_equivalents += forward_equivalents
+        if self.progress is not None:
+            self.progress.advance(forward_equivalents)
 
     def error(self) -> float:  # quality lost by the current state
         raise NotImplementedError
@@ -156,24 +204,24 @@ class MeasuredEvaluator(Evaluator):
     name = "masked_output_error"
 
     def __init__(self, model: nn.Module, alloc: Allocation, calib: Any, allowed: set[str], weighting: str,
-                 *, block_local: bool = True) -> None:
-        super().__init__(alloc)
+                 *, block_local: bool = True, progress: SearchProgress | None = None) -> None:
+        super().__init__(alloc, progress)
         self.model = model
         self.calib = calib
         self.reference = calib.outputs(model)
-        self.forward_equivalents += len(calib)
+        self.spend(len(calib))
         self.weights = timestep_weights(calib.timesteps, weighting)
         self.merged_cache: dict = {}
         self.linear_maps: dict = {}
         if "linear_replace" in allowed:
             paths = [b.path for b in alloc.main_blocks if "linear_replace" in b.policies and b.dim]
             self.linear_maps = fit_block_maps(model, paths, calib)
-            self.forward_equivalents += len(calib) if paths else 0
+            self.spend(len(calib) if paths else 0)
         self.replay = None
         if block_local:
             flops = {b.path: b.flops for b in alloc.blocks.values()}
             self.replay = capture_replay(model, list(alloc.blocks), calib, flops, alloc.tree.flops)
-            self.forward_equivalents += len(calib)
+            self.spend(len(calib))
         self._order = {p: i for i, p in enumerate(self.replay.order)} if self.replay else {}
 
     def can_linear(self, slot: BlockSlot) -> bool:
@@ -207,7 +255,7 @@ class MeasuredEvaluator(Evaluator):
         replayed = self._replayed(touched)
         if self.replay is not None and len(replayed) == len(self.replay.order) and not touched:
             return 0.0  # nothing touched: the teacher itself
-        self.forward_equivalents += len(self.calib) * (self.replay.cost(replayed) if self.replay else 1.0)
+        self.spend(len(self.calib) * (self.replay.cost(replayed) if self.replay else 1.0))
         replay = {p: self.replay.outputs[p] for p in replayed} if replayed else None
         with apply_masks(self.model, keep=keep, merges=merges, blocks=blocks, linear_maps=self.linear_maps,
                          merged_cache=self.merged_cache, replay=replay):

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tmpbench.models.reference import tiny_zimage as tz
 from tmpbench.models.zimage import ZImageGenerator
+from tmpbench.pruning import Plan
 
 RUN = CliRunner()
 
@@ -52,9 +53,13 @@ def test_plan_json_fields(app):
     assert data["requested"]["budget"] == "20%"
     assert abs(data["achieved_params"] - data["requested"]["target"]) / data["requested"]["target"] <= 0.005
     assert data["budget_check"]["ok"] is True and data["decisions"] and data["data_free"] is True
-    assert data["plan_version"] == 2  # decisions in plan format 2: kept ids as range strings
+    # random ids are scattered: the decisions use format 3 (Rice-coded where shorter than range strings)
+    assert data["plan_version"] == 3
     keeps = [d["keep"] for d in data["decisions"] if d["keep"] is not None]
-    assert keeps and all(isinstance(k, str) and k for k in keeps)
+    assert keeps and all(isinstance(k, str) and k for k in keeps) and any(k.startswith("rice") for k in keeps)
+    plan = Plan.from_dict({"model": data["model"], "budget": {}, "pruner": "random", "version": 3,
+                           "decisions": data["decisions"]})
+    assert all(d.keep for d in plan.decisions if d.keep is not None)
 
 
 @pytest.mark.parametrize("args,match", [

@@ -163,8 +163,12 @@ def test_validate_plan_against_trees():
 
 
 # --- format version 2: kept ids as range strings ---------------------------------------------------------------------
-V1_PLAN = Path(__file__).parents[1] / "data" / "plan-v1-tiny-hy3-tmp.json"
-PINNED_V2_SHA256 = "d1a09409cfd1223c28d22d3853183941e55de807cc25ade69df73080a41b4195"  # V1_PLAN's plan, saved as v2
+DATA = Path(__file__).parents[1] / "data"
+V1_PLAN = DATA / "plan-v1-tiny-hy3-tmp.json"  # a TMP plan on tiny-hy3, written before format 2
+V2_PLAN = DATA / "plan-v2-tiny-hy3-tmp.json"  # the same plan as format 2 wrote it (ranges only)
+V3_PLAN = DATA / "plan-v3-tiny-hy3-tmp.json"  # the same plan as save writes it now (scattered keeps Rice-coded)
+PINNED_V2_SHA256 = "d1a09409cfd1223c28d22d3853183941e55de807cc25ade69df73080a41b4195"  # V2_PLAN's bytes
+PINNED_V3_SHA256 = "d0121f016bec7c1f90e83bbea416ddcf0f6e3a019922ffa87b0518b9ac99acea"  # V3_PLAN's bytes
 
 
 @pytest.mark.parametrize("ids, text", [
@@ -190,9 +194,9 @@ def test_ids_the_range_string_cannot_hold_are_refused_on_write(ids, match):
         plan.to_json()
 
 
-def _v2_text(keep, original_count=128) -> str:
+def _v2_text(keep, original_count=128, version=2) -> str:
     decision = {"path": "layers.3.feed_forward", "policy": "prune_channels", "keep": keep, "original_count": original_count}
-    return json.dumps({"model": {}, "budget": {}, "pruner": "x", "version": 2,
+    return json.dumps({"model": {}, "budget": {}, "pruner": "x", "version": version,
                        "decisions": [{"path": "layers.0", "policy": "drop_block"}, decision]})
 
 
@@ -225,7 +229,7 @@ def test_ranges_without_original_count_are_bounded_by_validate_plan():
         Plan.from_json(_v2_text("0-1,40", original_count=8))
 
 
-def test_committed_v1_plan_reads_and_survives_a_v2_round_trip(tmp_path):
+def test_committed_v1_plan_reads_and_survives_a_round_trip(tmp_path):
     v1_text = V1_PLAN.read_text()
     assert json.loads(v1_text)["version"] == 1
     plan = Plan.load(V1_PLAN)
@@ -234,13 +238,31 @@ def test_committed_v1_plan_reads_and_survives_a_v2_round_trip(tmp_path):
     assert experts.keep == json.loads(v1_text)["decisions"][1]["keep"] and len(experts.keep) == 712
     again = Plan.load(plan.save(tmp_path / "plan.json"))
     assert again == plan
-    assert json.loads((tmp_path / "plan.json").read_text())["version"] == 2
+    # activation-ordered channels are scattered: their coded form is shorter than ranges, so the plan saves as version 3
+    assert json.loads((tmp_path / "plan.json").read_text())["version"] == 3
     # the version-1 writer kept for comparisons reproduces the committed file byte for byte
     assert plan.to_json(version=1) + "\n" == v1_text
-    assert len(plan.to_json()) < len(v1_text) / 3
+    assert len(plan.to_json()) < len(plan.to_json(version=2)) < len(v1_text) / 3
 
 
-def test_plan_hash_is_the_hash_of_the_canonical_v2_text(tmp_path):
+def test_committed_v2_plan_reads_and_the_v2_writer_reproduces_it():
+    v2_text = V2_PLAN.read_text()
+    assert json.loads(v2_text)["version"] == 2
+    plan = Plan.load(V2_PLAN)
+    assert plan == Plan.load(V1_PLAN)
+    assert plan.to_json(version=2) + "\n" == v2_text  # the ranges-only writer is unchanged
+
+
+def test_contiguous_plans_still_save_as_version_2():
+    """A plan whose every keep is shortest as ranges keeps the text (and hash) format 2 gave it."""
+    plan = _plan(decisions=[Decision("layers.2.feed_forward", "prune_channels", keep=list(range(0, 30)) + [33],
+                                     original_count=42)])
+    assert json.loads(plan.to_json())["version"] == 2
+    assert plan.to_json() == plan.to_json(version=2)
+    assert json.loads(plan.to_json(version=3))["version"] == 3  # asked for: said, though nothing is coded
+
+
+def test_plan_hash_is_the_hash_of_the_canonical_text(tmp_path):
     import hashlib
 
     from tmpbench.provenance import sha256_file
@@ -253,9 +275,11 @@ def test_plan_hash_is_the_hash_of_the_canonical_v2_text(tmp_path):
     shuffled = Plan(**{**vars(plan), "decisions": list(reversed(plan.decisions))})
     assert shuffled.to_json() == plan.to_json()
     # pinned: a change here changes every plan_sha256 recorded from now on, so it needs a new plan version
-    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_V2_SHA256
+    assert text == V3_PLAN.read_text()
+    assert hashlib.sha256(text.encode()).hexdigest() == PINNED_V3_SHA256
+    assert hashlib.sha256((plan.to_json(version=2) + "\n").encode()).hexdigest() == PINNED_V2_SHA256
 
 
 def test_unknown_write_version():
-    with pytest.raises(TmpbenchError, match="plan version 3 cannot be written; choose one of \\[1, 2\\]"):
-        _plan().to_json(version=3)
+    with pytest.raises(TmpbenchError, match="plan version 4 cannot be written; choose one of \\[1, 2, 3\\]"):
+        _plan().to_json(version=4)

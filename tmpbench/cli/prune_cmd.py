@@ -131,6 +131,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
         estimate: bool = typer.Option(False, "--estimate", help="Print what the search will cost (evaluations, "
                                       "forward-equivalents, FLOPs, projected GPU hours) without planning."),
+        quiet: bool = opt.quiet_output(),
     ) -> None:
         """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
         from tmpbench.pruning.factory import make_pruner
@@ -150,7 +151,7 @@ def register(app: typer.Typer) -> None:
             spec = spec.resolved(*model_defaults(gen))
             calibration = spec.collect(gen)
         outcome = plan_model(denoiser, pruner, budget, pruner_settings=pruner_settings, calibration=calibration,
-                             seed=seed, model_name=name)
+                             seed=seed, model_name=name, progress=not quiet)
         outcome.report.require()
         if as_json:
             data = outcome.to_dict()
@@ -175,6 +176,7 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
+        quiet: bool = opt.quiet_output(),
     ) -> None:
         """Prune a model to a budget, optionally recover it, and save it as a loadable folder."""
 
@@ -194,7 +196,7 @@ def register(app: typer.Typer) -> None:
         result = prune_generator(
             gen, pruner, budget, pruner_settings=parse_settings(settings),
             calibration=spec,
-            recovery=RecoveryRecipe(steps=recover_steps, lr=lr, seed=seed), seed=seed,
+            recovery=RecoveryRecipe(steps=recover_steps, lr=lr, seed=seed), seed=seed, progress=not quiet,
         )
         save_pruned(result, target, spec_text=model)
         typer.echo(result.budget_report.message)

@@ -16,18 +16,53 @@ Decision forms, by policy (``path`` is a module path from the unit tree)::
 Indices always refer to the ORIGINAL model; ``apply_plan`` replays width cuts first and block
 removals last so later decisions never see shifted indices.
 
-On disk (format version 2, ``"version": 2``) a decision's ``keep`` is a range string: comma-separated
-ascending, non-overlapping INCLUSIVE ranges ``start-stop``, a single id written alone, the empty list
-as ``""``. ``[0, 1, 2, 5, 7, 8]`` is ``"0-2,5,7-8"``; HunyuanImage-3.0's ~130k kept expert channels per
-layer take a few dozen characters instead of a number per line. In memory ``keep`` stays a list of
-ints; only :meth:`Plan.to_dict` / :meth:`Plan.from_dict` know the string. ``groups`` and ``weights``
-stay JSON lists (at most one entry per expert). Version 1 files (``keep`` as a list of ints) still
-load; ``to_json(version=1)`` writes one, for size comparisons.
+On disk a decision's ``keep`` is a string in one of two forms (in memory it stays a list of ints; only
+:meth:`Plan.to_dict` / :meth:`Plan.from_dict` know the strings):
 
-``to_json()`` is canonical: keys sorted, decisions in natural path order, ranges maximal. ``save``
-writes exactly ``to_json() + "\n"``, so a plan's provenance hash (``plan_sha256``: sha256 of a pruned
-folder's ``plan.json``, see :func:`tmpbench.pruning.io.folder_provenance`) is the hash of its
-canonical version-2 text and is the same whenever the same plan is saved.
+* **Range string** (format version 2): comma-separated ascending, non-overlapping INCLUSIVE ranges
+  ``start-stop``, a single id written alone, the empty list as ``""``. ``[0, 1, 2, 5, 7, 8]`` is
+  ``"0-2,5,7-8"``; HunyuanImage-3.0's ~130k kept expert channels per layer take a few dozen characters.
+* **Rice-coded id set** (format version 3): ``"rice<K>:<kept|drop><N>:<base64>"``, for ids scattered so
+  finely that ranges are long (a ``random`` plan has about three runs per four kept ids). ``kept``: the N coded
+  ids are the kept ones; ``drop``: they are the removed ones and ``keep`` is the rest of
+  ``range(original_count)``. With the coded ids ``x_0 < ... < x_{N-1}`` and gaps
+  ``d_j = x_j - x_{j-1} - 1`` (``x_{-1} = -1``), the bit string is the N remainders ``d_j mod 2**K``
+  (K bits each, most significant first), then the N quotients ``d_j >> K`` in unary (that many 1 bits,
+  then a 0), then 0 bits to the byte; bytes in standard padded base64 (RFC 4648), most significant bit
+  of each byte first. The gaps of a uniformly random id set are geometric, for which a Rice code with the
+  best K is within a few percent of the entropy: 0.80 bits per unit where 24% of the ids are kept (entropy
+  0.79), where a plain bitmap costs 1 bit per unit. For HunyuanImage-3.0's random 20B plan that is 0.88 MB
+  against 1.09 MB with bitmaps, over the 1 MB the plan must fit (``reports/plan-format/sizes.md``). A
+  bitmap would be simpler; deflate would fit too, but its bytes depend on the zlib build, so the
+  canonical text (and the hash) would depend on the machine. ``[1, 5, 6, 7]`` coded as
+  kept ids with K=0 is ``"rice0:kept4:uA=="``: gaps 1, 3, 0, 0 are the bits ``10 1110 0 0``, one byte 0xB8.
+
+  A coded keep needs the decision's ``original_count``. Reading refuses, in one line naming the decision:
+  a string that is neither form; K above 30; N above the count; base64 that is not canonical; a bit
+  string holding fewer than N codes, or anything but fewer than 8 zero bits after the N-th (bits past the
+  set); an id at or above ``original_count``.
+
+The writer picks, per decision, the shorter of the two forms; a coded form only when strictly shorter
+than the ranges (then the shortest: ``kept`` before ``drop``, smaller K first, on ties), and only where
+``original_count`` is known. ``groups`` and ``weights`` stay JSON lists (at most one entry per expert).
+
+**Versions.** Version 3 is version 2 plus the coded form, and ``to_json()`` writes the LOWEST version that
+holds the plan's canonical text: ``"version": 2`` when every decision's ranges are its shortest form (every
+contiguous plan: its text, and so its hash, is what it was before version 3 existed), ``"version": 3``
+when some decision is coded. Why not keep calling it version 2 (a reader extension): a tmpbench from before
+the coded form would refuse such a file with a misleading "keep range 'rice1:...' is not an integer id";
+with version 3 it says "plan version 3 is not supported", which is true, and it still reads every plan that
+has no coded decision. Why not always write 3: every plan's canonical text, and so every ``plan_sha256``,
+would change for no gain. A version-2 file with a coded keep is refused (it names version 3). Version 1
+files (``keep`` as a list of ints) still load; ``to_json(version=1)`` writes one, and
+``to_json(version=2)`` a ranges-only file, for size comparisons. A file without ``"version"`` is read as
+version 3 (both forms).
+
+``to_json()`` is canonical: keys sorted, decisions in natural path order, ranges maximal, the form and K
+chosen as above. ``save`` writes exactly ``to_json() + "\n"``, so a plan's provenance hash
+(``plan_sha256``: sha256 of a pruned folder's ``plan.json``, see
+:func:`tmpbench.pruning.io.folder_provenance`) is the hash of its canonical text and is the same whenever
+the same plan is saved.
 
 Example::
 
@@ -37,10 +72,16 @@ Example::
     True
     >>> encode_ids([0, 1, 2, 5, 7, 8]), decode_ids("0-2,5,7-8", 10, "keep")
     ('0-2,5,7-8', [0, 1, 2, 5, 7, 8])
+    >>> decode_keep("rice0:kept4:uA==", 10, "keep"), encode_keep([1, 5, 6, 7], 10)  # ranges are shorter here
+    ([1, 5, 6, 7], '1,5-7')
+    >>> encode_keep(list(range(0, 64, 2)), 64)  # every other id: 90 characters as ranges
+    'rice0:kept32:VVVVVVVVVVQ='
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import re
@@ -48,11 +89,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tmpbench.errors import DataFormatError, TmpbenchError, did_you_mean
 from tmpbench.pruning.tree import POLICIES
 
-PLAN_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+PLAN_VERSION = 3  # the newest format; to_json writes the lowest version that holds a plan (module docstring)
+READABLE_VERSIONS = (1, 2, 3)
+RICE_MAX_K = 30
 WIDTH_POLICIES = ("prune_heads", "prune_channels", "prune_experts")
 BLOCK_POLICIES = ("drop_block", "linear_replace")
 
@@ -123,6 +167,122 @@ def decode_ids(text: str, count: int | None, what: str) -> list[int]:
     return ids
 
 
+_CODED = re.compile(r"rice([0-9]+):(kept|drop)([0-9]+):([A-Za-z0-9+/]*={0,2})")
+
+
+def _b64_chars(bits: int) -> int:
+    """Characters of padded base64 holding ``bits`` bits (whole bytes, 4 characters per 3 bytes)."""
+    return 4 * -(-((bits + 7) // 8) // 3)
+
+
+def _rice_bits(gaps: np.ndarray, k: int) -> int:
+    """Bits of the Rice code of ``gaps`` with parameter ``k`` (remainders, unary quotients, stop bits)."""
+    return int((gaps >> k).sum()) + len(gaps) * (k + 1)
+
+
+def _rice_pack(gaps: np.ndarray, k: int) -> bytes:
+    """The bit string of the module docstring: K-bit remainders, then unary quotients, zero-padded."""
+    n = len(gaps)
+    rem = ((gaps[:, None] >> np.arange(k - 1, -1, -1)) & 1).astype(np.uint8).ravel() if k else np.zeros(0, np.uint8)
+    quotients = gaps >> k
+    unary = np.ones(int(quotients.sum()) + n, dtype=np.uint8)
+    unary[np.cumsum(quotients + 1) - 1] = 0  # each quotient's stop bit
+    return np.packbits(np.concatenate([rem, unary])).tobytes()
+
+
+def _coded(ids: list[int], count: int) -> str | None:
+    """The shortest Rice-coded form of ``ids`` (sorted, unique, within ``range(count)``), or None when
+    they do not fit ``count``. Ties: ``kept`` before ``drop``, smaller K first."""
+    kept = np.asarray(ids, dtype=np.int64)
+    if kept.size and (kept[0] < 0 or kept[-1] >= count):
+        return None
+    mask = np.ones(count, dtype=bool)
+    mask[kept] = False
+    best: tuple[int, str, np.ndarray, int] | None = None
+    for name, coded in (("kept", kept), ("drop", np.flatnonzero(mask))):
+        gaps = np.diff(coded, prepend=-1) - 1
+        for k in range(RICE_MAX_K + 1):
+            head = len(f"rice{k}:{name}{len(coded)}:")
+            size = head + _b64_chars(_rice_bits(gaps, k))
+            if best is None or size < best[0]:
+                best = (size, name, gaps, k)
+            if head + _b64_chars(len(gaps) * (k + 1)) >= best[0]:
+                break  # the remainders and stop bits alone are longer from here on
+    assert best is not None
+    _, name, gaps, k = best
+    return f"rice{k}:{name}{len(gaps)}:" + base64.b64encode(_rice_pack(gaps, k)).decode("ascii")
+
+
+def encode_keep(ids: list[int], count: int | None, what: str = "keep") -> str:
+    """The canonical on-disk form of a decision's kept ids: the range string, or the Rice-coded id set
+    when that is strictly shorter and ``count`` (the decision's ``original_count``) is known (module
+    docstring). Raises TmpbenchError (naming ``what``) for ids the range string cannot hold."""
+    ranges = encode_ids(ids, what)
+    if count is None:
+        return ranges
+    coded_ids = min(len(ids), max(count - len(ids), 0))  # a coded form spends at least one bit per coded id
+    if len(ranges) <= len("rice0:kept0:") + _b64_chars(coded_ids):  # the shortest a coded form can be
+        return ranges
+    coded = _coded(ids, count)
+    return coded if coded is not None and len(coded) < len(ranges) else ranges
+
+
+def decode_keep(text: str, count: int | None, what: str, version: int = PLAN_VERSION) -> list[int]:
+    """The kept ids of an on-disk ``keep`` string of plan format ``version`` (2: range strings only; 3:
+    ranges or a Rice-coded id set), checked against ``count`` (the decision's ``original_count``).
+    One-line DataFormatError naming ``what`` (the decision) otherwise."""
+    if not text.startswith("rice"):
+        return decode_ids(text, count, what)
+    if version < 3:
+        raise DataFormatError(
+            f"{what}: keep {_clip(text)!r} is a Rice-coded id set, which plan version 3 introduced; this file says "
+            f'"version": {version} (write "version": 3, or the ids as a range string)'
+        )
+    m = _CODED.fullmatch(text)
+    if m is None:
+        raise DataFormatError(
+            f"{what}: keep {_clip(text)!r} is neither a range string nor a coded id set 'rice<K>:<kept|drop><N>:<base64>'"
+        )
+    k, which, n = int(m[1]), m[2], int(m[3])
+    if count is None:
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} is coded, which needs the decision's original_count; it has none")
+    if k > RICE_MAX_K:
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} has Rice parameter K={k}; K is at most {RICE_MAX_K}")
+    if n > count:
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} codes {n} ids of {count} units; at most {count}")
+    try:
+        raw = base64.b64decode(m[4], validate=True)
+    except binascii.Error:
+        raw = None
+    if raw is None or base64.b64encode(raw).decode("ascii") != m[4]:
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} is not canonical padded base64 (RFC 4648)")
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
+    unary = bits[n * k:]
+    stops = np.flatnonzero(unary == 0)[:n]
+    if len(bits) < n * k or len(stops) < n:
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} holds fewer than the {n} coded ids it announces")
+    end = int(stops[-1]) + 1 if n else 0
+    if len(unary) - end >= 8 or unary[end:].any():
+        raise DataFormatError(f"{what}: keep {_clip(text)!r} has bits past its {n} coded ids (only zero padding to the byte may follow)")
+    weights = np.left_shift(1, np.arange(k - 1, -1, -1, dtype=np.int64))
+    rem = bits[: n * k].astype(np.int64).reshape(n, k) @ weights if k else np.zeros(n, dtype=np.int64)
+    gaps = ((np.diff(stops, prepend=-1) - 1) << k) | rem
+    coded = np.cumsum(gaps + 1) - 1
+    if n and coded[-1] >= count:
+        raise DataFormatError(
+            f"{what}: keep {_clip(text)!r} codes id {int(coded[-1])}, out of bounds for {count} units (ids 0..{count - 1})"
+        )
+    if which == "kept":
+        return coded.tolist()
+    mask = np.ones(count, dtype=bool)
+    mask[coded] = False
+    return np.flatnonzero(mask).tolist()
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 # field -> (test, what the JSON must hold); None is allowed where the field's default is None
 _PLAN_TYPES: dict[str, tuple[Any, str]] = {
     "model": (lambda v: isinstance(v, dict), "an object"),
@@ -148,11 +308,14 @@ _DECISION_TYPES: dict[str, tuple[Any, str]] = {
 }
 
 
-# "keep" by plan version: v1 lists the ids, v2 writes ranges (see the module docstring)
+# "keep" by plan version: v1 lists the ids, v2 writes ranges, v3 ranges or coded id sets (module docstring)
 _KEEP_TYPES: dict[int, tuple[Any, str]] = {
     1: (lambda v: v is None or _int_list(v), "a list of integers or null (version 1)"),
     2: (lambda v: v is None or isinstance(v, str),
         "a range string like '0-127,130-255' or null (version 2; a version 1 plan lists the ids and says \"version\": 1)"),
+    3: (lambda v: v is None or isinstance(v, str),
+        "a range string like '0-127,130-255', a coded id set 'rice<K>:<kept|drop><N>:<base64>', or null "
+        "(version 3; a version 1 plan lists the ids and says \"version\": 1)"),
 }
 
 
@@ -204,8 +367,9 @@ class Decision:
 class Plan:
     """Everything needed to reproduce and audit one pruning run, as JSON-ready data.
 
-    ``to_json``/``save`` write format version 2 (``"version": 2``; kept ids as inclusive range strings
-    such as ``"0-127,130-255"``, see the module docstring); ``from_dict``/``load`` read versions 1 and 2.
+    ``to_json``/``save`` write kept ids as inclusive range strings such as ``"0-127,130-255"`` (format
+    version 2) or, where shorter, as Rice-coded id sets (version 3; see the module docstring);
+    ``from_dict``/``load`` read versions 1, 2 and 3.
     """
 
     model: dict[str, Any]  # identity: name, class, config hash (see model_identity)
@@ -226,26 +390,31 @@ class Plan:
         )
 
     # --- serialisation -----------------------------------------------------------------------
-    def to_dict(self, version: int = PLAN_VERSION) -> dict[str, Any]:
-        """JSON-ready data in format ``version`` (2: kept ids as range strings; 1: as lists)."""
-        if version not in READABLE_VERSIONS:
+    def to_dict(self, version: int | None = None) -> dict[str, Any]:
+        """JSON-ready data in format ``version``: None (the default, canonical) writes the lowest version
+        that holds the plan (2 when every keep is shortest as ranges, else 3); 3 allows coded id sets and
+        says so even when none is used; 2 writes every keep as ranges; 1 as lists (module docstring)."""
+        if version is not None and version not in READABLE_VERSIONS:
             raise TmpbenchError(f"plan version {version} cannot be written; choose one of {list(READABLE_VERSIONS)}")
         data = asdict(self)
-        data["version"] = version
-        if version >= 2:
+        coded = False
+        if version != 1:
             for out, d in zip(data["decisions"], self.decisions):
                 if d.keep is not None:
-                    out["keep"] = encode_ids(d.keep, f"decision {d.policy} at {d.path!r}")
+                    what = f"decision {d.policy} at {d.path!r}"
+                    out["keep"] = encode_ids(d.keep, what) if version == 2 else encode_keep(d.keep, d.original_count, what)
+                    coded |= out["keep"].startswith("rice")
+        data["version"] = version if version is not None else (3 if coded else 2)
         return data
 
-    def to_json(self, indent: int | None = 2, version: int = PLAN_VERSION) -> str:
-        """Canonical JSON: keys sorted, decisions in natural path order, ranges maximal (what
-        ``save`` writes and ``plan_sha256`` hashes)."""
+    def to_json(self, indent: int | None = 2, version: int | None = None) -> str:
+        """Canonical JSON: keys sorted, decisions in natural path order, each keep in its shortest form,
+        the lowest version that holds it (what ``save`` writes and ``plan_sha256`` hashes)."""
         return json.dumps(self.to_dict(version), indent=indent, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Plan:
-        """A Plan from version 1 or 2 data (no ``version`` key: the current one), strictly checked."""
+        """A Plan from version 1, 2 or 3 data (no ``version`` key: the newest, 3), strictly checked."""
         if not isinstance(data, dict):
             raise DataFormatError(f"a plan must be a JSON object, got {type(data).__name__}")
         version = data.get("version", PLAN_VERSION)
@@ -275,7 +444,7 @@ class Plan:
             where = f"plan decision {i} at {d['path']!r}" if isinstance(d["path"], str) else f"plan decision {i}"
             _check_types(d, {**_DECISION_TYPES, "keep": _KEEP_TYPES[version]}, where)
             if version >= 2 and d.get("keep") is not None:
-                d = {**d, "keep": decode_ids(d["keep"], d.get("original_count"), where)}
+                d = {**d, "keep": decode_keep(d["keep"], d.get("original_count"), where, version)}
             decisions.append(Decision(**d))
         return cls(**{k: v for k, v in data.items() if k not in ("version", "decisions")}, decisions=decisions)
 

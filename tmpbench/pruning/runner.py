@@ -42,7 +42,7 @@ from tmpbench.pruning.cost import ComputeMeter
 from tmpbench.pruning.cost import total as cost_total
 from tmpbench.pruning.factory import check_family, make_pruner
 from tmpbench.pruning.families import apply, unit_tree
-from tmpbench.pruning.plan import PLAN_VERSION, Plan, model_identity, validate_plan
+from tmpbench.pruning.plan import Plan, model_identity, validate_plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, model_defaults, model_name_of
 
 
@@ -63,6 +63,7 @@ class PlanOutcome:
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
+        plan = self.plan.to_dict()  # canonical: the lowest plan version that holds these decisions
         return {
             "model": self.plan.model,
             "pruner": self.plan.pruner,
@@ -72,8 +73,8 @@ class PlanOutcome:
                           "original": self.original},
             "achieved": self.achieved,
             "budget_check": self.report.to_dict(),
-            "plan_version": PLAN_VERSION,  # the format of "decisions" (kept ids as range strings, see plan.py)
-            "decisions": self.plan.to_dict()["decisions"],
+            "plan_version": plan["version"],  # the format of "decisions" (2: kept ids as range strings; 3: or coded, see plan.py)
+            "decisions": plan["decisions"],
             "settings": self.plan.settings,
             "calibration": self.plan.calibration,
             "seconds": round(self.seconds, 3),
@@ -90,10 +91,13 @@ def plan_model(
     seed: int = 0,
     model_name: str | None = None,
     tree: Any = None,
+    progress: bool = False,
 ) -> PlanOutcome:
     """Plan (do not cut) ``model`` under ``budget`` with pruner ``pruner_name``; checks the plan lands.
 
     ``calibration`` is a collected Calibration or None (data-free proxies, as at meta size).
+    ``progress`` lets a long search show a bar on stderr (TMP's measured search: forward-equivalents
+    against its estimate); it never changes the plan.
     """
     start = time.perf_counter()
     budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
@@ -109,6 +113,7 @@ def plan_model(
     original, minimum = original_for_tree(budget, tree)
     target = budget.target(original, minimum)
     # without calibration, a pruner that needs it decides whether data-free proxies will do (it raises otherwise)
+    pruner.progress = progress  # an attribute, not an argument: plan()'s signature is the registry's interface
     plan = pruner.plan(model, tree, budget, calibration)
     if not isinstance(plan, Plan):
         raise TmpbenchError(f"pruner {pruner_name!r} returned {type(plan).__name__}, not a Plan")
@@ -298,7 +303,7 @@ def prune_generator(
     if reuse is None:
         with ComputeMeter(original) as meters["planning"]:
             outcome = plan_model(original, pruner_name, budget, pruner_settings=pruner_settings, calibration=calib,
-                                 seed=seed, model_name=name, tree=tree)
+                                 seed=seed, model_name=name, tree=tree, progress=progress)
         plan = outcome.plan
     else:
         plan = reuse[0]
