@@ -45,6 +45,7 @@ import argparse
 import dataclasses
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -221,7 +222,19 @@ def _params(module: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Everything but the report: returns the JSON record (see the module docstring)."""
+    """Everything but the report: returns the JSON record (see the module docstring). Files go to
+    ``args.workdir``, or to a temporary folder removed afterwards, whatever happens."""
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="tmpbench-hy3-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return measure(args, work)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """The plan, the non-layer part and the layer groups, with ``work`` holding plan.json and the weights."""
     import torch
     from fullsize_zimage_cpu import materialise  # benchmarks/ is on sys.path (this script's folder)
     from safetensors.torch import load_file, save_file
@@ -235,8 +248,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     dtype = torch.bfloat16
     mem = Memory()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="tmpbench-hy3-"))
-    work.mkdir(parents=True, exist_ok=True)
     entry = hy3_entry(args.dry_run)
     record: dict[str, Any] = {"model": entry.name, "budget": args.budget, "size": args.size, "threads": args.threads,
                               "layers_at_once": args.layers_at_once, "loadavg_start": list(os.getloadavg())}
@@ -418,10 +429,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     ex = record["extrapolation"]
     ex["peak_gib"] = max([g["peak_gib"] for g in group_rows] + [round(nl["peak_gib"], 2)])
-    if not args.workdir:
-        import shutil
-
-        shutil.rmtree(work, ignore_errors=True)
     return record
 
 

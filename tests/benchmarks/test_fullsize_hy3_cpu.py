@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,8 @@ def test_dry_run_replays_each_layer_to_the_plans_count(script, on_path, tmp_path
     assert "| 1 | dropped | 0 |" in text and "How extrapolated" in text and "**whole model**" in text
 
 
-def test_too_many_layers_is_one_line_of_error(script, on_path, capsys):
+def test_too_many_layers_is_one_line_of_error_and_leaves_no_files(script, on_path, capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's temporary folder goes
     assert script.main(["--dry-run", "--layers", "5"]) == 2
     assert "error: --layers 5: choose 1..4 (the model has 4 decoder layers)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
