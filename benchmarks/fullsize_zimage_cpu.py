@@ -37,11 +37,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def materialise(module, dtype) -> None:
-    """Allocate a meta module's tensors submodule by submodule on the CPU and fill them at random."""
+def materialise(module, dtype, seed: int = 0) -> None:
+    """Allocate a meta module's tensors submodule by submodule on the CPU and fill them at random
+    (``seed`` seeds the normal draws; benchmarks/fullsize_hy3_cpu.py gives each layer its own)."""
     import torch
 
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     for name, sub in module.named_modules():
         own = list(sub.named_parameters(recurse=False)) + list(sub.named_buffers(recurse=False))
         if not own or all(t.device.type != "meta" for _, t in own):
