@@ -244,8 +244,8 @@ class MoEBlockView:
             block.experts = nn.ModuleList([block.experts[int(i)] for i in idx])
         else:
             experts = block.experts
-            experts.gate_up_proj = nn.Parameter(experts.gate_up_proj.data[idx].clone())
-            experts.down_proj = nn.Parameter(experts.down_proj.data[idx].clone())
+            experts.gate_up_proj = nn.Parameter(experts.gate_up_proj.data[idx])  # advanced indexing copies: no second transient copy
+            experts.down_proj = nn.Parameter(experts.down_proj.data[idx])
             experts.num_experts = len(idx)
         for holder in (block, block.gate):
             if isinstance(getattr(holder, "num_experts", None), int):
@@ -279,10 +279,10 @@ class MoEBlockView:
             experts = self.block.experts
             rows = torch.stack([torch.cat([i, i + full]) for i in idx])  # (E, 2I')
             gu = experts.gate_up_proj.data
-            experts.gate_up_proj = nn.Parameter(torch.gather(gu, 1, rows[:, :, None].expand(-1, -1, gu.shape[2])).clone())
+            experts.gate_up_proj = nn.Parameter(torch.gather(gu, 1, rows[:, :, None].expand(-1, -1, gu.shape[2])))
             dn = experts.down_proj.data
             cols = torch.stack(idx)  # (E, I')
-            experts.down_proj = nn.Parameter(torch.gather(dn, 2, cols[:, None, :].expand(-1, dn.shape[1], -1)).clone())
+            experts.down_proj = nn.Parameter(torch.gather(dn, 2, cols[:, None, :].expand(-1, dn.shape[1], -1)))
             experts.intermediate_dim = width
             config = getattr(experts, "config", None)
             row_bytes = width * experts.down_proj.element_size()
@@ -311,14 +311,14 @@ def _as_index(values: Sequence[int] | torch.Tensor, size: int, what: str, where:
 
 
 def _slice_linear_rows(linear: nn.Linear, idx: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.data[idx].clone())
+    linear.weight = nn.Parameter(linear.weight.data[idx])
     if linear.bias is not None:
-        linear.bias = nn.Parameter(linear.bias.data[idx].clone())
+        linear.bias = nn.Parameter(linear.bias.data[idx])
     linear.out_features = len(idx)
 
 
 def _slice_linear_cols(linear: nn.Linear, idx: torch.Tensor) -> None:
-    linear.weight = nn.Parameter(linear.weight.data[:, idx].clone())
+    linear.weight = nn.Parameter(linear.weight.data[:, idx])
     linear.in_features = len(idx)
 
 
