@@ -19,7 +19,7 @@ import pandas as pd
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.report.stats import bootstrap_ci, holm, is_binary, mcnemar_exact, min_detectable_effect, paired_bootstrap
-from tmpbench.report.tables import RunRecord, distinct_labels, format_cost, order_runs
+from tmpbench.report.tables import RunRecord, distinct_labels, format_cost, order_runs, recover_steps
 
 ALPHA = 0.05
 
@@ -69,12 +69,6 @@ def paired(ref: RunRecord, run: RunRecord, metric: str, keys: set[str] | None = 
 
 def fmt(point: float, ci: list[float] | None) -> str:
     return f"{point:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
-def recover_steps(run: RunRecord) -> int:
-    """Recovery distillation steps the run's model had (0 when none was recorded)."""
-    rec = run.results["model"].get("recovery")
-    return int(rec.get("steps", 0)) if isinstance(rec, dict) else 0
 
 
 def verdict(test: dict, reference: str, other: str, adjusted_p: float) -> str:

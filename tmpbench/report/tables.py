@@ -265,6 +265,12 @@ def _identity(r: RunRecord, key: str) -> str | None:
     return None if v is None else str(v)[:8]
 
 
+def recover_steps(r: RunRecord) -> int:
+    """Recovery distillation steps the run's model had (0 when none was recorded)."""
+    rec = r.results["model"].get("recovery")
+    return int(rec.get("steps", 0)) if isinstance(rec, dict) else 0
+
+
 def variants(runs: list[RunRecord]) -> dict[str, str]:
     """``{run folder: suffix}`` telling apart runs that share model, pruner and budget ("" when unique).
 
@@ -282,10 +288,12 @@ def variants(runs: list[RunRecord]) -> dict[str, str]:
         keys = sorted({k for r in members for k in r.settings})
         differing = [k for k in keys if len({json.dumps(r.settings.get(k), sort_keys=True) for r in members}) > 1]
         parts: dict[str, list[str]] = {str(r.path): [f"{k}={r.settings.get(k)}" for k in differing] for r in members}
+        steps = {str(r.path): recover_steps(r) for r in members}
         for key, short in (("calibration", "calib"), ("recovery", "recovery")):
             if len({_identity(r, key) for r in members}) > 1:
-                for r in members:
-                    parts[str(r.path)].append(f"{short} {_identity(r, key)}")
+                by_steps = key == "recovery" and len(set(steps.values())) == len(members)
+                for r in members:  # recovery lengths name themselves; other differences by their identity hash
+                    parts[str(r.path)].append(f"{steps[str(r.path)]} recovery steps" if by_steps else f"{short} {_identity(r, key)}")
         texts = [", ".join(parts[str(r.path)]) for r in members]
         if len(set(texts)) < len(texts):  # still ambiguous: the folder name tells them apart
             for r in members:
