@@ -20,7 +20,7 @@ DEMO_BUDGETS = "25%"
 DEMO_PRUNERS = "tmp,best-of-n,magnitude"
 DEMO_LIMIT = None
 DEMO_STEPS = 8
-DEMO_RECOVER = 0
+DEMO_RECOVER = 100
 DEMO_METRICS = "geneval,psnr_teacher"
 DEMO_CALIB_PROMPTS = None  # the prune runner default
 
