@@ -26,7 +26,7 @@ from tmpbench.report.stats import holm  # noqa: E402
 from tmpbench.report.tables import check_held_out, format_cost, load_run, markdown  # noqa: E402
 
 
-def best_rows(folders: list[Path], budgets: list[str], metric: str) -> tuple[list[dict], list[dict]]:
+def best_rows(folders: list[Path], budgets: list[str], metric: str, exclude: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:
     rows, records = [], []
     for folder in folders:
         runs = [load_run(p) for p in sorted(folder.iterdir()) if (p / "results.json").is_file()]  # finished runs
@@ -35,7 +35,7 @@ def best_rows(folders: list[Path], budgets: list[str], metric: str) -> tuple[lis
             here = [r for r in runs if not r.is_teacher and r.budget == budget and not r.settings and recover_steps(r) == 0
                     and r.metric_values(metric)]
             tmp = next((r for r in here if r.pruner == "tmp"), None)
-            others = [r for r in here if r.pruner != "tmp"]
+            others = [r for r in here if r.pruner != "tmp" and r.pruner not in exclude]
             if tmp is None or not others:
                 continue
             higher = bool(tmp.results["metrics"][metric]["higher_is_better"])
@@ -69,14 +69,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("folders", nargs="+", type=Path)
     ap.add_argument("--budgets", default="25%,50%")
     ap.add_argument("--metrics", default="geneval,psnr_teacher")
+    ap.add_argument("--exclude", default="", help="Baselines left out of the pick, e.g. best-of-n (the non-search baselines).")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import pandas as pd
 
     for metric in args.metrics.split(","):
-        rows, records = best_rows(args.folders, args.budgets.split(","), metric)
+        exclude = tuple(x for x in args.exclude.split(",") if x)
+        rows, records = best_rows(args.folders, args.budgets.split(","), metric, exclude)
         table = markdown(pd.DataFrame(rows))
-        caption = (f"TMP against the best baseline on {metric} (test split; the best baseline is picked on these items, "
+        left_out = f" other than {', '.join(exclude)}" if exclude else ""
+        caption = (f"TMP against the best baseline{left_out} on {metric} (test split; the best baseline is picked on these items, "
                    f"which favours it); Δ paired on the same items and seeds, Holm across the {len(rows)} comparisons; "
                    "tie when the adjusted p is 0.05 or more.")
         print(f"{caption}\n\n{table}\n")
