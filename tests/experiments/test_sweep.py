@@ -93,6 +93,7 @@ def test_recovery_curve_runs_one_folder_per_step_count(tiny_dir, tmp_path):
     text = Path(manifest["report"]["recovery_md"]).read_text()
     row = next(line for line in text.splitlines() if line.startswith("| tiny-dit | random"))
     assert "geneval @ 0" in text and "geneval @ 2" in text and f"{recs['random-5pct-r2']['held_out_after']:.4f}" in row
+    assert f"{recs['random-5pct-r2']['held_out_before']:.4f}" in row  # the unrecovered model's dev loss, at 0 steps
 
 
 def test_recover_steps_and_seeds_refusals(tiny_dir, tmp_path):

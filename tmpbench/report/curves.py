@@ -20,11 +20,12 @@ def recovery_steps(runs: list[RunRecord]) -> list[int]:
     return sorted({recover_steps(r) for r in runs if not r.is_teacher})
 
 
-def held_out_loss(run: RunRecord) -> float | None:
+def held_out_loss(run: RunRecord, before: bool = False) -> float | None:
+    """Distillation loss on the held-out dev batch after the run's recovery (``before``: before it)."""
     rec = run.results["model"].get("recovery")
     if not isinstance(rec, dict):
         return None
-    value = rec.get("held_out_after") if recover_steps(run) > 0 else rec.get("held_out_before")
+    value = rec.get("held_out_after") if recover_steps(run) > 0 and not before else rec.get("held_out_before")
     return None if value is None else float(value)
 
 
@@ -46,6 +47,9 @@ def recovery_table(runs: list[RunRecord], metric: str) -> pd.DataFrame:
                 continue
             point, ci, _ = score(r, metric)
             loss = held_out_loss(r)
+            if loss is None and n == 0:  # the unrecovered model's dev loss is what any longer run measured first
+                loss = next((held_out_loss(o, before=True) for o in by_steps.values() if held_out_loss(o, before=True) is not None),
+                            None)
             row[f"{metric} @ {n}"] = fmt(point, ci)
             row[f"dev loss @ {n}"] = "n/a" if loss is None else f"{loss:.4f}"
         first, last = min(by_steps), max(by_steps)
