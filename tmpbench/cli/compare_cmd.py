@@ -28,6 +28,14 @@ def register(app: typer.Typer) -> None:
 
         wanted = [m.strip() for m in metrics.split(",")] if metrics else None
         records, text = compare_runs(list(runs), fmt, wanted, split)
+        from tmpbench.report.curves import recovery_caption, recovery_steps, recovery_table
+
+        if len(recovery_steps(records)) > 1:  # a recovery curve: quality per recovery length
+            from tmpbench.report.tables import metric_order, render
+
+            for m in [m for m in (wanted or metric_order(records)) if any(r.metric_values(m) for r in records)]:
+                table = recovery_table(records, m)
+                text += f"\n\n{recovery_caption(table, m)}\n\n{render(table, fmt)}"
         if versus is not None:
             from tmpbench.report.paired import versus_caption, versus_table
             from tmpbench.report.tables import metric_order, render
@@ -45,7 +53,7 @@ def register(app: typer.Typer) -> None:
         if report is not None:
             from tmpbench.report.html import write_report
 
-            paths = write_report(records, report)
+            paths = write_report(records, report, versus=versus)
             typer.echo(f"report: {paths['report']}")
         if write_baseline is not None:
             from tmpbench.experiments.gate import write_baseline as write
