@@ -247,12 +247,13 @@ def check_held_out(runs: list[RunRecord], what: str = "compare") -> None:
 
 
 def order_runs(runs: list[RunRecord], pruner_order: list[str] | None = None) -> list[RunRecord]:
-    """Teacher first, then by requested ratio, then in ``pruner_order`` (TMP first by default)."""
+    """Teacher first, then by requested ratio, then in ``pruner_order`` (TMP first by default), then by
+    recovery length."""
     order = pruner_order or ["tmp"]
 
     def key(r: RunRecord):
         rank = order.index(r.pruner) if r.pruner in order else len(order)
-        return (r.model, not r.is_teacher, round(r.requested_ratio, 6), rank, r.pruner, str(r.path))
+        return (r.model, not r.is_teacher, round(r.requested_ratio, 6), rank, r.pruner, recover_steps(r), str(r.path))
 
     return sorted(runs, key=key)
 
