@@ -109,7 +109,7 @@ def versus_table(runs: list[RunRecord], reference: str, metric: str) -> pd.DataF
         rp, rci, _ = score(ref, metric)
         op, oci, _ = score(r, metric)
         rows.append({"model": r.model, "budget": r.budget, "recovery": recover_steps(r),
-                     "pruner": labels[str(r.path)].split(" @ ")[0], "achieved": f"{r.achieved_ratio:.2%} removed",
+                     "pruner": labels[str(r.path)].replace(f" @ {r.budget}", "", 1), "achieved": f"{r.achieved_ratio:.2%} removed",
                      "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}", "n": t["n"],
                      f"{reference} {metric}": fmt(rp, rci), f"pruner {metric}": fmt(op, oci),
                      f"Δ pruner − {reference} [95% CI]": fmt(t["diff"], t["ci"]), "test": t["test"],
