@@ -58,6 +58,28 @@ def test_dense_round_trip_identical_images(tmp_path):
     assert json.loads((tmp_path / "p" / MARKER_FILE).read_text())["pruned"] is True
 
 
+def test_round_trip_when_every_main_layer_is_a_linear_map_or_dropped(tmp_path):
+    """Regression (tiny-dit TMP at 75%): with no real block left in ``layers`` the pruned model read as a
+    HunyuanImage-3.0 decoder, its saved spec lost the refiner lists and the folder did not reload."""
+    from tmpbench.pruning.families import layout_of
+
+    gen = tiny_generator()
+    n = len(gen.denoiser.layers)
+    w = torch.eye(32) * 0.5
+    decisions = [Decision("layers.0", "linear_replace", linear={"fit": "hand"})]
+    decisions += [Decision(f"layers.{i}", "drop_block") for i in range(1, n)]
+    decisions += [Decision("context_refiner.0.feed_forward", "prune_channels", keep=[3, 7]),
+                  Decision("noise_refiner.0.attention", "prune_heads", keep=[1])]
+    result = result_for(gen, decisions, "tiny-dit", maps={"layers.0": (w, torch.zeros(32))})
+    assert layout_of(result.generator.denoiser) == "zimage-dit"
+    save_pruned(result, tmp_path / "p")
+    arch = json.loads((tmp_path / "p" / "transformer" / ARCH_FILE).read_text())
+    assert {"context_refiner", "noise_refiner", "layers"} <= set(arch["lists"])
+    loaded = load_pruned(tmp_path / "p")
+    assert sum(p.numel() for p in loaded.denoiser.parameters()) == result.achieved_params
+    assert np.array_equal(images(result.generator), images(loaded))
+
+
 @pytest.mark.parametrize("experts_decision, want", [
     (Decision("layers.1.feed_forward", "merge_experts", groups=[[0, 3], [1], [2]]),
      {"kind": "moe", "experts": 3, "top_k": 2, "intermediate": 16, "router_bias": True}),

@@ -76,9 +76,10 @@ def decoder_layers(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
             layers = model.get_submodule(prefix)
         except AttributeError:
             continue
-        if isinstance(layers, nn.ModuleList) and len(layers) and all(
-            hasattr(b, "self_attn") and hasattr(b, "mlp") for b in layers if not _is_linear_block(b)
-        ):
+        blocks = [b for b in layers if not _is_linear_block(b)] if isinstance(layers, nn.ModuleList) else []
+        # at least one real decoder block: a list of nothing but linear maps says nothing about the family
+        # (a Z-Image DiT whose every main layer was replaced by a linear map must not read as a decoder)
+        if blocks and all(hasattr(b, "self_attn") and hasattr(b, "mlp") for b in blocks):
             return prefix, layers
     return None
 

@@ -106,8 +106,8 @@ def architecture_spec(model: nn.Module, base_model: nn.Module, plan: Any) -> dic
     dropped = {d.path for d in plan.decisions if d.policy == "drop_block"}
     lay = layout(base_model)
     lists = {}
-    base_lists = dict(_block_lists(base_model))
-    for name, blocks in _block_lists(model):
+    base_lists = dict(lay.block_lists(base_model))
+    for name, blocks in lay.block_lists(model):  # the base's layout: a pruned model may no longer look like its family
         original = len(base_lists[name])
         kept = [i for i in range(original) if f"{name}.{i}" not in dropped]
         if len(kept) != len(blocks):
