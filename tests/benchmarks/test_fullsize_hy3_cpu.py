@@ -102,7 +102,7 @@ def test_dry_run_replays_each_layer_to_the_plans_count(script, on_path, tmp_path
     ex = rec["extrapolation"]
     assert ex["layers"] == 4 and ex["layers_kept"] == 3 and ex["measured_layers"] == 3
     for key in ("mean_x_layers", "size_fitted"):
-        assert math.isfinite(ex[key]["total_s"]) and ex[key]["total_s"] >= ex["once_s"] > 0
+        assert math.isfinite(ex[key]["total_s"]) and ex[key]["total_s"] >= ex["once_s"] >= 0  # once_s rounds to 0 on a fast machine
     text = out.read_text()
     assert "| 1 | dropped | 0 |" in text and "How extrapolated" in text and "**whole model**" in text
 
