@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._record import append_table  # noqa: E402
-from tmpbench.report.paired import fmt, paired, recover_steps, score, verdict  # noqa: E402
+from tmpbench.report.paired import fmt, paired, score, verdict  # noqa: E402
 from tmpbench.report.stats import holm  # noqa: E402
-from tmpbench.report.tables import check_held_out, format_cost, load_run, markdown  # noqa: E402
+from tmpbench.report.tables import check_held_out, format_cost, load_run, markdown, recover_steps  # noqa: E402
 
 
 def best_rows(folders: list[Path], budgets: list[str], metric: str, exclude: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:

@@ -28,22 +28,12 @@ def register(app: typer.Typer) -> None:
 
         wanted = [m.strip() for m in metrics.split(",")] if metrics else None
         records, text = compare_runs(list(runs), fmt, wanted, split)
-        from tmpbench.report.curves import recovery_caption, recovery_steps, recovery_table
+        from tmpbench.report.analyses import extra_tables
+        from tmpbench.report.tables import render
 
-        if len(recovery_steps(records)) > 1:  # a recovery curve: quality per recovery length
-            from tmpbench.report.tables import metric_order, render
-
-            for m in [m for m in (wanted or metric_order(records)) if any(r.metric_values(m) for r in records)]:
-                table = recovery_table(records, m)
-                text += f"\n\n{recovery_caption(table, m)}\n\n{render(table, fmt)}"
-        if versus is not None:
-            from tmpbench.report.paired import versus_caption, versus_table
-            from tmpbench.report.tables import metric_order, render
-
-            per_sample = [m for m in (wanted or metric_order(records)) if any(r.metric_values(m) for r in records)]
-            for m in per_sample:
-                table = versus_table(records, versus, m)
-                text += f"\n\n{versus_caption(table, versus, m)}\n\n{render(table, fmt)}"
+        extra = extra_tables(records, wanted, versus)
+        for _, caption, table in extra["recovery"] + extra["paired"]:  # a recovery curve, then the pairs with --versus
+            text += f"\n\n{caption}\n\n{render(table, fmt)}"
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text if text.endswith("\n") else text + "\n")

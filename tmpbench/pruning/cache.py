@@ -78,17 +78,19 @@ def get_or_prune(
     spec_cal = (calibration or default_calibration(entry.name)).resolved(entry.default_steps, entry.default_size,
                                                                          entry.default_guidance)
     recipe = recovery if recovery is not None else RecoveryRecipe(steps=int(recover_steps), seed=seed)
-    key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, recipe,
-                           weights_fingerprint(base.denoiser))
-    folder = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
+    fingerprint = weights_fingerprint(base.denoiser)
+
+    def folder_for(rec: RecoveryRecipe) -> tuple[str, Path]:
+        key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, rec, fingerprint)
+        return key, Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
+
+    key, folder = folder_for(recipe)
     if (folder / PRUNED_FILE).is_file():
         gen = load_pruned(folder, device=device)
         return gen, {**folder_provenance(folder), "cache_key": key, "cached": True}
     reuse = None
     if recipe.steps > 0:  # a recovery curve: the unrecovered model of the same plan, when cached, gives the plan
-        key0 = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal,
-                                dataclasses.replace(recipe, steps=0), weights_fingerprint(base.denoiser))
-        folder0 = Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key0[:12]}"
+        _, folder0 = folder_for(dataclasses.replace(recipe, steps=0))
         if (folder0 / PRUNED_FILE).is_file():
             meta = json.loads((folder0 / PRUNED_FILE).read_text())
             reuse = (Plan.load(folder0 / PLAN_FILE), meta.get("pruning_cost") or {})

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tmpbench.report.paired import fmt, paired, recover_steps, score
+from tmpbench.report.paired import fmt, paired, score
 from tmpbench.report.stats import holm
-from tmpbench.report.tables import RunRecord, order_runs
+from tmpbench.report.tables import RunRecord, order_runs, recover_steps
 
 
 def recovery_steps(runs: list[RunRecord]) -> list[int]:
@@ -48,8 +48,8 @@ def recovery_table(runs: list[RunRecord], metric: str) -> pd.DataFrame:
             point, ci, _ = score(r, metric)
             loss = held_out_loss(r)
             if loss is None and n == 0:  # the unrecovered model's dev loss is what any longer run measured first
-                loss = next((held_out_loss(o, before=True) for o in by_steps.values() if held_out_loss(o, before=True) is not None),
-                            None)
+                before = [held_out_loss(o, before=True) for o in by_steps.values()]
+                loss = next((v for v in before if v is not None), None)
             row[f"{metric} @ {n}"] = fmt(point, ci)
             row[f"dev loss @ {n}"] = "n/a" if loss is None else f"{loss:.4f}"
         first, last = min(by_steps), max(by_steps)
@@ -64,7 +64,6 @@ def recovery_table(runs: list[RunRecord], metric: str) -> pd.DataFrame:
     for row in rows:
         t = row.pop("_t")
         row["p (Holm)"] = "" if t is None else f"{next(adjusted):.3g}"
-    # one column name for the Δ whatever the group's longest run (groups may have different lengths)
     table = pd.DataFrame(rows)
     table.attrs.update(steps=steps, tests=sorted({t["test"] for t in tests}) or ["none"], comparisons=len(tests))
     return table

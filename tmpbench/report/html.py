@@ -22,7 +22,6 @@ from tmpbench.report.tables import (
     check_comparable,
     comparison_table,
     distinct_labels,
-    metric_order,
     order_runs,
     render,
     sample_key,
@@ -154,8 +153,7 @@ def write_report(
     (:func:`tmpbench.report.paired.versus_table`). Runs at several recovery lengths add ``recovery.md``
     (:func:`tmpbench.report.curves.recovery_table`).
     """
-    from tmpbench.report.curves import recovery_caption, recovery_steps, recovery_table
-    from tmpbench.report.paired import versus_caption, versus_table
+    from tmpbench.report.analyses import extra_tables
     from tmpbench.report.plot import plot_quality_vs_ratio
 
     check_comparable(runs, "report")
@@ -179,30 +177,17 @@ def write_report(
     for note in notes or []:
         parts.append(f"<p>{html.escape(note)}</p>")
     parts += ["<h2>Comparison (95% bootstrap CIs)</h2>", '<div id="table">', render(table, "html"), "</div>"]
-    per_sample = [m for m in metric_order(runs) if any(r.metric_values(m) for r in runs)]
-    paired_md = None
-    if versus is not None and any(r.pruner == versus and not r.settings for r in runs):
-        texts = []
-        for m in per_sample:
-            vt = versus_table(runs, versus, m)
-            if vt.empty:
-                continue
-            texts.append(f"{versus_caption(vt, versus, m)}\n\n{render(vt, 'md')}\n")
-            parts += [f"<h2>Paired with {html.escape(versus)}: {html.escape(m)}</h2>",
-                      f"<p class='muted'>{html.escape(versus_caption(vt, versus, m))}</p>", render(vt, "html")]
-        if texts:
-            paired_md = out_dir / "paired.md"
-            paired_md.write_text("\n".join(texts))
-    recovery_md = None
-    if len(recovery_steps(runs)) > 1:
-        texts = []
-        for m in per_sample:
-            rt = recovery_table(runs, m)
-            texts.append(f"{recovery_caption(rt, m)}\n\n{render(rt, 'md')}\n")
-            parts += [f"<h2>Recovery curve: {html.escape(m)}</h2>", f"<p class='muted'>{html.escape(recovery_caption(rt, m))}</p>",
-                      render(rt, "html")]
-        recovery_md = out_dir / "recovery.md"
-        recovery_md.write_text("\n".join(texts))
+    has_reference = versus is not None and any(r.pruner == versus and not r.settings for r in runs)
+    extra = extra_tables(runs, versus=versus if has_reference else None)
+    written: dict[str, Path | None] = {}
+    for key, heading in (("paired", f"Paired with {versus}"), ("recovery", "Recovery curve")):
+        for metric_name, caption, table in extra[key]:
+            parts += [f"<h2>{html.escape(heading)}: {html.escape(metric_name)}</h2>",
+                      f"<p class='muted'>{html.escape(caption)}</p>", render(table, "html")]
+        written[key] = None
+        if extra[key]:
+            written[key] = out_dir / f"{key}.md"
+            written[key].write_text("\n".join(f"{caption}\n\n{render(table, 'md')}\n" for _, caption, table in extra[key]))
     if plot is not None:
         svg = plot["svg"].read_text()
         svg = svg[svg.find("<svg"):]  # drop the XML prolog so it can sit inline
@@ -213,7 +198,7 @@ def write_report(
     report.write_text("\n".join(parts))
     return {"report": report, "table_md": out_dir / "table.md", "table_csv": out_dir / "table.csv",
             "plot_png": plot["png"] if plot else None, "plot_svg": plot["svg"] if plot else None,
-            "pareto": plot["pareto"] if plot else [], "metric": metric, "paired_md": paired_md, "recovery_md": recovery_md}
+            "pareto": plot["pareto"] if plot else [], "metric": metric, "paired_md": written["paired"], "recovery_md": written["recovery"]}
 
 
 def default_metric(runs: list[RunRecord]) -> str | None:

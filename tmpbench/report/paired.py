@@ -131,4 +131,4 @@ def versus_caption(table: pd.DataFrame, reference: str, metric: str) -> str:
             "Prune fwd / bwd: denoiser forward-equivalents / backward passes spent pruning (seconds).")
 
 
-__all__ = ["fmt", "paired", "recover_steps", "score", "values", "verdict", "versus_caption", "versus_table"]
+__all__ = ["fmt", "paired", "score", "values", "verdict", "versus_caption", "versus_table"]
