@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._record import append_table  # noqa: E402
 from tmpbench.report.paired import fmt, paired, score, verdict  # noqa: E402
-from tmpbench.report.stats import holm  # noqa: E402
+from tmpbench.report.stats import format_p, holm  # noqa: E402
 from tmpbench.report.tables import check_held_out, format_cost, load_run, markdown, recover_steps  # noqa: E402
 
 
@@ -57,8 +57,8 @@ def best_rows(folders: list[Path], budgets: list[str], metric: str, exclude: tup
     adjusted = holm([r["p"] for r in rows])
     for row, q, rec in zip(rows, adjusted, records):
         t = row.pop("_t")
-        row["p"] = f"{row['p']:.3g}"
-        row["p (Holm)"] = f"{q:.3g}"
+        row["p"] = format_p(row['p'])
+        row["p (Holm)"] = format_p(q)
         row["verdict"] = verdict(t, "tmp", row["best baseline"], q)
         rec["p_holm"], rec["verdict"] = q, row["verdict"]
     return rows, records

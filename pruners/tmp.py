@@ -104,6 +104,7 @@ class TMPPruner(Pruner):
         "round_to": None,
         "block_local": True,
         "refine": 1,
+        "screen_inputs": None,
     }
 
     def _validate_settings(self) -> None:
@@ -115,6 +116,10 @@ class TMPPruner(Pruner):
             v = s[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise TmpbenchError(f"pruner 'tmp': {key}={v!r} must be an integer >= {lo}")
+        v = s["screen_inputs"]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise TmpbenchError(f"pruner 'tmp': screen_inputs={v!r} must be an integer >= 1 (probes scored on that many "
+                                "calibration inputs, candidates confirmed on all) or None (every probe on all inputs)")
         if s["search"] not in SEARCHES:
             raise TmpbenchError(f"pruner 'tmp': search={s['search']!r}; use one of {list(SEARCHES)} (tree: top-down, flat: one greedy)")
         if not isinstance(s["block_local"], bool):
@@ -161,7 +166,8 @@ class TMPPruner(Pruner):
             progress.advance(scorer_forwards)
         if calib is not None and not is_meta(model):
             evaluator: Evaluator = MeasuredEvaluator(model, alloc, calib, allowed, self._settings["timestep_weighting"],
-                                                     block_local=self._settings["block_local"], progress=progress)
+                                                     block_local=self._settings["block_local"], progress=progress,
+                                                     screen_inputs=self._settings["screen_inputs"])
         else:
             evaluator = ProxyEvaluator(alloc)
         search: FlatSearch | TreeSearch
@@ -192,8 +198,10 @@ class TMPPruner(Pruner):
                     alloc.settle(landing, prefer="score", what="tmp")
         # the error of the state the plan records (after the landing), as the search measures it: the
         # runner measures the physically pruned model on the same inputs (settings.search.measured_error)
+        evaluator.phase = "final"
         evaluator.accepted(None)
-        predicted = evaluator.current()
+        with evaluator.confirm():
+            predicted = evaluator.current()
         search_info = {
             "search": self._settings["search"],
             "evaluator": evaluator.name,
@@ -202,6 +210,7 @@ class TMPPruner(Pruner):
             "accepted": search.accepted,
             "evaluations": evaluator.evaluations,
             "forward_equivalents": round(evaluator.forward_equivalents + scorer_forwards, 2),
+            "phases": {k: round(v, 2) for k, v in {"scorers": scorer_forwards, **evaluator.by_phase}.items() if v},
             "final_error": predicted,
             "seconds": round(time.perf_counter() - start, 3),
         }
@@ -210,6 +219,9 @@ class TMPPruner(Pruner):
         if isinstance(evaluator, MeasuredEvaluator):
             search_info.update(predicted_error=predicted, calib_inputs=len(calib),
                                timestep_weighting=self._settings["timestep_weighting"])
+            search_info["repeated_states"] = evaluator.memo_hits  # states met again, scored once
+            if evaluator.screens:
+                search_info["screen_inputs"] = evaluator.screen_inputs
             alloc.linear_fit_inputs = len(calib)  # surgery fits its linear maps on the search's inputs
         return {"search": search_info}
 
@@ -231,17 +243,29 @@ class TMPPruner(Pruner):
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
                             self._settings["refine"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
-        probes = estimate_probes(search, can_linear=has_linear)
+        screen = self._settings["screen_inputs"]
+        n_screen = min(screen, n_inputs) if screen is not None else n_inputs
+        probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs)
         total = max(float(tree.flops), 1e-9)
         before, share = 0.0, {}
         for slot in alloc.blocks.values():  # blocks in tree order: what runs before each
             share[slot.path] = before / total
             before += slot.flops
         local = self._settings["block_local"]
-        probe_fe = sum(1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in probes)
-        fixed = 1 + (1 if local else 0) + (1 if has_linear else 0) + 1 + (1 if "experts" in alloc.kinds() else 0)
-        return {"search": "tree", "evaluations": len(probes), "calib_inputs": n_inputs,
-                "forward_equivalents": round(n_inputs * (probe_fe + fixed), 1),
+        def cost(entries: list[str]) -> float:
+            return sum(1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in entries)
+
+        probe_fe = cost(probes)
+        # one teacher pass (outputs, replay records, linear-map inputs), the activation scorer, REAP for experts
+        fixed = 1 + 1 + (1 if "experts" in alloc.kinds() else 0)
+        fixed_fe = n_inputs * (confirmations + fixed)
+        # a refine pass whose later stages choose as before meets the states of the first pass again and the
+        # evaluator scores none of them twice: its level 2 may cost nothing (the low end of the range)
+        return {"search": "tree", "evaluations": len(probes) + confirmations, "calib_inputs": n_inputs,
+                "screen_inputs": n_screen,
+                "forward_equivalents": round(n_screen * probe_fe + fixed_fe, 1),
+                "forward_equivalents_low": round(n_screen * (probe_fe - cost(repeatable)) + fixed_fe, 1),
+                "evaluations_low": len(probes) - len(repeatable) + confirmations,
                 "fixed_passes": fixed, "block_local": local}
 
     def _order_units(self, model: nn.Module, tree: UnitTree, alloc: Allocation, calib: Any) -> tuple[str, float]:

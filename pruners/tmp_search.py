@@ -17,6 +17,8 @@ The top-down tree allocation (the default) lives in :mod:`pruners.tmp_tree`.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,13 @@ from pruners.importance import (
     masked_output_error,
     reap_saliency,
 )
-from tmpbench.pruning.calibration import capture_replay, fit_block_maps, timestep_weights
+from tmpbench.pruning.calibration import (
+    capture_blocks,
+    capture_replay,
+    fit_recorded_maps,
+    spread_indices,
+    timestep_weights,
+)
 from tmpbench.pruning.tree import POLICIES, UnitTree
 
 BLOCK_POLICIES = ("drop_block", "linear_replace")
@@ -109,18 +117,29 @@ class SearchProgress:
 class Evaluator:
     name = "evaluator"
 
+    screens = False  # True when probes are scored on a subset of the inputs and confirmed on all of them
+
     def __init__(self, alloc: Allocation, progress: SearchProgress | None = None) -> None:
         self.alloc = alloc
         self.evaluations = 0
         self.forward_equivalents = 0.0  # denoiser forwards spent, a partial forward by its FLOPs share
+        self.by_phase: dict[str, float] = {}  # the same, per phase of the search (settings.search.phases)
+        self.phase = "setup"
         self.progress = progress  # a bar to advance by what is spent (None: no bar)
         self._current: float | None = None
 
     def spend(self, forward_equivalents: float) -> None:
         """Count denoiser forward-equivalents spent (and move the progress bar by them)."""
         self.forward_equivalents += forward_equivalents
+        self.by_phase[self.phase] = self.by_phase.get(self.phase, 0.0) + forward_equivalents
         if self.progress is not None:
             self.progress.advance(forward_equivalents)
+
+    @contextmanager
+    def confirm(self) -> Iterator[None]:
+        """While active, :meth:`error` scores on every calibration input (global confirmation of a
+        candidate screened on a subset); a no-op for an evaluator that does not screen."""
+        yield
 
     def error(self) -> float:  # quality lost by the current state
         raise NotImplementedError
@@ -199,30 +218,74 @@ class MeasuredEvaluator(Evaluator):
 
     With ``block_local`` (the default), blocks that run before the first block the state touches are
     replayed from the teacher's recorded outputs: the result is the same number (their inputs are
-    the teacher's), for the FLOPs share of a forward from that block on."""
+    the teacher's), for the FLOPs share of a forward from that block on.
+
+    With ``screen_inputs`` = k below the number of inputs, :meth:`error` scores a state on k inputs
+    spread over the set (:func:`tmpbench.pruning.calibration.spread_indices`: both ends of the
+    trajectory and, in a mixed calibration, both t2i and edit calls) for k/n of the cost, and on all
+    of them inside :meth:`confirm` (docs/tmp.md §4d, screening and confirmation).
+
+    The teacher's outputs, the replay records and the linear maps' block inputs/outputs come from one
+    pass over the inputs."""
 
     name = "masked_output_error"
 
     def __init__(self, model: nn.Module, alloc: Allocation, calib: Any, allowed: set[str], weighting: str,
-                 *, block_local: bool = True, progress: SearchProgress | None = None) -> None:
+                 *, block_local: bool = True, progress: SearchProgress | None = None,
+                 screen_inputs: int | None = None) -> None:
         super().__init__(alloc, progress)
         self.model = model
         self.calib = calib
-        self.reference = calib.outputs(model)
+        self.phase = "teacher pass"
+        lin_paths = []
+        if "linear_replace" in allowed:
+            lin_paths = [b.path for b in alloc.main_blocks if "linear_replace" in b.policies and b.dim]
+        self.replay = None
+        with capture_blocks(model, lin_paths) as records:
+            if block_local:
+                flops = {b.path: b.flops for b in alloc.blocks.values()}
+                self.replay = capture_replay(model, list(alloc.blocks), calib, flops, alloc.tree.flops)
+                self.reference = self.replay.final
+            else:
+                self.reference = calib.outputs(model)
         self.spend(len(calib))
+        self.linear_maps = fit_recorded_maps(model, lin_paths, records) if lin_paths else {}
+        del records
         self.weights = timestep_weights(calib.timesteps, weighting)
         self.merged_cache: dict = {}
-        self.linear_maps: dict = {}
-        if "linear_replace" in allowed:
-            paths = [b.path for b in alloc.main_blocks if "linear_replace" in b.policies and b.dim]
-            self.linear_maps = fit_block_maps(model, paths, calib)
-            self.spend(len(calib) if paths else 0)
-        self.replay = None
-        if block_local:
-            flops = {b.path: b.flops for b in alloc.blocks.values()}
-            self.replay = capture_replay(model, list(alloc.blocks), calib, flops, alloc.tree.flops)
-            self.spend(len(calib))
         self._order = {p: i for i, p in enumerate(self.replay.order)} if self.replay else {}
+        self._all = list(range(len(calib)))
+        self._screen = self._all
+        if screen_inputs is not None and screen_inputs < len(calib):
+            self._screen = spread_indices(len(calib), screen_inputs)
+        self.screens = self._screen != self._all
+        self.screen_inputs = len(self._screen)
+        self._active = self._screen
+        self._views: dict[tuple[int, ...], tuple[Any, list, list[float]]] = {}
+        self._memo: dict[tuple, float] = {}
+        self.memo_hits = 0
+        self.phase = "search"
+
+    @contextmanager
+    def confirm(self) -> Iterator[None]:
+        if not self.screens:
+            yield
+            return
+        saved, cur, phase = self._active, self._current, self.phase
+        self._active, self._current, self.phase = self._all, None, "confirm"
+        try:
+            yield
+        finally:
+            self._active, self._current, self.phase = saved, cur, phase
+
+    def _view(self) -> tuple[Any, list, list[float]]:
+        """(calibration, teacher outputs, weights) of the active inputs."""
+        key = tuple(self._active)
+        if key not in self._views:
+            idx = list(key)
+            calib = self.calib if idx == self._all else self.calib.select(idx)
+            self._views[key] = (calib, [self.reference[i] for i in idx], [self.weights[i] for i in idx])
+        return self._views[key]
 
     def can_linear(self, slot: BlockSlot) -> bool:
         return slot.path in self.linear_maps
@@ -236,7 +299,28 @@ class MeasuredEvaluator(Evaluator):
             return []  # a touched block replay does not cover: run everything
         return self.replay.prefix(first)
 
+    def _state_key(self) -> tuple:
+        """What the error depends on: the inputs scored, each block's policy and each live group's cut
+        (a group inside a dropped or linear-mapped block does not count; unit orders are fixed by then)."""
+        blocks = self.alloc.blocks
+        return (tuple(self._active),
+                tuple(b.mode for b in blocks.values()),
+                tuple((g.removed, g.merge) if blocks[g.block].mode is None else (0, False)
+                      for g in self.alloc.groups.values()))
+
     def error(self) -> float:
+        # a state scored before is not scored again: the error is a deterministic function of the state,
+        # and the tree search meets the same states again (a refine pass whose later stages chose as
+        # before probes the earlier stages in the same context)
+        key = self._state_key()
+        if key in self._memo:
+            self.memo_hits += 1
+            return self._memo[key]
+        value = self._error()
+        self._memo[key] = value
+        return value
+
+    def _error(self) -> float:
         self.evaluations += 1
         keep, merges, blocks = {}, {}, {}
         touched: set[str] = set()
@@ -255,11 +339,12 @@ class MeasuredEvaluator(Evaluator):
         replayed = self._replayed(touched)
         if self.replay is not None and len(replayed) == len(self.replay.order) and not touched:
             return 0.0  # nothing touched: the teacher itself
-        self.spend(len(self.calib) * (self.replay.cost(replayed) if self.replay else 1.0))
-        replay = {p: self.replay.outputs[p] for p in replayed} if replayed else None
+        calib, reference, weights = self._view()
+        self.spend(len(calib) * (self.replay.cost(replayed) if self.replay else 1.0))
+        replay = {p: [self.replay.outputs[p][i] for i in self._active] for p in replayed} if replayed else None
         with apply_masks(self.model, keep=keep, merges=merges, blocks=blocks, linear_maps=self.linear_maps,
                          merged_cache=self.merged_cache, replay=replay):
-            return masked_output_error(self.model, self.calib, self.reference, self.weights)
+            return masked_output_error(self.model, calib, reference, weights)
 
 
 # --------------------------------------------------------------------------------------------

@@ -312,16 +312,24 @@ class TreeSearch:
         width_top = sum(g.delta(g.max_removed(), a.kind) for b in a.blocks.values() for g in self._groups(b))
         frac0 = min(1.0, max(0.0, need / width_top)) if width_top > 0 else 0.0
         stages = self._stages()
+        self.ev.phase = "level 1"
         block_menus = {b: self._block_menu(a.blocks[b], frac0) for blocks in stages.values() for b in blocks}
         group_cache: dict[str, list[Point]] = {}
         best: tuple[float, dict] | None = None
         for rnd in range(self.refine + 1):
             self._reset()
+            self.ev.phase = "level 2"
             additive = self._allocate(stages, block_menus, group_cache, need)
+            self.ev.phase = "refine"
             err = self.ev.error() - self.base
-            self.rounds.append({"additive_error": additive, "measured_error": err})
-            if best is None or err < best[0]:
-                best = (err, self._snapshot())
+            rnd_info = {"additive_error": additive, "measured_error": err}
+            score = err
+            if self.ev.screens:  # screened passes are compared on every input (global confirmation)
+                with self.ev.confirm():
+                    score = rnd_info["confirmed_error"] = self.ev.error()
+            self.rounds.append(rnd_info)
+            if best is None or score < best[0]:
+                best = (score, self._snapshot())
             # re-measure every chosen element in context (the error with it minus without it, everything
             # else chosen) and allocate again when that differs from its isolated cost: two neighbouring
             # linear maps, or a width cut next to one, cost more together than alone
@@ -341,6 +349,7 @@ class TreeSearch:
             if not changed:
                 break
         self._restore(best[1])
+        self.ev.phase = "fill"
         self.ev.accepted(None)  # the fill prices chunks against the restored state's own error
         self._measured_fill(group_cache)
         self._fine_fill(group_cache)
@@ -563,8 +572,12 @@ class TreeSearch:
         }
 
 
-def estimate_probes(search: TreeSearch, can_linear: bool) -> list[str]:
-    """The blocks the search will probe, one entry per evaluation, before running it (``plan --estimate``).
+def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False) -> tuple[list[str], int, list[str]]:
+    """The blocks the search will probe, one entry per evaluation, before running it (``plan --estimate``);
+    how many evaluations run on every input besides (confirmations: one per pass when the probes are
+    screened on a subset, and the final measurement); and the entries of the first list a refine pass
+    may not spend (its level 2 probes: when its later stages choose as before it meets the same states
+    again, which the evaluator scores once).
 
     Level 1 probes every block's width, drop and linear map. Level 2 is counted for every stage (an upper
     bound: only stages that get a budget are probed): a measurement of its context, its blocks' policies
@@ -593,4 +606,5 @@ def estimate_probes(search: TreeSearch, can_linear: bool) -> list[str]:
                     level2.extend(path for n in sizes if n > 0)
     passes = search.refine + 1
     chosen = len(a.blocks)  # refine: every block's chosen element, at most
-    return level1 + level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4 + 1)
+    screened = level1 + level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4)
+    return screened, (passes if screens else 0) + 1, level2 * search.refine

@@ -82,7 +82,7 @@ def test_gate_refusals_are_one_line(runs, tmp_path, cli, args, message):
 
 def test_ablate_and_sweep_validate_before_loading(cli):
     code, _, err = cli("ablate", "--axis", "depth", "--model", "tiny-dit")
-    assert code == 2 and err.strip() == "error: unknown --axis 'depth'; use one of tree-depth, policy-mix, arch-transfer"
+    assert code == 2 and err.strip() == "error: unknown --axis 'depth'; use one of tree-depth, policy-mix, search-cost, arch-transfer"
     code, _, err = cli("sweep", "--model", "tiny-dit-50%", "--suite", "shapes-t2i")
     assert code == 2 and "must be a registered unpruned model name" in err
     code, _, err = cli("sweep", "--model", "tiny-dit", "--suite", "shapes-t2i", "--pruners", "tmp,rand")

@@ -161,6 +161,9 @@ def test_axis_variants():
     assert [v.name for v in axis_variants("policy-mix", False)] == ["depth-only", "width-only", "mixed"]
     assert [v.name for v in axis_variants("policy-mix", True)] == ["depth-only", "width-only", "experts-only", "mixed"]
     assert axis_variants("policy-mix", True)[2].settings == {"policy_mix": ["prune_experts", "merge_experts"]}
+    # search-cost: the screened search with and without the refine pass, the default search last (the reference)
+    assert [v.settings for v in axis_variants("search-cost", False)] == [{"screen_inputs": 4, "refine": 0},
+                                                                          {"screen_inputs": 4}, {}]
     with pytest.raises(TmpbenchError, match="unknown ablation axis 'width'"):
         axis_variants("width", False)
 
@@ -173,6 +176,8 @@ def test_tree_depth_ablation_table(tiny_dir, tmp_path):
     result = run_ablation("tree-depth", base, "5%")
     table = result["table"]
     assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-flat", "tmp-depth3"]
+    # each plan's calibration error, read from its pruned folder (what the search minimised, measured after surgery)
+    assert all(float(e) >= 0 for e in table["calib error"][1:])
     assert result["metric"] == "geneval" and (tmp_path / "abl" / "table.md").read_text().startswith("Ablation 'tree-depth'")
 
 

@@ -8,8 +8,11 @@ import pytest
 from tmpbench.report.stats import (
     binomial_tail,
     bootstrap_ci,
+    format_p,
+    holm,
     is_binary,
     mcnemar_exact,
+    normal_tail,
     paired_bootstrap,
     pareto_front,
 )
@@ -86,3 +89,25 @@ def test_is_binary():
     assert is_binary([0, 1, 1.0, float("nan")])
     assert not is_binary([0, 0.5])
     assert not is_binary([])
+
+
+def test_paired_bootstrap_p_beyond_the_resampling_floor():
+    # a drop of 1.0 with spread 1.0 over 400 pairs: z is about 20, so no resample of 1,000 reaches 0 and
+    # the share's floor (1/1001) would survive no Holm correction across a table; the p-value is the
+    # normal tail with the bootstrap's standard error instead (about sd / sqrt(n) = 0.05)
+    rng = np.random.default_rng(1)
+    base = rng.normal(20, 1, size=400)
+    d = -1.0 + rng.normal(0, 1, size=400)
+    r = paired_bootstrap(base, base + d)
+    z = abs(d.mean()) / (d.std(ddof=1) / math.sqrt(d.size))
+    assert r.p_worse < 1e-50
+    assert math.isclose(math.log(r.p_worse), math.log(normal_tail(z)), rel_tol=0.15)
+    assert normal_tail(1.959964) == pytest.approx(0.025, abs=1e-6)
+    # 27 such comparisons in one table still reject after Holm (the floor gave 27/1001 = 0.027 at best)
+    assert holm([r.p_worse] * 27)[0] < 0.05
+
+
+def test_format_p_floors_what_no_decision_needs():
+    assert format_p(0.0123456) == "0.0123"
+    assert format_p(0.0) == "<1e-12" and format_p(3e-13) == "<1e-12"
+    assert format_p(1e-12) == "1e-12"

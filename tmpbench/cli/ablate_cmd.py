@@ -1,4 +1,4 @@
-"""``tmpbench ablate``: TMP ablations (tree depth, policy mix, architecture transfer), each a table
+"""``tmpbench ablate``: TMP ablations (tree depth, policy mix, search cost, architecture transfer), each a table
 with CIs."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tmpbench.errors import TmpbenchError
 def register(app: typer.Typer) -> None:
     @app.command("ablate")
     def ablate(
-        axis: str = typer.Option(..., "--axis", help="tree-depth, policy-mix or arch-transfer."),
+        axis: str = typer.Option(..., "--axis", help="tree-depth, policy-mix, search-cost or arch-transfer."),
         model: str = typer.Option(..., "--model", help="Registered model name, e.g. tiny-dit or tiny-moe."),
         suite: str = typer.Option("shapes-t2i", "--suite", help="Suite name."),
         budget: str = typer.Option("50%", "--budget", help="Share of parameters removed, e.g. 50%."),
@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         grid: str = typer.Option(None, "--grid", help="arch-transfer: JSON list of TMP settings dicts to tune over."),
         quiet: bool = opt.quiet_output(),
     ) -> None:
-        """TMP ablations (tree depth, policy mix, architecture transfer), each as a table with CIs."""
+        """TMP ablations (tree depth, policy mix, search cost, architecture transfer), each as a table with CIs."""
         from tmpbench.experiments.ablate import AXES, run_ablation
         from tmpbench.experiments.sweep import SweepConfig
         from tmpbench.pruning.budget import Budget

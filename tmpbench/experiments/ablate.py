@@ -4,6 +4,9 @@
   the maximum), beside the flat greedy at full depth (``search="flat"``).
 * ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
   channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
+* ``search-cost``: TMP's screened search (probes on 4 of the calibration inputs, candidates confirmed on all
+  of them; with and without the refine pass) against the default search that probes on every input: held-out
+  quality, the plan's calibration error and the forward-equivalents each spent (docs/tmp.md §4d).
 * ``arch-transfer``: a grid of TMP settings (:data:`TRANSFER_GRID`: defaults, tree depth, policy mix,
   timestep weighting, width step, refine pass) is scored on the ``dev`` split of each architecture
   (by default the three references: dense DiT, MoE DiT, decoder MoE); each architecture's pick is
@@ -31,10 +34,10 @@ from tmpbench.errors import TmpbenchError
 from tmpbench.experiments.sweep import SweepConfig, Variant, model_is_moe, run_dir_name, run_sweep
 from tmpbench.report.paired import fmt as _fmt
 from tmpbench.report.paired import paired, score
-from tmpbench.report.stats import holm, min_detectable_effect
+from tmpbench.report.stats import format_p, holm, min_detectable_effect
 from tmpbench.report.tables import RunRecord, format_cost, load_run, render
 
-AXES = ("tree-depth", "policy-mix", "arch-transfer")
+AXES = ("tree-depth", "policy-mix", "search-cost", "arch-transfer")
 DEPTH_POLICIES = ["drop_block", "linear_replace"]
 WIDTH_POLICIES = ["prune_heads", "prune_channels"]
 EXPERT_POLICIES = ["prune_experts", "merge_experts"]
@@ -51,6 +54,7 @@ TRANSFER_GRID: list[dict[str, Any]] = [
     {"chunks": 4},
     {"refine": 0},
 ]
+SCREEN_INPUTS = 4  # search-cost: calibration inputs the screened search probes on (of the default 16)
 TUNE_SPLIT = "dev"  # arch-transfer picks settings on dev items (calibration draws from calib, evaluation from test)
 ARCH_TRANSFER_REFERENCES = ("tiny-dit", "tiny-moe", "tiny-hy3")
 
@@ -80,6 +84,10 @@ def axis_variants(axis: str, moe: bool) -> list[Variant]:
         if moe:
             out.append(Variant("experts-only", "tmp", {"policy_mix": EXPERT_POLICIES}))
         return out + [Variant("mixed", "tmp", {})]
+    if axis == "search-cost":  # the screened search (docs/tmp.md §4d) against the default, which probes on every input
+        return [Variant("tmp-screen4", "tmp", {"screen_inputs": SCREEN_INPUTS, "refine": 0}),
+                Variant("tmp-screen4-refine1", "tmp", {"screen_inputs": SCREEN_INPUTS}),
+                Variant("tmp", "tmp", {})]
     raise TmpbenchError(f"unknown ablation axis {axis!r}; use one of {', '.join(AXES)}")
 
 
@@ -109,7 +117,8 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     t_point, t_ci, t_n = score(teacher, metric)
     delta = f"Δ vs {reference} [95% CI]"
     rows.append({"variant": "teacher (unpruned)", "settings": "-", "achieved": "0.00% removed", "vs target": "-",
-                 "n": t_n, metric: _fmt(t_point, t_ci), delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-"})
+                 "n": t_n, metric: _fmt(t_point, t_ci), delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-",
+                 "calib error": "-"})
     tests = {v.name: paired(ref, runs[v.name], metric) for v in variants if v.name not in misses and v.name != reference}
     adjusted = dict(zip(tests, holm([t["p"] for t in tests.values()])))
     for v in variants:
@@ -118,7 +127,8 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
             miss = misses[v.name]
             nearest = f"nearest {miss['nearest']:,.0f} ({miss['relative_error']:+.2%})"
             rows.append({"variant": v.name, "settings": settings, "achieved": "cannot land", "vs target": nearest,
-                         "n": "", metric: "-", delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-"})
+                         "n": "", metric: "-", delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-",
+                         "calib error": "-"})
             continue
         r = runs[v.name]
         point, ci, n = score(r, metric)
@@ -126,13 +136,21 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
         rows.append({"variant": v.name, "settings": settings, "achieved": f"{r.achieved_ratio:.2%} removed",
                      "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}", "n": n,
                      metric: _fmt(point, ci), delta: "" if t is None else _fmt(t["diff"], t["ci"]),
-                     "p": "" if t is None else f"{t['p']:.3g}",
-                     "p (Holm)": "" if t is None else f"{adjusted[v.name]:.3g}", "prune fwd / bwd": format_cost(r.pruning_cost)})
+                     "p": "" if t is None else format_p(t['p']),
+                     "p (Holm)": "" if t is None else format_p(adjusted[v.name]), "prune fwd / bwd": format_cost(r.pruning_cost),
+                     "calib error": _calib_error(r)})
     diffs = [d for t in tests.values() for d in t["diffs"]]
     table = pd.DataFrame(rows)
     table.attrs["mde"] = min_detectable_effect(diffs) if diffs else float("nan")
     table.attrs["tests"] = sorted({t["test"] for t in tests.values()})
     return table, metric
+
+
+def _calib_error(run: RunRecord) -> str:
+    """The plan's relative output error on its calibration inputs, measured after surgery ("-" when the
+    pruned folder is gone or the pruner has no measured search)."""
+    err = run.plan_search.get("measured_error")
+    return f"{err:.4g}" if isinstance(err, (int, float)) else "-"
 
 
 def _settings_text(settings: dict) -> str:
@@ -201,12 +219,12 @@ def arch_transfer(base: SweepConfig, others: list[str], other_paths: dict[str, s
             rows.append({"target": target, "settings from": label, "variant": name, "settings": _settings_text(r.settings),
                          f"{TUNE_SPLIT} {metric}": f"{picked[target]['grid'][name]:.3f}",
                          "achieved": f"{r.achieved_ratio:.2%} removed", "n": n, f"{base.split} {metric}": _fmt(point, ci),
-                         "regret [95% CI]": regret, "p": "" if t is None else f"{t['p']:.3g}", "_test": t,
+                         "regret [95% CI]": regret, "p": "" if t is None else format_p(t['p']), "_test": t,
                          "prune fwd / bwd": format_cost(r.pruning_cost)})
     adjusted = iter(holm([t["p"] for t in tests]))
     for row in rows:
         t = row.pop("_test")
-        row["p (Holm)"] = "" if t is None else f"{next(adjusted):.3g}"
+        row["p (Holm)"] = "" if t is None else format_p(next(adjusted))
     table = pd.DataFrame(rows)
     diffs = [d for t in tests for d in t["diffs"]]
     table.attrs["mde"] = min_detectable_effect(diffs) if diffs else float("nan")
@@ -261,7 +279,8 @@ def run_ablation(axis: str, base: SweepConfig, budget: str, metric: str | None =
                    f"with 95% bootstrap CI; Δ is paired on the same items and seeds ({', '.join(table.attrs['tests'])}), "
                    f"Holm-adjusted across the table's {len(variants) - 1} comparisons; minimum detectable effect at this n "
                    f"(80% power, 5% level): {table.attrs['mde']:.3f}. Prune fwd / bwd: denoiser forward-equivalents / "
-                   "backward passes spent pruning (seconds).")
+                   "backward passes spent pruning (seconds). Calib error: the plan's relative output error on its "
+                   "calibration inputs, measured on the pruned model (what TMP's search minimises).")
     out.mkdir(parents=True, exist_ok=True)
     md = f"{caption}\n\n{render(table, 'md')}\n"
     (out / "table.md").write_text(md)

@@ -136,8 +136,11 @@ class Calibration:
             return self
         if max_inputs < 1:
             raise TmpbenchError(f"max_inputs must be >= 1, got {max_inputs}")
-        idx = _spread(len(self), max_inputs)
-        ident = {**self.identity, "subset": idx, "n_inputs": len(idx)}
+        return self.select(spread_indices(len(self), max_inputs))
+
+    def select(self, idx: list[int]) -> Calibration:
+        """The inputs at positions ``idx`` (in that order), recorded in the identity."""
+        ident = {**self.identity, "subset": list(idx), "n_inputs": len(idx)}
         return Calibration(ident, [self.inputs[i] for i in idx], [self.timesteps[i] for i in idx])
 
 
@@ -179,7 +182,11 @@ def relative_output_error(
     return total / max(norm, 1e-12)
 
 
-def _spread(n: int, k: int) -> list[int]:
+def spread_indices(n: int, k: int) -> list[int]:
+    """``k`` positions of ``n`` evenly spaced over the captured order (so over timesteps and, for a
+    mixed calibration, over its t2i and edit calls), first and last included."""
+    if k >= n:
+        return list(range(n))
     if k == 1:
         return [n // 2]
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
@@ -306,6 +313,7 @@ class BlockReplay:
     order: list[str]
     outputs: dict[str, list[Any]]
     share: dict[str, float]
+    final: list[torch.Tensor] = field(default_factory=list)  # the denoiser's own outputs (flat, CPU), same pass
 
     def prefix(self, first: str | None) -> list[str]:
         """Blocks run before ``first`` (all of them when ``first`` is None: nothing is touched)."""
@@ -321,7 +329,8 @@ class BlockReplay:
 @torch.no_grad()
 def capture_replay(model: nn.Module, paths: list[str], calibration: Calibration,
                    flops: dict[str, float], total_flops: float) -> BlockReplay:
-    """Run the unpruned ``model`` over ``calibration`` once and keep each block's outputs in call order.
+    """Run the unpruned ``model`` over ``calibration`` once and keep each block's outputs in call order,
+    and the denoiser's outputs (``final``, as :meth:`Calibration.outputs` gives them) from the same pass.
 
     A block called other than exactly once per denoiser call (weight sharing, checkpointing) is left
     out, so it is never replayed; blocks after it still are only if they come before it in ``order``."""
@@ -340,8 +349,7 @@ def capture_replay(model: nn.Module, paths: list[str], calibration: Calibration,
     try:
         for p in paths:
             handles.append(model.get_submodule(p).register_forward_hook(make(p)))
-        for i in range(len(calibration)):
-            calibration.call(model, i)
+        final = [flatten_output(calibration.call(model, i)).cpu() for i in range(len(calibration))]
     finally:
         for h in handles:
             h.remove()
@@ -353,7 +361,7 @@ def capture_replay(model: nn.Module, paths: list[str], calibration: Calibration,
             break
         kept.append(p)
     total = max(float(total_flops), 1e-9)
-    return BlockReplay(kept, {p: calls[p] for p in kept}, {p: float(flops.get(p, 0.0)) / total for p in kept})
+    return BlockReplay(kept, {p: calls[p] for p in kept}, {p: float(flops.get(p, 0.0)) / total for p in kept}, final)
 
 
 @torch.no_grad()
@@ -368,6 +376,13 @@ def fit_block_maps(
     with capture_blocks(model, paths) as records:
         for i in range(len(calibration)):
             calibration.call(model, i)
+    return fit_recorded_maps(model, paths, records, ridge)
+
+
+def fit_recorded_maps(model: nn.Module, paths: list[str], records: dict[str, list[tuple[torch.Tensor, torch.Tensor]]],
+                      ridge: float | dict[str, float] = 0.0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`fit_block_maps` from block records already captured (:func:`capture_blocks` around a pass
+    over the calibration inputs that served something else too, e.g. :func:`capture_replay`)."""
     maps = {}
     dtype = next(model.parameters()).dtype
     for p in paths:

@@ -62,13 +62,15 @@ def estimate_plan(
     batch = 2 if guidance > 1 else 1
     per_forward = float(unit_tree(model, size=size).flops) * batch
     search_fe = float(est["forward_equivalents"])
+    search_low = float(est.get("forward_equivalents_low", search_fe))
     total_fe = search_fe + calls  # + sampling the calibration trajectories
     flops = total_fe * per_forward
     hours = {g: round(flops / (GPUS[g].bf16_tflops * 1e12 * MFU) / 3600, 4) for g in PROJECTED_GPUS}
     return {
         "pruner": pruner_name, "budget": budget.text, "search": est.get("search"),
         "evaluations": est["evaluations"], "calib_inputs": est["calib_inputs"],
-        "search_forward_equivalents": round(search_fe, 1), "calibration_forwards": calls,
+        "search_forward_equivalents": round(search_fe, 1), "search_forward_equivalents_low": round(search_low, 1),
+        "screen_inputs": est.get("screen_inputs", est["calib_inputs"]), "calibration_forwards": calls,
         "forward_equivalents": round(total_fe, 1), "calibration_size": size, "batch_per_call": batch,
         "flops_per_forward": per_forward, "flops": flops, "mfu_assumed": MFU,
         "hours": hours, "gpus": {g: GPUS[g].description for g in PROJECTED_GPUS},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tmpbench.report.paired import fmt, paired, score
-from tmpbench.report.stats import holm
+from tmpbench.report.stats import format_p, holm
 from tmpbench.report.tables import RunRecord, order_runs, recover_steps
 
 
@@ -55,7 +55,7 @@ def recovery_table(runs: list[RunRecord], metric: str) -> pd.DataFrame:
         first, last = min(by_steps), max(by_steps)
         t = paired(by_steps[first], by_steps[last], metric) if last != first else None
         row[f"Δ {last} − {first} steps [95% CI]"] = "" if t is None else fmt(t["diff"], t["ci"])
-        row["p"] = "" if t is None else f"{t['p']:.3g}"
+        row["p"] = "" if t is None else format_p(t['p'])
         row["_t"] = t
         if t is not None:
             tests.append(t)
@@ -63,7 +63,7 @@ def recovery_table(runs: list[RunRecord], metric: str) -> pd.DataFrame:
     adjusted = iter(holm([t["p"] for t in tests]))
     for row in rows:
         t = row.pop("_t")
-        row["p (Holm)"] = "" if t is None else f"{next(adjusted):.3g}"
+        row["p (Holm)"] = "" if t is None else format_p(next(adjusted))
     table = pd.DataFrame(rows)
     table.attrs.update(steps=steps, tests=sorted({t["test"] for t in tests}) or ["none"], comparisons=len(tests))
     return table

@@ -18,7 +18,15 @@ from typing import Any
 import pandas as pd
 
 from tmpbench.errors import TmpbenchError
-from tmpbench.report.stats import bootstrap_ci, holm, is_binary, mcnemar_exact, min_detectable_effect, paired_bootstrap
+from tmpbench.report.stats import (
+    bootstrap_ci,
+    format_p,
+    holm,
+    is_binary,
+    mcnemar_exact,
+    min_detectable_effect,
+    paired_bootstrap,
+)
 from tmpbench.report.tables import RunRecord, distinct_labels, format_cost, order_runs, recover_steps
 
 ALPHA = 0.05
@@ -113,7 +121,7 @@ def versus_table(runs: list[RunRecord], reference: str, metric: str) -> pd.DataF
                      "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}", "n": t["n"],
                      f"{reference} {metric}": fmt(rp, rci), f"pruner {metric}": fmt(op, oci),
                      f"Δ pruner − {reference} [95% CI]": fmt(t["diff"], t["ci"]), "test": t["test"],
-                     "p": f"{t['p']:.3g}", "p (Holm)": f"{q:.3g}", "verdict": verdict(t, reference, r.pruner, q),
+                     "p": format_p(t['p']), "p (Holm)": format_p(q), "verdict": verdict(t, reference, r.pruner, q),
                      f"{reference} prune fwd / bwd": format_cost(ref.pruning_cost), "pruner prune fwd / bwd": format_cost(r.pruning_cost)})
     table = pd.DataFrame(rows)
     diffs = [d for t in tests for d in t["diffs"]]

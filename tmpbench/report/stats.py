@@ -61,7 +61,10 @@ def paired_bootstrap(
 
     ``p_worse`` is the bootstrap share of resampled mean differences on the "not worse" side
     (>= 0 when higher is better, <= 0 otherwise), a one-sided p-value for a regression; it is 1.0
-    when every difference is 0 (an unchanged rerun can never fail).
+    when every difference is 0 (an unchanged rerun can never fail). When no resample lands on that
+    side, the share cannot resolve the tail (its floor is ``1/(n_boot+1)``, which no Holm correction
+    over a table of comparisons lets through), so ``p_worse`` is then the normal tail
+    ``P(Z >= |mean| / se)`` with ``se`` the standard deviation of the resampled means.
 
     >>> r = paired_bootstrap([0.5, 0.6, 0.7, 0.8], [0.5, 0.6, 0.7, 0.8])
     >>> r.mean_diff, r.p_worse
@@ -81,9 +84,31 @@ def paired_bootstrap(
     boot = d[idx].mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
     side = boot >= 0 if higher_is_better else boot <= 0
-    # the +1s keep a p-value of a finite bootstrap away from an impossible exact 0
-    p = float((side.sum() + 1) / (n_boot + 1))
+    if side.any():
+        # the +1s keep a p-value of a finite bootstrap away from an impossible exact 0
+        p = float((side.sum() + 1) / (n_boot + 1))
+    else:
+        # no resample reached the "not worse" side: the tail is beyond what n_boot resamples resolve
+        # (their floor, 1/(n_boot+1), would survive no multiple-comparison correction), so its size comes
+        # from the normal approximation with the bootstrap's own standard error
+        se = float(boot.std(ddof=1))
+        z = abs(mean) / se if se > 0 else math.inf
+        p = normal_tail(z)
     return PairedResult(int(d.size), mean, (float(low), float(high)), p)
+
+
+P_DISPLAY_FLOOR = 1e-12  # below this, a p-value comes from a normal tail or an exact binomial far beyond any alpha
+
+
+def format_p(p: float) -> str:
+    """A p-value for a table: three significant digits, or ``<1e-12`` below :data:`P_DISPLAY_FLOOR`
+    (the normal approximation has no accuracy that far out, and no decision depends on it)."""
+    return "<1e-12" if p < P_DISPLAY_FLOOR else f"{p:.3g}"
+
+
+def normal_tail(z: float) -> float:
+    """``P(Z >= z)`` for a standard normal ``Z``."""
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -216,7 +241,9 @@ __all__ = [
     "binomial_tail",
     "bootstrap_ci",
     "is_binary",
+    "format_p",
     "mcnemar_exact",
+    "normal_tail",
     "paired_bootstrap",
     "pareto_front",
 ]

@@ -101,6 +101,20 @@ class RunRecord:
         """``model.pruning_cost.total`` (tmpbench.pruning.cost); {} for the teacher and older files."""
         return dict((self.results["model"].get("pruning_cost") or {}).get("total") or {})
 
+    @property
+    def plan_search(self) -> dict:
+        """The plan's ``settings.search`` (the measured search's error and cost), read from the pruned
+        folder the run loaded when it is still there; {} otherwise (teacher, moved cache, older files)."""
+        path = ((self.results["model"].get("prune_info") or {}).get("path"))
+        if not path:
+            return {}
+        try:
+            plan = json.loads((Path(path) / "plan.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        search = (plan.get("settings") or {}).get("search")
+        return search if isinstance(search, dict) else {}
+
     # --- comparability --------------------------------------------------------------------------
     @property
     def suite_hash(self) -> str:
