@@ -272,7 +272,8 @@ class MeasuredEvaluator(Evaluator):
             yield
             return
         saved, cur, phase = self._active, self._current, self.phase
-        self._active, self._current, self.phase = self._all, None, "confirm"
+        self._active, self._current = self._all, None
+        self.phase = "final" if phase == "final" else "confirm"
         try:
             yield
         finally:

@@ -97,3 +97,30 @@ def test_screen_inputs_must_be_a_positive_integer(bad):
     with pytest.raises(TmpbenchError, match=r"^pruner 'tmp': screen_inputs=.* must be an integer >= 1") as e:
         PRUNERS.get("tmp")(screen_inputs=bad)
     assert "\n" not in str(e.value)
+
+
+def test_a_state_met_again_is_scored_once(dense):
+    ev = MeasuredEvaluator(dense.model, Allocation(dense.tree, Budget.parse("25%")), dense.calib, set(), "uniform",
+                           screen_inputs=1)
+    _cut_last_block(ev)
+    first = ev.error()
+    spent, evaluations = ev.forward_equivalents, ev.evaluations
+    assert ev.error() == first and ev.forward_equivalents == spent and ev.evaluations == evaluations
+    assert ev.memo_hits == 1
+    with ev.confirm():  # the same state on other inputs is another measurement
+        ev.error()
+    assert ev.evaluations == evaluations + 1
+    group = next(g for g in ev.alloc.groups.values() if g.removed)
+    group.removed = 0  # back to the teacher: nothing touched, nothing spent
+    assert ev.error() == 0.0
+    group.removed = 1
+    assert ev.error() == first and ev.memo_hits == 2
+
+
+def test_estimate_range(dense):
+    est = PRUNERS.get("tmp")(chunks=4).estimate(dense.tree, Budget.parse("50%"), 16)
+    assert 0 < est["forward_equivalents_low"] < est["forward_equivalents"]
+    assert est["evaluations_low"] < est["evaluations"]
+    # without a refine pass nothing can repeat: the range closes
+    flat = PRUNERS.get("tmp")(chunks=4, refine=0).estimate(dense.tree, Budget.parse("50%"), 16)
+    assert flat["forward_equivalents_low"] == flat["forward_equivalents"]
