@@ -44,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks._record import append_table
+    from pruners.tmp import TMPPruner
     from tmpbench.loading import load_model
+    from tmpbench.pruning.budget import Budget
+    from tmpbench.pruning.families import unit_tree
     from tmpbench.pruning.runner import prune_generator
 
     torch.set_num_threads(args.threads)
@@ -52,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.before:
         key, _, value = item.partition("=")
         before[key] = float(value)
-    header = ("| model | budget | variant | evaluations | repeated states | forward-equivalents | before | cut | "
-              + " | ".join(PHASES) + " | calib error (measured) | search s |")
+    header = ("| model | budget | variant | evaluations | repeated states | forward-equivalents | estimate (low-high) | before "
+              "| cut | " + " | ".join(PHASES) + " | calib error (measured) | search s |")
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
     records = []
     for model in args.models:
@@ -65,15 +68,19 @@ def main(argv: list[str] | None = None) -> int:
                 s = result.plan.settings["search"]
                 fe = float(s["forward_equivalents"])
                 was = before.get(f"{model}:{budget}")
+                # what plan --estimate predicts for the same search (tree at the calibration size, same inputs)
+                tree = unit_tree(gen.denoiser, size=Budget.parse(budget).resolution)
+                est = TMPPruner(**VARIANTS[name]).estimate(tree, Budget.parse(budget), int(s["calib_inputs"]))
                 rec = {"model": model, "budget": budget, "variant": name, "settings": VARIANTS[name],
                        "evaluations": s["evaluations"], "repeated_states": s.get("repeated_states"),
                        "forward_equivalents": fe, "phases": s.get("phases", {}), "measured_error": s.get("measured_error"),
                        "predicted_error": s.get("predicted_error"), "screen_inputs": s.get("screen_inputs"),
                        "calib_inputs": s.get("calib_inputs"), "rounds": s.get("tree", {}).get("rounds"),
-                       "before": was, "search_seconds": s.get("seconds"), "total_seconds": round(time.perf_counter() - start, 1)}
+                       "estimate": est, "before": was, "search_seconds": s.get("seconds"), "total_seconds": round(time.perf_counter() - start, 1)}
                 records.append(rec)
                 phases = " | ".join(f"{rec['phases'].get(p, 0):,.0f}" for p in PHASES)
                 rows.append(f"| {model} | {budget} | {name} | {rec['evaluations']} | {rec['repeated_states']} | {fe:,.0f} | "
+                            f"{est['forward_equivalents_low']:,.0f}-{est['forward_equivalents']:,.0f} | "
                             f"{'-' if was is None else f'{was:,.0f}'} | {'-' if was is None else f'{was / fe:.1f}x'} | {phases} | "
                             f"{rec['measured_error']:.4g} | {rec['search_seconds']} |")
                 print(rows[-1], flush=True)
