@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                        "forward_equivalents": fe, "phases": s.get("phases", {}), "measured_error": s.get("measured_error"),
                        "predicted_error": s.get("predicted_error"), "screen_inputs": s.get("screen_inputs"),
                        "calib_inputs": s.get("calib_inputs"), "rounds": s.get("tree", {}).get("rounds"),
-                       "estimate": est, "before": was, "search_seconds": s.get("seconds"), "total_seconds": round(time.perf_counter() - start, 1)}
+                       "estimate": est, "before": was, "search_seconds": s.get("seconds"),
+                       "total_seconds": round(time.perf_counter() - start, 1)}
                 records.append(rec)
                 phases = " | ".join(f"{rec['phases'].get(p, 0):,.0f}" for p in PHASES)
                 rows.append(f"| {model} | {budget} | {name} | {rec['evaluations']} | {rec['repeated_states']} | {fe:,.0f} | "
