@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.before:
         key, _, value = item.partition("=")
         before[key] = float(value)
-    header = ("| model | budget | variant | evaluations | repeated states | forward-equivalents | estimate (low-high) | before "
+    header = ("| model | budget | variant | evaluations | repeated states | forward-equivalents "
+              "| estimate (refine repeats - at most) | before "
               "| cut | " + " | ".join(PHASES) + " | calib error (measured) | search s |")
     rows = [header, "|" + "---|" * (header.count("|") - 1)]
     records = []

@@ -115,8 +115,9 @@ def register(app: typer.Typer) -> None:
         screened = f" (probes on {est['screen_inputs']})" if est["screen_inputs"] < est["calib_inputs"] else ""
         typer.echo(f"{model} {pruner} --budget {budget}: {est['evaluations']} evaluations on {est['calib_inputs']} inputs"
                    f"{screened}, {est['forward_equivalents']:,.0f} forward-equivalents at most ({est['calibration_forwards']} "
-                   f"sampling the calibration; the search itself {est['search_forward_equivalents_low']:,.0f}-"
-                   f"{est['search_forward_equivalents']:,.0f}) at {est['calibration_size']} px, {est['flops']:.3g} FLOPs")
+                   f"sampling the calibration; the search itself at most {est['search_forward_equivalents']:,.0f}, or "
+                   f"{est['search_forward_equivalents_low']:,.0f} when its refine pass meets the first pass's states again) "
+                   f"at {est['calibration_size']} px, {est['flops']:.3g} FLOPs")
         for g, h in est["hours"].items():
             typer.echo(f"  {est['gpus'][g]}: {h * 60:,.1f} min at {est['mfu_assumed']:.0%} MFU")
 
