@@ -22,8 +22,8 @@ procedures of :mod:`pruners.allocate`:
 Plan 0 is the uniform anchor (no blocks, no merges, one share of every group). Units within a group
 leave in the order of TMP's within-component scorer (activation norms, REAP saliency for experts).
 Sampling stops when the forward-equivalents spent (scorer passes + evaluator, counted as TMP counts
-them) reach ``forward_budget`` (default ``"tmp"``: TMP's own estimate at this budget, an upper bound
-of what its tree search spends) or after ``n_plans`` plans, whichever comes first.
+them) reach ``forward_budget`` (default ``"tmp"``: TMP's own estimate at this budget, known before either
+search runs; not a bound on what TMP spends, see docs/tmp.md) or after ``n_plans`` plans, whichever comes first.
 """
 
 from __future__ import annotations

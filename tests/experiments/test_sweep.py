@@ -172,12 +172,15 @@ def test_axis_variants():
 def test_tree_depth_ablation_table(tiny_dir, tmp_path):
     from tmpbench.experiments.ablate import run_ablation
 
-    base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"])
+    base = config(tiny_dir, tmp_path / "abl", variants=[], budgets=["5%"], metrics="geneval,psnr_teacher")
     result = run_ablation("tree-depth", base, "5%")
     table = result["table"]
     assert list(table["variant"]) == ["teacher (unpruned)", "tmp-depth1", "tmp-depth2", "tmp-flat", "tmp-depth3"]
     # each plan's calibration error, read from its pruned folder (what the search minimised, measured after surgery)
     assert all(float(e) >= 0 for e in table["calib error"][1:])
+    # a fidelity metric has no teacher value: the teacher row says so instead of refusing the table (same runs, reused)
+    psnr = run_ablation("tree-depth", base, "5%", metric="psnr_teacher")["table"]
+    assert psnr["psnr_teacher"][0] == "n/a" and psnr["psnr_teacher"][1] != "n/a"
     assert result["metric"] == "geneval" and (tmp_path / "abl" / "table.md").read_text().startswith("Ablation 'tree-depth'")
 
 

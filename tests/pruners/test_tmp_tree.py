@@ -73,7 +73,8 @@ def test_estimate_predicts_the_search_it_runs(dense):
         result = prune_generator(dense.gen, "tmp", budget, pruner_settings=settings, progress=False,
                                  _collected=dense.calib)
         search = result.plan.settings["search"]
-        # an upper bound (level 2 counted for every stage; only stages that get a budget are probed)
+        # above the count here (level 2 counted for every stage; only stages that get a budget are probed);
+        # not a bound in general: a long measured fill can pass it (tiny-moe 50%, reports/tmp-search/screening.md)
         assert search["evaluations"] <= est["evaluations"], (budget, est, search)
         assert search["forward_equivalents"] <= est["forward_equivalents"]
         if budget == "50%":  # most stages get a budget: the range's low end is close (the rest is the refine and

@@ -114,10 +114,14 @@ def variant_table(base: SweepConfig, variants: list[Variant], budget: str, metri
     metric = pick_metric(next(iter(runs.values())), metric)
     ref = runs[reference]
     rows = []
-    t_point, t_ci, t_n = score(teacher, metric)
     delta = f"Δ vs {reference} [95% CI]"
+    if teacher.metric_values(metric):
+        t_point, t_ci, t_n = score(teacher, metric)
+        t_score = _fmt(t_point, t_ci)
+    else:  # a fidelity metric (PSNR to the teacher) has no teacher value
+        t_n, t_score = "", "n/a"
     rows.append({"variant": "teacher (unpruned)", "settings": "-", "achieved": "0.00% removed", "vs target": "-",
-                 "n": t_n, metric: _fmt(t_point, t_ci), delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-",
+                 "n": t_n, metric: t_score, delta: "", "p": "", "p (Holm)": "", "prune fwd / bwd": "-",
                  "calib error": "-"})
     tests = {v.name: paired(ref, runs[v.name], metric) for v in variants if v.name not in misses and v.name != reference}
     adjusted = dict(zip(tests, holm([t["p"] for t in tests.values()])))
