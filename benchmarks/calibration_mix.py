@@ -26,17 +26,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 METRICS = {"shapes-t2i": ["geneval"], "shapes-edit": ["edit_success", "preservation_psnr"]}
 
 
-def holm(pvalues: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as given)."""
-    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
-    adjusted = [0.0] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
-        adjusted[i] = running
-    return adjusted
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["tiny-dit", "tiny-hy3"])
@@ -54,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from tmpbench.pruning.recipes import default_calibration
-    from tmpbench.report.stats import bootstrap_ci, is_binary, mcnemar_exact, paired_bootstrap
+    from tmpbench.report.stats import bootstrap_ci, holm, is_binary, mcnemar_exact, paired_bootstrap
     from tmpbench.run import RunConfig, run_benchmark
     from tmpbench.suites.core import load_suite
 
