@@ -191,7 +191,7 @@ def estimate(resolved: dict[str, Any], size: int, *, guidance: float | None = No
         raise TmpbenchError(f"--attention {attention!r} must be sdpa (flash / memory-efficient kernels) or eager")
     entry, denoiser, components = resolved["entry"], resolved["denoiser"], resolved["components"]
     guidance = entry.default_guidance if guidance is None else guidance
-    batch = 2 if guidance > 1.0 else 1  # CFG batches the unconditional pass with the conditional one
+    batch = entry.cfg_batch(guidance)  # CFG batches the unconditional pass with the conditional one
     act = _act_bytes(denoiser)
     shapes = denoiser_shapes(denoiser, size, batch, act, eager_attention=attention == "eager")
     tree = shapes["tree"]

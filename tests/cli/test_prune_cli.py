@@ -116,3 +116,30 @@ def test_estimate_refuses_what_it_cannot_predict_in_one_line(cli):
     code, _, err = cli("plan", "--model", "tiny-dit", "--pruner", "tmp", "--budget", "25%", "--estimate",
                        "--set", "search=flat")
     assert code == 2 and "the flat greedy's evaluations depend on what it accepts" in err and len(err.strip().splitlines()) == 1
+
+
+def test_estimate_counts_the_calls_calibration_makes(cli):
+    """A calibration input is one denoiser call: the diffusers pipelines run each task's prompts as one
+    batch per step, so tiny-dit's default calibration (4 shapes-t2i + 4 shapes-edit prompts, 16 steps)
+    makes 32 calls of 4 samples, which is what the prune runner counts when it collects it."""
+    from tmpbench.loading import load_model
+    from tmpbench.pruning.recipes import default_calibration, model_defaults
+
+    code, out, _ = cli("plan", "--model", "tiny-dit", "--pruner", "tmp", "--budget", "25%", "--estimate", "--json")
+    assert code == 0
+    est = json.loads(out)
+    assert est["tasks"] == {"edit": 4, "t2i": 4} and est["batched"] is True
+    gen = load_model("tiny-dit")
+    calib = default_calibration("tiny-dit").resolved(*model_defaults(gen)).collect(gen)
+    assert est["calibration_forwards"] == calib.identity["n_calls"] == 32
+    # TMP keeps max_calib_inputs (16) of the 32, spread over the trajectory
+    assert est["samples_per_call"] == 4 and est["calib_inputs"] == len(calib.subset(16)) == 16
+    # the sequences the calls carry, as the FLOPs assume: a t2i call guides at guidance 1 (ZImagePipeline:
+    # guidance > 0), 4 prompts x 2; an edit call does not (the reference's edit path: guidance > 1)
+    sizes = [len(a[0]) if a else len(next(iter(k.values()))) for a, k in calib.inputs]
+    assert sorted(set(sizes)) == [4, 8] and est["batch_per_call"] == sum(sizes) / len(sizes) == 6
+    # HunyuanImage-3.0 runs generate_image once per prompt: one sample per call
+    code, out, _ = cli("plan", "--model", "hunyuanimage3", "--meta", "--pruner", "tmp", "--budget", "20b", "--estimate",
+                       "--json")
+    hy = json.loads(out)
+    assert hy["batched"] is False and hy["samples_per_call"] == 1 and hy["calibration_forwards"] == 8 * 50

@@ -98,23 +98,28 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(tree.to_dict(depth), indent=2) if as_json else format_tree(tree, depth=depth))
 
     def _print_estimate(model: str, pruner: str, budget: str, meta: bool, settings: dict, prompts: int, seed: int,
-                        as_json: bool) -> None:
+                        as_json: bool, mix: Any = None) -> None:
         from tmpbench.models.spec import parse_spec, resolve_entry
         from tmpbench.pruning.estimate import estimable, estimate_plan
+        from tmpbench.pruning.recipes import default_calibration
 
         estimable(pruner, settings, seed)  # before loading anything
         entry = resolve_entry(parse_spec(model))
+        base = default_calibration(entry.name)
+        spec = dataclasses.replace(base, n_prompts=prompts, mix=mix if mix is not None else base.mix)
         denoiser, _, _ = _denoiser(model, meta)
         est = estimate_plan(denoiser, pruner, budget, n_prompts=prompts, steps=int(entry.default_steps),
                             size=int(entry.default_size), guidance=float(entry.default_guidance),
-                            pruner_settings=settings, seed=seed)
+                            pruner_settings=settings, seed=seed, tasks=spec.counts, batched=entry.batched_calls,
+                            cfg_batch=entry.cfg_batch)
         est["model"] = model
         if as_json:
             typer.echo(json.dumps(est, indent=2))
             return
         screened = f" (probes on {est['screen_inputs']})" if est["screen_inputs"] < est["calib_inputs"] else ""
         typer.echo(f"{model} {pruner} --budget {budget}: {est['evaluations']} evaluations on {est['calib_inputs']} inputs"
-                   f"{screened}, {est['forward_equivalents']:,.0f} forward-equivalents at most ({est['calibration_forwards']} "
+                   f" of {est['samples_per_call']:g} sample(s) each{screened}, {est['forward_equivalents']:,.0f} "
+                   f"forward-equivalents at most ({est['calibration_forwards']} "
                    f"sampling the calibration; the search itself at most {est['search_forward_equivalents']:,.0f}, or "
                    f"{est['search_forward_equivalents_low']:,.0f} when its refine pass meets the first pass's states again) "
                    f"at {est['calibration_size']} px, {est['flops']:.3g} FLOPs")
@@ -144,7 +149,7 @@ def register(app: typer.Typer) -> None:
         pruner_settings = parse_settings(settings)
         mix = parse_mix(calibration_mix) if calibration_mix is not None else None
         if estimate:
-            _print_estimate(model, pruner, budget, meta, pruner_settings, calib_prompts, seed, as_json)
+            _print_estimate(model, pruner, budget, meta, pruner_settings, calib_prompts, seed, as_json, mix)
             return
         denoiser, gen, name = _denoiser(model, meta)
         calibration = None

@@ -70,6 +70,15 @@ class ModelEntry:
     # images per generator call when --batch-size is not given: large for models whose calls are cheap
     # (the 32 px references), small where a batch must fit in accelerator memory at full size
     default_batch_size: int = 8
+    # how generate() calls the denoiser: each task's prompts as one batch per step (the diffusers pipelines;
+    # True), or every prompt through its own calls (False: HunyuanImage-3.0's generate_image); what a
+    # calibration input (one call) holds, for plan --estimate's FLOPs
+    batched_calls: bool = True
+    # classifier-free guidance doubles a call's batch when guidance is above this value: ZImagePipeline and
+    # its img2img twin guide whenever guidance_scale > 0, FluxPipeline (true CFG) and HunyuanImage-3.0 above
+    # 1; edit_cfg_above is the edit path's own rule when it differs (None: the same)
+    cfg_above: float = 1.0
+    edit_cfg_above: float | None = None
     path_env: str | None = None  # env var naming a local checkpoint directory
     meta_builder: str | Callable[..., Any] | None = None  # "module:attr" -> (entry) -> nn.Module on meta
     # "module:attr" -> (entry) -> {name: nn.Module on meta}: the pipeline's other components (text
@@ -90,6 +99,12 @@ class ModelEntry:
     def __post_init__(self) -> None:
         if self.default_batch_size < 1:
             raise TmpbenchError(f"model {self.name!r}: default_batch_size must be at least 1, got {self.default_batch_size}")
+
+    def cfg_batch(self, guidance: float, task: str = "t2i") -> int:
+        """Sequences per prompt in one denoiser call at ``guidance``: 2 when the pipeline runs classifier-free
+        guidance (conditional and unconditional in one batch), else 1."""
+        above = self.edit_cfg_above if task == "edit" and self.edit_cfg_above is not None else self.cfg_above
+        return 2 if guidance > above else 1
 
     def load(self, path: str | Path | None = None, device: str = "cpu") -> Generator:
         return resolve_target(self.loader)(self, None if path is None else str(path), device)
@@ -114,6 +129,9 @@ class ModelEntry:
             "default_guidance": self.default_guidance,
             "default_size": self.default_size,
             "default_batch_size": self.default_batch_size,
+            "batched_calls": self.batched_calls,
+            "cfg_above": self.cfg_above,
+            "edit_cfg_above": self.edit_cfg_above,
             "path_env": self.path_env,
             "supports_edit": self.supports_edit,
             "description": self.description,

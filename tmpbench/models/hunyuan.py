@@ -337,6 +337,7 @@ HUNYUANIMAGE3_ENTRY = ModelEntry(
     default_size=1024,
     path_env=PATH_ENV,
     supports_edit=False,
+    batched_calls=False,  # generate() runs generate_image once per prompt
     description="HunyuanImage-3.0 80B MoE (64 experts, top-8, 1 shared), transformers trust_remote_code; T2I",
 )
 

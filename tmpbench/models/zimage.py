@@ -156,5 +156,6 @@ ZIMAGE_ENTRY = ModelEntry(
     default_size=1024,
     path_env="TMPBENCH_ZIMAGE_PATH",
     supports_edit=True,
+    cfg_above=0.0,  # ZImagePipeline and ZImageImg2ImgPipeline: do_classifier_free_guidance = guidance_scale > 0
     description="Z-Image-Turbo 6B single-stream DiT (diffusers ZImagePipeline); edits via img2img",
 )

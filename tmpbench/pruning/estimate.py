@@ -49,18 +49,36 @@ def estimate_plan(
     guidance: float,
     pruner_settings: dict | None = None,
     seed: int = 0,
+    tasks: dict[str, int] | None = None,
+    batched: bool = False,
+    cfg_batch: Any = None,
 ) -> dict[str, Any]:
     """Evaluations, forward-equivalents, FLOPs and projected GPU hours of planning ``model`` with
     ``pruner_name`` under ``budget``, on a calibration of ``n_prompts`` prompts x ``steps`` steps at
-    ``size`` px (classifier-free guidance > 1 doubles each call's batch)."""
+    ``size`` px. ``cfg_batch(guidance, task)`` gives the sequences per prompt in one call
+    (:meth:`tmpbench.models.base.ModelEntry.cfg_batch`: 2 where the pipeline runs classifier-free
+    guidance at ``guidance``); without it, guidance above 1 doubles the batch.
+
+    A calibration input is one denoiser call. ``batched`` says how the generator makes them: True
+    when each task's prompts go through one call per step as a batch (the diffusers pipelines, so
+    ``tasks`` = prompts per task, e.g. ``{"t2i": 4, "edit": 4}``, gives ``steps x len(tasks)`` calls of
+    ``n_prompts / len(tasks)`` samples each), False when every prompt has its own calls
+    (HunyuanImage-3.0's ``generate_image``: ``n_prompts x steps`` calls of one sample). The search's
+    forward-equivalents count calls, so a call's FLOPs are the per-sample FLOPs times its samples."""
     budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
     pruner = estimable(pruner_name, pruner_settings, seed)
     check_family(pruner, pruner_name, model)
     tree = unit_tree(model, size=budget.resolution)
-    calls = int(n_prompts) * int(steps)
+    tasks = {k: int(v) for k, v in (tasks or {"t2i": int(n_prompts)}).items() if int(v) > 0}
+    if sum(tasks.values()) != int(n_prompts):
+        raise TmpbenchError(f"estimate: tasks {tasks} hold {sum(tasks.values())} prompts, not n_prompts={n_prompts}")
+    calls = int(steps) * (len(tasks) if batched else int(n_prompts))
+    samples_per_call = int(n_prompts) * int(steps) / calls
+    cfg_of = cfg_batch or (lambda g, _task: 2 if g > 1 else 1)
+    # sequences per call, averaged over the calls (each task makes the same number of calls per prompt or batch)
+    sequences = sum(n * cfg_of(guidance, task) for task, n in tasks.items()) * int(steps) / calls
     est = pruner.estimate(tree, budget, calls)
-    batch = 2 if guidance > 1 else 1
-    per_forward = float(unit_tree(model, size=size).flops) * batch
+    per_forward = float(unit_tree(model, size=size).flops) * sequences
     search_fe = float(est["forward_equivalents"])
     search_low = float(est.get("forward_equivalents_low", search_fe))
     total_fe = search_fe + calls  # + sampling the calibration trajectories
@@ -71,7 +89,8 @@ def estimate_plan(
         "evaluations": est["evaluations"], "calib_inputs": est["calib_inputs"],
         "search_forward_equivalents": round(search_fe, 1), "search_forward_equivalents_low": round(search_low, 1),
         "screen_inputs": est.get("screen_inputs", est["calib_inputs"]), "calibration_forwards": calls,
-        "forward_equivalents": round(total_fe, 1), "calibration_size": size, "batch_per_call": batch,
+        "samples_per_call": samples_per_call, "tasks": tasks, "batched": bool(batched),
+        "forward_equivalents": round(total_fe, 1), "calibration_size": size, "batch_per_call": sequences,
         "flops_per_forward": per_forward, "flops": flops, "mfu_assumed": MFU,
         "hours": hours, "gpus": {g: GPUS[g].description for g in PROJECTED_GPUS},
     }

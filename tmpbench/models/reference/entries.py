@@ -96,6 +96,10 @@ def _reference_entry(
         default_batch_size=64,
         path_env=path_env,
         supports_edit=True,
+        # text-to-image runs ZImagePipeline (guides when guidance > 0); edits run tiny_zimage.edit_in_sequence
+        # (guides when guidance > 1)
+        cfg_above=0.0,
+        edit_cfg_above=1.0,
         calibration_suite="shapes-t2i",
         calibration_edit_suite="shapes-edit",
         architecture=architecture,
