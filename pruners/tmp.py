@@ -234,8 +234,11 @@ class TMPPruner(Pruner):
     def estimate(self, tree: UnitTree, budget: Any, n_inputs: int) -> dict[str, Any]:
         """What the measured search will spend, before it runs (``tmpbench plan --estimate``): evaluations
         and denoiser forward-equivalents over ``n_inputs`` calibration inputs. Probes of block b cost the
-        share of a forward from b on (block-local replay, blocks in tree order); fixed passes are the teacher
-        outputs, the replay capture, the linear-map fit and the unit scorers (one pass each)."""
+        share of a forward from b on (block-local replay, blocks in tree order), over ``screen_inputs`` of the
+        inputs when set; confirmations and the final measurement run on all of them; the fixed passes are
+        the one teacher pass (outputs, replay records, linear-map inputs) and the unit scorers (activations,
+        REAP for experts). ``forward_equivalents_low`` is the count when the refine pass meets the first
+        pass's states again (scored once). An estimate, not a bound (docs/tmp.md §4a, Progress)."""
         self.check_estimable()
         n_inputs = min(n_inputs, self._settings["max_calib_inputs"])
         alloc = Allocation(tree, budget, round_to=self._settings["round_to"])

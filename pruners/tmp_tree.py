@@ -582,9 +582,9 @@ def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False)
     Level 1 probes every block's width, drop and linear map. Level 2 is counted for every stage (an upper
     bound: only stages that get a budget are probed): a measurement of its context, its blocks' policies
     again in that context, and its groups at two widths per policy. Each refine pass repeats level 2 and
-    re-measures its chosen elements; the measured fill is allowed two chunks of ``shortlist`` candidates;
-    the final measurement is one more. Entries are block paths, or "" for a measurement that touches
-    many blocks (a full forward)."""
+    re-measures its chosen elements; the measured fill is allowed two chunks of ``shortlist`` candidates.
+    Entries are block paths, or "" for a measurement that touches many blocks (a full forward). The final
+    measurement, and each pass's confirmation when probes are screened, are the second value."""
     a = search.alloc
     stages = search._stages()
     level1: list[str] = []

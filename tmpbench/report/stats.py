@@ -103,7 +103,7 @@ P_DISPLAY_FLOOR = 1e-12  # below this, a p-value comes from a normal tail or an 
 def format_p(p: float) -> str:
     """A p-value for a table: three significant digits, or ``<1e-12`` below :data:`P_DISPLAY_FLOOR`
     (the normal approximation has no accuracy that far out, and no decision depends on it)."""
-    return "<1e-12" if p < P_DISPLAY_FLOOR else f"{p:.3g}"
+    return f"<{P_DISPLAY_FLOOR:g}" if p < P_DISPLAY_FLOOR else f"{p:.3g}"
 
 
 def normal_tail(z: float) -> float:
