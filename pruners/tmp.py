@@ -105,6 +105,7 @@ class TMPPruner(Pruner):
         "block_local": True,
         "refine": 1,
         "screen_inputs": None,
+        "local_probes": False,
     }
 
     def _validate_settings(self) -> None:
@@ -122,8 +123,12 @@ class TMPPruner(Pruner):
                                 "calibration inputs, candidates confirmed on all) or None (every probe on all inputs)")
         if s["search"] not in SEARCHES:
             raise TmpbenchError(f"pruner 'tmp': search={s['search']!r}; use one of {list(SEARCHES)} (tree: top-down, flat: one greedy)")
-        if not isinstance(s["block_local"], bool):
-            raise TmpbenchError(f"pruner 'tmp': block_local={s['block_local']!r} must be true or false")
+        for key in ("block_local", "local_probes"):
+            if not isinstance(s[key], bool):
+                raise TmpbenchError(f"pruner 'tmp': {key}={s[key]!r} must be true or false")
+        if s["local_probes"] and (s["search"] != "tree" or not s["block_local"]):
+            raise TmpbenchError("pruner 'tmp': local_probes=true scores the tree search's group probes on their own block's "
+                                "replayed inputs; it needs search=tree and block_local=true")
         if s["timestep_weighting"] not in WEIGHTINGS:
             raise TmpbenchError(f"pruner 'tmp': timestep_weighting={s['timestep_weighting']!r}; use one of {list(WEIGHTINGS)}")
         if not set(self.mix) & DEPTH_POLICIES[self.depth]:
@@ -173,7 +178,7 @@ class TMPPruner(Pruner):
         search: FlatSearch | TreeSearch
         if self._settings["search"] == "tree":
             search = TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
-                                self._settings["refine"])
+                                self._settings["refine"], local=self._settings["local_probes"])
         else:
             search = FlatSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                 self._settings["rescore_every"])
@@ -220,6 +225,8 @@ class TMPPruner(Pruner):
             search_info.update(predicted_error=predicted, calib_inputs=len(calib),
                                timestep_weighting=self._settings["timestep_weighting"])
             search_info["repeated_states"] = evaluator.memo_hits  # states met again, scored once
+            if evaluator.local_evaluations:
+                search_info["local_evaluations"] = evaluator.local_evaluations  # one block each
             if evaluator.screens:
                 search_info["screen_inputs"] = evaluator.screen_inputs
             alloc.linear_fit_inputs = len(calib)  # surgery fits its linear maps on the search's inputs
@@ -244,19 +251,23 @@ class TMPPruner(Pruner):
         alloc = Allocation(tree, budget, round_to=self._settings["round_to"])
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
-                            self._settings["refine"])
+                            self._settings["refine"], local=self._settings["local_probes"] and self._settings["block_local"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs
         probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs)
         total = max(float(tree.flops), 1e-9)
-        before, share = 0.0, {}
+        before, share, after = 0.0, {}, {}
         for slot in alloc.blocks.values():  # blocks in tree order: what runs before each
             share[slot.path] = before / total
             before += slot.flops
+        for slot in alloc.blocks.values():  # and after each (a local probe stops at its block)
+            after[slot.path] = (before - share[slot.path] * total - slot.flops) / total
         local = self._settings["block_local"]
+
         def cost(entries: list[str]) -> float:
-            return sum(1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in entries)
+            return sum(1.0 - share.get(p[1:], 0.0) - after.get(p[1:], 0.0) if p.startswith("@")
+                       else 1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in entries)
 
         probe_fe = cost(probes)
         # one teacher pass (outputs, replay records, linear-map inputs), the activation scorer, REAP for experts

@@ -37,6 +37,8 @@ from tmpbench.pruning.calibration import (
     capture_blocks,
     capture_replay,
     fit_recorded_maps,
+    flatten_output,
+    relative_block_error,
     spread_indices,
     timestep_weights,
 )
@@ -155,6 +157,13 @@ class Evaluator:
     def can_linear(self, slot: BlockSlot) -> bool:
         return True
 
+    def can_local(self, slot: BlockSlot) -> bool:
+        """Whether :meth:`local_error` can score ``slot`` (only a measured evaluator with replay can)."""
+        return False
+
+    def local_error(self, block: str) -> float:
+        raise NotImplementedError(f"{type(self).__name__} has no local error")
+
     def block_priority(self, slot: BlockSlot) -> float:
         return 0.0
 
@@ -264,6 +273,8 @@ class MeasuredEvaluator(Evaluator):
         self._views: dict[tuple[int, ...], tuple[Any, list, list[float]]] = {}
         self._memo: dict[tuple, float] = {}
         self.memo_hits = 0
+        self.local_evaluations = 0  # local_error() scorings (one block each), beside ``evaluations``
+        self._block_refs: dict[str, list] = {}  # block -> the teacher's flat outputs of it, per input
         self.phase = "search"
 
     @contextmanager
@@ -321,15 +332,10 @@ class MeasuredEvaluator(Evaluator):
         self._memo[key] = value
         return value
 
-    def _error(self) -> float:
-        self.evaluations += 1
-        keep, merges, blocks = {}, {}, {}
-        touched: set[str] = set()
-        for b in self.alloc.blocks.values():
-            if b.mode is not None:
-                blocks[b.path] = b.mode
-                touched.add(b.path)
-        for g in self.alloc.groups.values():
+    def _masks(self, groups: list[UnitGroup]) -> tuple[dict, dict, set[str]]:
+        """(keep, merges, touched blocks) of the live cuts among ``groups``."""
+        keep, merges, touched = {}, {}, set()
+        for g in groups:
             if g.removed == 0 or self.alloc.blocks[g.block].mode is not None:
                 continue
             touched.add(g.block)
@@ -337,6 +343,50 @@ class MeasuredEvaluator(Evaluator):
                 merges[g.component] = merge_groups(g)
             else:
                 keep[g.component] = (g.kind, g.kept_ids(), g.id_count)
+        return keep, merges, touched
+
+    def can_local(self, slot: BlockSlot) -> bool:
+        """Whether :meth:`local_error` can score ``slot`` (its inputs are replayable: block-local on, and
+        the block is called once per denoiser call)."""
+        return self.replay is not None and slot.path in self._order
+
+    def local_error(self, block: str) -> float:
+        """The relative error of ``block``'s own output under the cuts inside it (its groups' current
+        state; the block itself must be kept), on the teacher's inputs to it: the blocks before it are
+        replayed and nothing after it runs, so it costs that block's FLOPs share of a forward per input
+        (the tree search's local probes, docs/tmp.md §4d). It does not see the cuts of other blocks; the
+        caller turns it into output error with a gain measured globally. Memoised by the block's state."""
+        slot = self.alloc.blocks[block]
+        if not self.can_local(slot) or slot.mode is not None:
+            raise ValueError(f"local_error: block {block!r} cannot be scored locally")
+        groups = [self.alloc.groups[p] for p in slot.groups]
+        key = ("local", tuple(self._active), block, tuple((g.removed, g.merge) for g in groups))
+        if key in self._memo:
+            self.memo_hits += 1
+            return self._memo[key]
+        keep, merges, touched = self._masks(groups)
+        if not touched:
+            self._memo[key] = 0.0
+            return 0.0
+        self.local_evaluations += 1
+        calib, _reference, weights = self._view()
+        replayed = self.replay.prefix(block)
+        after = self.replay.order[len(replayed) + 1:]
+        self.spend(len(calib) * max(0.0, self.replay.cost(replayed) - sum(self.replay.share[p] for p in after)))
+        if block not in self._block_refs:
+            self._block_refs[block] = [flatten_output(o).cpu() for o in self.replay.outputs[block]]
+        reference = [self._block_refs[block][i] for i in self._active]
+        replay = {p: [self.replay.outputs[p][i] for i in self._active] for p in replayed} if replayed else None
+        with apply_masks(self.model, keep=keep, merges=merges, merged_cache=self.merged_cache, replay=replay):
+            value = relative_block_error(self.model, block, calib, reference, weights)
+        self._memo[key] = value
+        return value
+
+    def _error(self) -> float:
+        self.evaluations += 1
+        blocks = {b.path: b.mode for b in self.alloc.blocks.values() if b.mode is not None}
+        keep, merges, touched = self._masks(list(self.alloc.groups.values()))
+        touched |= set(blocks)
         replayed = self._replayed(touched)
         if self.replay is not None and len(replayed) == len(self.replay.order) and not touched:
             return 0.0  # nothing touched: the teacher itself

@@ -182,6 +182,55 @@ def relative_output_error(
     return total / max(norm, 1e-12)
 
 
+class _BlockReached(Exception):
+    """Raised by :func:`relative_block_error`'s hook to stop a forward once the block has returned."""
+
+    def __init__(self, output: Any) -> None:
+        super().__init__()
+        self.output = output
+
+
+@torch.no_grad()
+def relative_block_error(
+    model: nn.Module,
+    block: str,
+    calibration: Calibration,
+    reference: list[torch.Tensor],
+    weights: list[float] | None = None,
+) -> float:
+    """Relative error of one block's output, ``E_t ||b(x_t) - b_ref(x_t)||^2 / ||b_ref(x_t)||^2``, the
+    same form as :func:`relative_output_error` one level down: each call runs until ``block`` (the module
+    at that path while the call runs, so a masked or swapped one) returns, and stops there; nothing after
+    it runs. ``reference[i]`` is the unpruned block's flat output on call ``i``. With the blocks before it
+    replayed from the teacher's records, its inputs are the teacher's, so this is the block's own share of
+    a state's error, for the FLOPs of that block (TMP's local probes, docs/tmp.md §4d)."""
+    w = weights or [1.0] * len(calibration)
+    total, norm = 0.0, 0.0
+    module = model.get_submodule(block)
+
+    def stop(_m: nn.Module, _a: tuple, out: Any) -> None:
+        raise _BlockReached(out)
+
+    handle = module.register_forward_hook(stop)
+    try:
+        for i in range(len(calibration)):
+            try:
+                calibration.call(model, i)
+            except _BlockReached as reached:
+                y = flatten_output(reached.output).cpu()
+            else:
+                raise TmpbenchError(f"block {block!r} did not run during calibration call {i}")
+            r = reference[i]
+            err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
+            if not math.isfinite(err):
+                err = 1e6
+            total += w[i] * err
+            norm += w[i]
+    finally:
+        handle.remove()
+    return total / max(norm, 1e-12)
+
+
 def spread_indices(n: int, k: int) -> list[int]:
     """``k`` positions of ``n`` evenly spaced over the captured order (so over timesteps and, for a
     mixed calibration, over its t2i and edit calls), first and last included."""
