@@ -169,10 +169,16 @@ def relative_output_error(
     unpruned outputs ``reference`` (:meth:`Calibration.outputs` of the teacher), weighted per input by
     ``weights`` (uniform by default). TMP's search scores masked states with it, and the runner scores
     the physically pruned model with it, so the two numbers are comparable."""
-    w = weights or [1.0] * len(calibration)
+    outputs = (flatten_output(calibration.call(model, i)).cpu() for i in range(len(calibration)))
+    return _weighted_relative_error(outputs, reference, weights)
+
+
+def _weighted_relative_error(outputs: Any, reference: list[torch.Tensor], weights: list[float] | None) -> float:
+    """``sum_i w_i ||y_i - r_i||^2 / ||r_i||^2 / sum_i w_i`` over ``outputs`` (an iterable of flat tensors)
+    and ``reference``; a non-finite term counts as 1e6."""
+    w = weights or [1.0] * len(reference)
     total, norm = 0.0, 0.0
-    for i in range(len(calibration)):
-        y = flatten_output(calibration.call(model, i)).cpu()
+    for i, y in enumerate(outputs):
         r = reference[i]
         err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
         if not math.isfinite(err):
@@ -204,31 +210,23 @@ def relative_block_error(
     it runs. ``reference[i]`` is the unpruned block's flat output on call ``i``. With the blocks before it
     replayed from the teacher's records, its inputs are the teacher's, so this is the block's own share of
     a state's error, for the FLOPs of that block (TMP's local probes, docs/tmp.md §4d)."""
-    w = weights or [1.0] * len(calibration)
-    total, norm = 0.0, 0.0
-    module = model.get_submodule(block)
-
     def stop(_m: nn.Module, _a: tuple, out: Any) -> None:
         raise _BlockReached(out)
 
-    handle = module.register_forward_hook(stop)
-    try:
+    def outputs() -> Iterator[torch.Tensor]:
         for i in range(len(calibration)):
             try:
                 calibration.call(model, i)
             except _BlockReached as reached:
-                y = flatten_output(reached.output).cpu()
+                yield flatten_output(reached.output).cpu()
             else:
                 raise TmpbenchError(f"block {block!r} did not run during calibration call {i}")
-            r = reference[i]
-            err = float(((y - r) ** 2).sum() / (r ** 2).sum().clamp_min(1e-12))
-            if not math.isfinite(err):
-                err = 1e6
-            total += w[i] * err
-            norm += w[i]
+
+    handle = model.get_submodule(block).register_forward_hook(stop)
+    try:
+        return _weighted_relative_error(outputs(), reference, weights)
     finally:
         handle.remove()
-    return total / max(norm, 1e-12)
 
 
 def spread_indices(n: int, k: int) -> list[int]:
