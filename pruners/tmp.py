@@ -251,22 +251,22 @@ class TMPPruner(Pruner):
         alloc = Allocation(tree, budget, round_to=self._settings["round_to"])
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
-                            self._settings["refine"], local=self._settings["local_probes"] and self._settings["block_local"])
+                            self._settings["refine"], local=self._settings["local_probes"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs
         probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs)
         total = max(float(tree.flops), 1e-9)
-        before, share, after = 0.0, {}, {}
-        for slot in alloc.blocks.values():  # blocks in tree order: what runs before each
-            share[slot.path] = before / total
+        before, share, own = 0.0, {}, {}
+        for slot in alloc.blocks.values():  # blocks in tree order: what runs before each, and each one's share
+            share[slot.path], own[slot.path] = before / total, slot.flops / total
             before += slot.flops
-        for slot in alloc.blocks.values():  # and after each (a local probe stops at its block)
-            after[slot.path] = (before - share[slot.path] * total - slot.flops) / total
+        rest = 1.0 - before / total  # outside the blocks (embedders, final layer): every probe runs it
         local = self._settings["block_local"]
 
         def cost(entries: list[str]) -> float:
-            return sum(1.0 - share.get(p[1:], 0.0) - after.get(p[1:], 0.0) if p.startswith("@")
+            # "@b": a local probe runs block b and what lies outside the blocks; "b": a forward from b on
+            return sum(own.get(p[1:], 0.0) + rest if p.startswith("@")
                        else 1.0 - (share.get(p, 0.0) if local and p else 0.0) for p in entries)
 
         probe_fe = cost(probes)

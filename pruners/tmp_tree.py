@@ -262,28 +262,24 @@ class TreeSearch:
         edits = self._width_edits(groups, frac)
         if self._saving(edits) <= 0:
             return
-        glob = self._probe(edits)
+        glob, loc = self._probe(edits), self._local_probe(slot.path, edits)
+        if glob > 1e-12 and loc > 1e-12:
+            self.gains[slot.path] = glob / loc
+
+    def _local_probe(self, block: str, edits: tuple[Edit, ...] = ()) -> float:
+        """``block``'s own error with ``edits`` applied to the current state (its local error)."""
         undo = self._set(edits)
         try:
             self.local_probes += 1
-            loc = self.ev.local_error(slot.path)
+            return self.ev.local_error(block)
         finally:
             self._undo(undo)
-        if glob > 1e-12 and loc > 1e-12:
-            self.gains[slot.path] = glob / loc
 
     def _group_cost(self, g: UnitGroup, edits: tuple[Edit, ...]) -> float:
         """Error increase of a group probe: its block's local error times the block's gain when the block
         has one (local probes), else a global probe in the current context."""
         gain = self.gains.get(g.block)
-        if gain is None:
-            return self._probe(edits)
-        undo = self._set(edits)
-        try:
-            self.local_probes += 1
-            return gain * self.ev.local_error(g.block)
-        finally:
-            self._undo(undo)
+        return self._probe(edits) if gain is None else gain * self._local_probe(g.block, edits)
 
     # --- level 2: group menus, block budgets -------------------------------------------------------
     def _group_points(self, g: UnitGroup, frac: float) -> list[Point]:
@@ -440,16 +436,14 @@ class TreeSearch:
                 g = a.groups[path]
                 gain = self.gains.get(g.block)
                 if gain is not None:  # local probes: the block's own error before and after, times its gain
-                    self.local_probes += 2
-                    before = self.ev.local_error(g.block)
-                    g.removed += n
-                    cost = gain * (self.ev.local_error(g.block) - before)
+                    edits = (("group", path, g.removed + n, g.merge),)
+                    cost = gain * (self._local_probe(g.block, edits) - self._local_probe(g.block))
                 else:
                     base = self.ev.current() if base is None else base
                     g.removed += n
                     self.probes += 1
                     cost = self.ev.error() - base
-                g.removed -= n
+                    g.removed -= n
                 key = self.mix.get("merge_experts" if g.merge else UNIT_POLICIES[g.kind][0], 1.0) * max(cost, 0.0) / x
                 if best is None or key < best[0]:
                     best = (key, g, n, None if gain is not None else base + cost)
@@ -539,9 +533,8 @@ class TreeSearch:
             frac = min(1.0, budget / width_room) if width_room > 0 else 0.0
             menus = []
             for b in blocks:
-                self._measure_gain(a.blocks[b], frac)
-            for b in blocks:
                 slot = a.blocks[b]
+                self._measure_gain(slot, frac)  # before the block's group probes, which it scales
                 menu = Menu(b)
                 for p0 in block_menus[b].points:  # block policies, probed again in the downstream context
                     if not (p0.edits and p0.edits[0][0] == "block"):

@@ -161,9 +161,11 @@ def test_axis_variants():
     assert [v.name for v in axis_variants("policy-mix", False)] == ["depth-only", "width-only", "mixed"]
     assert [v.name for v in axis_variants("policy-mix", True)] == ["depth-only", "width-only", "experts-only", "mixed"]
     assert axis_variants("policy-mix", True)[2].settings == {"policy_mix": ["prune_experts", "merge_experts"]}
-    # search-cost: the screened search with and without the refine pass, the default search last (the reference)
+    # search-cost: the screened search with and without the refine pass, local probes, the default search last
+    # (the reference)
     assert [v.settings for v in axis_variants("search-cost", False)] == [{"screen_inputs": 4, "refine": 0},
-                                                                          {"screen_inputs": 4}, {}]
+                                                                          {"screen_inputs": 4},
+                                                                          {"local_probes": True}, {}]
     with pytest.raises(TmpbenchError, match="unknown ablation axis 'width'"):
         axis_variants("width", False)
 

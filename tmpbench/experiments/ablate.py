@@ -4,9 +4,10 @@
   the maximum), beside the flat greedy at full depth (``search="flat"``).
 * ``policy-mix``: TMP restricted to depth policies (drop block, linear map), width policies (heads,
   channels), expert policies (prune/merge experts; MoE models only), and all of them mixed.
-* ``search-cost``: TMP's screened search (probes on 4 of the calibration inputs, candidates confirmed on all
-  of them; with and without the refine pass) against the default search that probes on every input: held-out
-  quality, the plan's calibration error and the forward-equivalents each spent (docs/tmp.md §4d).
+* ``search-cost``: TMP's cheaper searches against the default one: screened (probes on 4 of the calibration
+  inputs, candidates confirmed on all of them; with and without the refine pass) and local probes (group
+  probes scored on their own block, scaled by a per-block gain): held-out quality, the plan's calibration
+  error and the forward-equivalents each spent (docs/tmp.md §4d).
 * ``arch-transfer``: a grid of TMP settings (:data:`TRANSFER_GRID`: defaults, tree depth, policy mix,
   timestep weighting, width step, refine pass) is scored on the ``dev`` split of each architecture
   (by default the three references: dense DiT, MoE DiT, decoder MoE); each architecture's pick is
@@ -84,9 +85,10 @@ def axis_variants(axis: str, moe: bool) -> list[Variant]:
         if moe:
             out.append(Variant("experts-only", "tmp", {"policy_mix": EXPERT_POLICIES}))
         return out + [Variant("mixed", "tmp", {})]
-    if axis == "search-cost":  # the screened search (docs/tmp.md §4d) against the default, which probes on every input
+    if axis == "search-cost":  # the screened search and local probes (docs/tmp.md §4d) against the default
         return [Variant("tmp-screen4", "tmp", {"screen_inputs": SCREEN_INPUTS, "refine": 0}),
                 Variant("tmp-screen4-refine1", "tmp", {"screen_inputs": SCREEN_INPUTS}),
+                Variant("tmp-local", "tmp", {"local_probes": True}),
                 Variant("tmp", "tmp", {})]
     raise TmpbenchError(f"unknown ablation axis {axis!r}; use one of {', '.join(AXES)}")
 
