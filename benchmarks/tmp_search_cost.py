@@ -27,7 +27,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-VARIANTS = {"defaults": {}, "screen4": {"screen_inputs": 4}, "local": {"local_probes": True}}
+VARIANTS = {"defaults": {}, "screen4": {"screen_inputs": 4}, "local": {"local_probes": True},
+            "wprobe2": {"width_probes": 2}, "wprobe4": {"width_probes": 4}}
 PHASES = ("scorers", "teacher pass", "level 1", "level 2", "refine", "confirm", "fill", "final")
 
 

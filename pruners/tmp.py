@@ -106,6 +106,7 @@ class TMPPruner(Pruner):
         "refine": 1,
         "screen_inputs": None,
         "local_probes": False,
+        "width_probes": 1,
     }
 
     def _validate_settings(self) -> None:
@@ -113,7 +114,7 @@ class TMPPruner(Pruner):
         s = self._settings
         self.depth = parse_depth(s["tree_depth"])
         self.mix = parse_policy_mix(s["policy_mix"])
-        for key, lo in (("chunks", 1), ("rescore_every", 1), ("max_calib_inputs", 1), ("refine", 0)):
+        for key, lo in (("chunks", 1), ("rescore_every", 1), ("max_calib_inputs", 1), ("refine", 0), ("width_probes", 1)):
             v = s[key]
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise TmpbenchError(f"pruner 'tmp': {key}={v!r} must be an integer >= {lo}")
@@ -178,7 +179,8 @@ class TMPPruner(Pruner):
         search: FlatSearch | TreeSearch
         if self._settings["search"] == "tree":
             search = TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
-                                self._settings["refine"], local=self._settings["local_probes"])
+                                self._settings["refine"], local=self._settings["local_probes"],
+                                width_probes=self._settings["width_probes"])
         else:
             search = FlatSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                 self._settings["rescore_every"])
@@ -251,7 +253,8 @@ class TMPPruner(Pruner):
         alloc = Allocation(tree, budget, round_to=self._settings["round_to"])
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
-                            self._settings["refine"], local=self._settings["local_probes"])
+                            self._settings["refine"], local=self._settings["local_probes"],
+                                width_probes=self._settings["width_probes"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs

@@ -103,8 +103,9 @@ class TreeSearch:
     """Top-down allocation over the unit tree (module docstring)."""
 
     def __init__(self, alloc: Allocation, evaluator: Evaluator, allowed: set[str], mix: dict[str, float],
-                 depth: int, chunks: int, refine: int = 1, local: bool = False) -> None:
+                 depth: int, chunks: int, refine: int = 1, local: bool = False, width_probes: int = 1) -> None:
         self.alloc = alloc
+        self.width_probes = width_probes  # level 1: width probes per block, at 1/k .. k/k of the mean ratio
         self.refine = refine
         # local probes (docs/tmp.md §4d): level-2 group probes and the measured fill score the touched
         # block's own output error, turned into output error by the block's gain (one global probe per
@@ -212,25 +213,42 @@ class TreeSearch:
         menu = Menu(slot.path)
         groups = self._width_groups(slot)
         if groups:
-            edits_t = self._width_edits(groups, frac)
-            x0 = self._saving(edits_t)
-            if x0 > 0:
-                c0 = max(self._probe(edits_t), 0.0)
+            probed: list[tuple[float, float]] = []  # (saving, error) of each width probe, increasing saving
+            for j in range(1, (1 if self.depth == 2 else self.width_probes) + 1):
+                edits_t = self._width_edits(groups, frac * j / self.width_probes)
+                x = self._saving(edits_t)
+                if x > (probed[-1][0] if probed else 0.0):
+                    probed.append((x, max(self._probe(edits_t), probed[-1][1] if probed else 0.0)))
+            if probed:
+                x0, c0 = probed[-1]
                 prior = sum(self._prior(self._width_policy(g)) for g in groups) / len(groups)
                 full = tuple(("group", g.path, g.max_removed(), False) for g in groups)
                 top = self._saving(full)
                 if self.depth == 2:
                     menu.points.append(Point(x0, prior * c0, full, c0))
                 else:
-                    for k in range(1, self.chunks + 1):  # quadratic error curve through the probe
-                        x = top * k / self.chunks
-                        c = c0 * (x / x0) ** 2
-                        menu.points.append(Point(x, prior * c, (), c))  # width: shares come from level 2
+                    for k in range(1, self.chunks + 1):
+                        c = self._width_error(probed, top * k / self.chunks)
+                        menu.points.append(Point(top * k / self.chunks, prior * c, (), c))  # width: shares come from level 2
         for m in self._block_modes(slot):
             edits_t = (("block", slot.path, m),)
             c = self._probe(edits_t)
             menu.points.append(Point(self.alloc.block_saving(slot, mode=m), self._prior(m) * max(c, 0.0), edits_t, c))
         return menu
+
+    @staticmethod
+    def _width_error(probed: list[tuple[float, float]], x: float) -> float:
+        """A block's width error at saving ``x`` from its probes: quadratic through (0, 0) and the first probe
+        below it, linear between probes, quadratic through the last beyond it (one probe: one quadratic)."""
+        (x1, c1), (xn, cn) = probed[0], probed[-1]
+        if x <= x1:
+            return c1 * (x / x1) ** 2
+        if x >= xn:
+            return cn * (x / xn) ** 2
+        for (xa, ca), (xb, cb) in zip(probed, probed[1:]):
+            if x <= xb:
+                return ca + (x - xa) / (xb - xa) * (cb - ca)
+        return cn  # not reached
 
     def _scale(self, block: str, kind: str) -> float:
         """In-context / isolated error measured for ``block``'s element ``kind`` by a refine pass; for an
@@ -656,7 +674,8 @@ def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False)
             groups = search._groups(slot)
             modes = [m for m in BLOCK_POLICIES if m in search.allowed and m in slot.policies
                      and (m != "linear_replace" or (can_linear and slot.dim))]
-            level1.extend([path] * ((1 if groups else 0) + len(modes)))
+            width = (1 if search.depth == 2 else search.width_probes) if search._width_groups(slot) else 0
+            level1.extend([path] * (width + len(modes)))
             level2.extend([path] * len(modes))
             local = search.local and bool(search._width_groups(slot))
             if local:  # the block's gain: its width cut probed globally, and the same cut's local error

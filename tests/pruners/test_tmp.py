@@ -77,6 +77,7 @@ def test_policy_not_admitted_is_one_line_error(dense):
         ({"policy_mix": {"prune_heads": -1}}, r"prior of 'prune_heads' in policy_mix must be a positive number"),
         ({"tree_depth": 1, "policy_mix": ["prune_heads"]}, r"no policy usable at tree_depth=1"),
         ({"chunks": 0}, r"chunks=0 must be an integer >= 1"),
+        ({"width_probes": 0}, r"width_probes=0 must be an integer >= 1"),
         ({"timestep_weighting": "late"}, r"timestep_weighting='late'"),
         ({"depth": 2}, r"pruner 'tmp' has no setting 'depth'"),
     ],

@@ -82,3 +82,31 @@ def test_estimate_predicts_the_search_it_runs(dense):
             assert est["evaluations_low"] <= 2 * search["evaluations"]
             assert est["forward_equivalents_low"] <= 2.5 * search["forward_equivalents"]
 
+
+
+def test_width_error_through_the_probes():
+    from pruners.tmp_tree import TreeSearch
+
+    one = [(2.0, 4.0)]  # one probe: the quadratic through it, below and beyond
+    assert TreeSearch._width_error(one, 1.0) == pytest.approx(1.0)
+    assert TreeSearch._width_error(one, 4.0) == pytest.approx(16.0)
+    two = [(1.0, 1.0), (2.0, 3.0)]  # quadratic to the first, linear between, quadratic through the last beyond
+    assert TreeSearch._width_error(two, 0.5) == pytest.approx(0.25)
+    assert TreeSearch._width_error(two, 1.5) == pytest.approx(2.0)
+    assert TreeSearch._width_error(two, 4.0) == pytest.approx(12.0)
+
+
+def test_width_probes_add_level_one_probes_the_estimate_counts(dense):
+    from tmpbench.catalog import PRUNERS
+
+    settings = {"chunks": 4, "max_calib_inputs": 4, "refine": 0}
+    searched, estimated = {}, {}
+    for k in (1, 2):
+        result = prune_generator(dense.gen, "tmp", "25%", pruner_settings={**settings, "width_probes": k},
+                                 progress=False, _collected=dense.calib)
+        searched[k] = result.plan.settings["search"]
+        estimated[k] = PRUNERS.get("tmp")(**settings, width_probes=k).estimate(dense.tree, Budget.parse("25%"), 4)
+    blocks = len(Allocation(dense.tree, Budget.parse("25%")).blocks)  # every block of this model has width groups
+    assert estimated[2]["evaluations"] - estimated[1]["evaluations"] == blocks
+    assert searched[2]["phases"]["level 1"] > searched[1]["phases"]["level 1"]
+    assert searched[2]["prediction_gap"] <= 0.01
