@@ -32,6 +32,7 @@ def write_run(
     split: str | None = "test",
     calibration_ids: list[str] | None = None,
     recovery_ids: list[str] | None = None,
+    pruner_settings: dict | None = None,
 ) -> Path:
     """A run folder: results.json (valid schema), samples.jsonl and one 16 px PNG per sample.
 
@@ -75,7 +76,7 @@ def write_run(
         "suite": {"name": "shapes-t2i", "version": "1", "hash": suite_hash, "kind": "t2i", "items": n, "limit": n,
                   "source": None, "layout": "geneval", **({"split": split} if split is not None else {})},
         "model": {"spec": "tiny-dit" if budget is None else f"tiny-dit-{budget}", "base": "tiny-dit", "family": "zimage",
-                  "model_path": None, "budget": budget, "pruner": pruner, "pruner_settings": {},
+                  "model_path": None, "budget": budget, "pruner": pruner, "pruner_settings": pruner_settings or {},
                   "original_params": original, "requested_params": requested, "achieved_params": achieved,
                   "calibration": None if calibration_ids is None else {"hash": "c" * 16, "item_ids": {"shapes-t2i": calibration_ids}},
                   "recovery": None if recovery_ids is None else {"hash": "r" * 16, "item_ids": {"shapes-t2i": recovery_ids}},

@@ -42,3 +42,15 @@ def test_versus_refuses_a_missing_reference(small_sweep):
     runs = [load_run(small_sweep["rnd25"]), load_run(small_sweep["teacher"])]
     with pytest.raises(TmpbenchError, match=r"--versus 'tmp': no run of that pruner .* they are by random"):
         versus_table(runs, "tmp", "geneval")
+
+
+def test_versus_names_a_variant_of_the_reference_pruner_in_its_verdict(make_run):
+    from tests.synthetic_runs import BAD, GOOD
+
+    runs = [load_run(make_run("tmp-25pct", BAD, pruner="tmp", budget="25%", achieved=751)),
+            load_run(make_run("tmp-wp-25pct", GOOD, pruner="tmp", budget="25%", achieved=751,
+                              pruner_settings={"width_probes": 2}))]
+    table = versus_table(runs, "tmp", "geneval")
+    assert list(table["pruner"]) == ["tmp (width_probes=2)"]
+    # the better side is the variant, named as its row is, not the bare pruner both runs share
+    assert list(table["verdict"]) == ["tmp (width_probes=2) better"]

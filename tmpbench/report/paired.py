@@ -116,12 +116,13 @@ def versus_table(runs: list[RunRecord], reference: str, metric: str) -> pd.DataF
     for (ref, r), t, q in zip(pairs, tests, adjusted):
         rp, rci, _ = score(ref, metric)
         op, oci, _ = score(r, metric)
+        name = labels[str(r.path)].replace(f" @ {r.budget}", "", 1)  # the pruner, with its settings when not the defaults
         rows.append({"model": r.model, "budget": r.budget, "recovery": recover_steps(r),
-                     "pruner": labels[str(r.path)].replace(f" @ {r.budget}", "", 1), "achieved": f"{r.achieved_ratio:.2%} removed",
+                     "pruner": name, "achieved": f"{r.achieved_ratio:.2%} removed",
                      "vs target": "-" if r.budget_error is None else f"{r.budget_error:+.2%}", "n": t["n"],
                      f"{reference} {metric}": fmt(rp, rci), f"pruner {metric}": fmt(op, oci),
                      f"Δ pruner − {reference} [95% CI]": fmt(t["diff"], t["ci"]), "test": t["test"],
-                     "p": format_p(t['p']), "p (Holm)": format_p(q), "verdict": verdict(t, reference, r.pruner, q),
+                     "p": format_p(t['p']), "p (Holm)": format_p(q), "verdict": verdict(t, reference, name, q),
                      f"{reference} prune fwd / bwd": format_cost(ref.pruning_cost), "pruner prune fwd / bwd": format_cost(r.pruning_cost)})
     table = pd.DataFrame(rows)
     diffs = [d for t in tests for d in t["diffs"]]
