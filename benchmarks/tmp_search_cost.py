@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 VARIANTS = {"defaults": {}, "screen4": {"screen_inputs": 4}, "local": {"local_probes": True},
-            "wprobe2": {"width_probes": 2}, "wprobe4": {"width_probes": 4}}
+            "wprobe2": {"width_probes": 2}, "wprobe4": {"width_probes": 4}, "state": {"width_savings": "state"},
+            "state-wprobe2": {"width_savings": "state", "width_probes": 2}}
 PHASES = ("scorers", "teacher pass", "level 1", "level 2", "refine", "confirm", "fill", "final")
 
 

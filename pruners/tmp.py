@@ -107,6 +107,7 @@ class TMPPruner(Pruner):
         "screen_inputs": None,
         "local_probes": False,
         "width_probes": 1,
+        "width_savings": "sum",
     }
 
     def _validate_settings(self) -> None:
@@ -130,6 +131,9 @@ class TMPPruner(Pruner):
         if s["local_probes"] and (s["search"] != "tree" or not s["block_local"]):
             raise TmpbenchError("pruner 'tmp': local_probes=true scores the tree search's group probes on their own block's "
                                 "replayed inputs; it needs search=tree and block_local=true")
+        if s["width_savings"] not in ("sum", "state"):
+            raise TmpbenchError(f"pruner 'tmp': width_savings={s['width_savings']!r}; use 'sum' (a width state saves what its "
+                                "groups save alone) or 'state' (what the state saves: an MoE's pruned experts take their channels)")
         if s["timestep_weighting"] not in WEIGHTINGS:
             raise TmpbenchError(f"pruner 'tmp': timestep_weighting={s['timestep_weighting']!r}; use one of {list(WEIGHTINGS)}")
         if not set(self.mix) & DEPTH_POLICIES[self.depth]:
@@ -180,7 +184,7 @@ class TMPPruner(Pruner):
         if self._settings["search"] == "tree":
             search = TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                 self._settings["refine"], local=self._settings["local_probes"],
-                                width_probes=self._settings["width_probes"])
+                                width_probes=self._settings["width_probes"], width_savings=self._settings["width_savings"])
         else:
             search = FlatSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                 self._settings["rescore_every"])
@@ -254,7 +258,7 @@ class TMPPruner(Pruner):
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
                             self._settings["refine"], local=self._settings["local_probes"],
-                                width_probes=self._settings["width_probes"])
+                                width_probes=self._settings["width_probes"], width_savings=self._settings["width_savings"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs

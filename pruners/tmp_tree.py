@@ -103,8 +103,10 @@ class TreeSearch:
     """Top-down allocation over the unit tree (module docstring)."""
 
     def __init__(self, alloc: Allocation, evaluator: Evaluator, allowed: set[str], mix: dict[str, float],
-                 depth: int, chunks: int, refine: int = 1, local: bool = False, width_probes: int = 1) -> None:
+                 depth: int, chunks: int, refine: int = 1, local: bool = False, width_probes: int = 1,
+                 width_savings: str = "sum") -> None:
         self.alloc = alloc
+        self.width_savings = width_savings  # a width state's saving: its groups' own savings added, or the state's
         self.width_probes = width_probes  # level 1: width probes per block, at 1/k .. k/k of the mean ratio
         self.refine = refine
         # local probes (docs/tmp.md §4d): level-2 group probes and the measured fill score the touched
@@ -350,12 +352,13 @@ class TreeSearch:
             out = []
             for _s, k, j in segs:
                 at[k] = dict(hulls)[k][j]
-                # known limit (docs/tmp.md §8): the groups' own savings are added, which overstates a state that
-                # prunes an MoE's experts and cuts their routed channels (the pruned experts take those channels
-                # with them); the measured fill closes what the pass leaves below the target. Counting it on the
-                # state instead was measured worse (tiny-moe 25%: calibration error 0.0196 against 0.0054)
-                out.append(Point(sum(p.saving for p in at.values()), sum(p.cost for p in at.values()),
-                                 tuple(e for p in at.values() for e in p.edits), sum(p.raw for p in at.values())))
+                # "sum" (the default) adds the groups' own savings, which overstates a state that prunes an MoE's
+                # experts and cuts their routed channels (the pruned experts take those channels with them); the
+                # measured fill closes what the pass leaves below the target. "state" counts the saving on the
+                # state. Neither wins everywhere (docs/tmp.md §8, reports/tmp-search/width-probes.md)
+                edits = tuple(e for p in at.values() for e in p.edits)
+                saving = self._saving(edits) if self.width_savings == "state" else sum(p.saving for p in at.values())
+                out.append(Point(saving, sum(p.cost for p in at.values()), edits, sum(p.raw for p in at.values())))
             return out
 
         variants = []

@@ -78,6 +78,7 @@ def test_policy_not_admitted_is_one_line_error(dense):
         ({"tree_depth": 1, "policy_mix": ["prune_heads"]}, r"no policy usable at tree_depth=1"),
         ({"chunks": 0}, r"chunks=0 must be an integer >= 1"),
         ({"width_probes": 0}, r"width_probes=0 must be an integer >= 1"),
+        ({"width_savings": "exact"}, r"width_savings=.exact.; use .sum."),
         ({"timestep_weighting": "late"}, r"timestep_weighting='late'"),
         ({"depth": 2}, r"pruner 'tmp' has no setting 'depth'"),
     ],

@@ -110,3 +110,27 @@ def test_width_probes_add_level_one_probes_the_estimate_counts(dense):
     assert estimated[2]["evaluations"] - estimated[1]["evaluations"] == blocks
     assert searched[2]["phases"]["level 1"] > searched[1]["phases"]["level 1"]
     assert searched[2]["prediction_gap"] <= 0.01
+
+
+@pytest.mark.parametrize("width_savings", ["sum", "state"])
+def test_width_curve_savings(moe, width_savings):
+    """"state" counts a width state's saving on the state; "sum" (the default) adds the groups' own savings,
+    which overstates states that prune an MoE's experts and cut their routed channels (docs/tmp.md §8)."""
+    from pruners.tmp_search import ProxyEvaluator
+    from pruners.tmp_tree import TreeSearch
+
+    alloc = Allocation(moe.tree, Budget.parse("50%"))
+    policies = {"prune_heads", "prune_channels", "prune_experts", "merge_experts", "drop_block", "linear_replace"}
+    search = TreeSearch(alloc, ProxyEvaluator(alloc), policies, {}, depth=3, chunks=4, width_savings=width_savings)
+    search.base = search._ctx = search.ev.current()
+    slot = next(b for b in alloc.blocks.values() if any(alloc.groups[p].kind == "experts" for p in b.groups))
+    points = search._width_curve(search._groups(slot), 0.5, {})
+    both = [p for p in points if any(alloc.groups[e[1]].kind == "experts" and e[2] for e in p.edits)
+            and any(e[1].endswith("experts#channels") and e[2] for e in p.edits)]
+    assert both  # states that prune experts and their routed channels at once
+    on_state = [search._saving(p.edits) for p in points]
+    if width_savings == "state":
+        assert [p.saving for p in points] == on_state
+    else:
+        assert all(p.saving >= s for p, s in zip(points, on_state))
+        assert any(p.saving > search._saving(p.edits) for p in both)
