@@ -45,7 +45,7 @@ from pruners.tmp_search import (
     SearchProgress,
     order_units,
 )
-from pruners.tmp_tree import TreeSearch, estimate_probes
+from pruners.tmp_tree import WIDTH_SAVINGS, TreeSearch, estimate_probes, run_tree
 from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.calibration import WEIGHTINGS
 from tmpbench.pruning.tree import POLICIES, UnitTree
@@ -131,9 +131,10 @@ class TMPPruner(Pruner):
         if s["local_probes"] and (s["search"] != "tree" or not s["block_local"]):
             raise TmpbenchError("pruner 'tmp': local_probes=true scores the tree search's group probes on their own block's "
                                 "replayed inputs; it needs search=tree and block_local=true")
-        if s["width_savings"] not in ("sum", "state"):
+        if s["width_savings"] not in WIDTH_SAVINGS:
             raise TmpbenchError(f"pruner 'tmp': width_savings={s['width_savings']!r}; use 'sum' (a width state saves what its "
-                                "groups save alone) or 'state' (what the state saves: an MoE's pruned experts take their channels)")
+                                "groups save alone), 'state' (what the state saves: an MoE's pruned experts take their channels) "
+                                "or 'best' (the search under both, the lower measured error kept)")
         if s["timestep_weighting"] not in WEIGHTINGS:
             raise TmpbenchError(f"pruner 'tmp': timestep_weighting={s['timestep_weighting']!r}; use one of {list(WEIGHTINGS)}")
         if not set(self.mix) & DEPTH_POLICIES[self.depth]:
@@ -181,14 +182,18 @@ class TMPPruner(Pruner):
         else:
             evaluator = ProxyEvaluator(alloc)
         search: FlatSearch | TreeSearch
+        savings_errors: dict[str, float] = {}
         if self._settings["search"] == "tree":
-            search = TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
-                                self._settings["refine"], local=self._settings["local_probes"],
-                                width_probes=self._settings["width_probes"], width_savings=self._settings["width_savings"])
+            def make(count: str) -> TreeSearch:
+                return TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
+                                  self._settings["refine"], local=self._settings["local_probes"],
+                                  width_probes=self._settings["width_probes"], width_savings=count)
+
+            search, savings_errors = run_tree(make, self._settings["width_savings"])
         else:
             search = FlatSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                 self._settings["rescore_every"])
-        search.run()
+            search.run()
         touched = search.touched_groups()
         if self.depth == 1:
             alloc.settle_blocks(allowed, priority=evaluator.block_priority)
@@ -227,6 +232,9 @@ class TMPPruner(Pruner):
         }
         if isinstance(search, TreeSearch):
             search_info["tree"] = search.info()
+            if savings_errors:  # width_savings="best": each count's final error, and the one kept
+                search_info["tree"]["width_savings"] = {**{k: round(v, 6) for k, v in savings_errors.items()},
+                                                        "kept": search.width_savings}
         if isinstance(evaluator, MeasuredEvaluator):
             search_info.update(predicted_error=predicted, calib_inputs=len(calib),
                                timestep_weighting=self._settings["timestep_weighting"])
@@ -258,11 +266,12 @@ class TMPPruner(Pruner):
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
                             self._settings["refine"], local=self._settings["local_probes"],
-                                width_probes=self._settings["width_probes"], width_savings=self._settings["width_savings"])
+                            width_probes=self._settings["width_probes"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs
-        probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs)
+        probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs,
+                                                            runs=2 if self._settings["width_savings"] == "best" else 1)
         total = max(float(tree.flops), 1e-9)
         before, share, own = 0.0, {}, {}
         for slot in alloc.blocks.values():  # blocks in tree order: what runs before each, and each one's share

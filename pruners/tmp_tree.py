@@ -31,6 +31,7 @@ are the same as the flat search's.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -652,7 +653,39 @@ class TreeSearch:
         }
 
 
-def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False) -> tuple[list[str], int, list[str]]:
+WIDTH_SAVINGS = ("sum", "state", "best")
+
+
+def run_tree(make: Callable[[str], TreeSearch], width_savings: str) -> tuple[TreeSearch, dict[str, float]]:
+    """Run the tree search (``make(count)`` builds one for a width-savings count) and return it, with the
+    measured error of each run's final state when there was more than one. ``"best"`` runs it once per
+    count ("sum", "state"), each from the unpruned state, and keeps the one whose final state has the lower
+    error on every calibration input (docs/tmp.md §8: neither count wins on every model and budget). The
+    runs share the evaluator, so the probes they have in common (all of level 1, level-2 probes in the
+    same context) are scored once."""
+    if width_savings != "best":
+        search = make(width_savings)
+        search.run()
+        return search, {}
+    done: list[tuple[float, TreeSearch, dict]] = []
+    errors: dict[str, float] = {}
+    for count in ("sum", "state"):
+        search = make(count)
+        search._reset()
+        search.ev.accepted(None)
+        search.run()
+        search.ev.accepted(None)
+        with search.ev.confirm():
+            errors[count] = search.ev.current()
+        done.append((errors[count], search, search._snapshot()))
+    _err, best, snap = min(done, key=lambda d: d[0])
+    best._restore(snap)
+    best.ev.accepted(None)
+    return best, errors
+
+
+def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False,
+                    runs: int = 1) -> tuple[list[str], int, list[str]]:
     """The blocks the search will probe, one entry per evaluation, before running it (``plan --estimate``);
     how many evaluations run on every input besides (confirmations: one per pass when the probes are
     screened on a subset, and the final measurement); and the entries of the first list a refine pass
@@ -691,5 +724,7 @@ def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False)
                     level2.extend(("@" + path if local else path) for n in sizes if n > 0)
     passes = search.refine + 1
     chosen = len(a.blocks)  # refine: every block's chosen element, at most
-    screened = level1 + level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4)
-    return screened, (passes if screens else 0) + 1, level2 * search.refine
+    # ``runs`` > 1 (width_savings="best"): level 1 is shared, the rest is counted once per run, and each run's
+    # final state is measured (an estimate: the runs' level-2 probes in the same context are scored once)
+    screened = level1 + (level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4)) * runs
+    return screened, (passes if screens else 0) * runs + runs, level2 * search.refine * runs

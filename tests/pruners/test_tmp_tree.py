@@ -134,3 +134,24 @@ def test_width_curve_savings(moe, width_savings):
     else:
         assert all(p.saving >= s for p, s in zip(points, on_state))
         assert any(p.saving > search._saving(p.edits) for p in both)
+
+
+def test_width_savings_best_keeps_the_lower_measured_error(moe):
+    from tmpbench.catalog import PRUNERS
+
+    settings = {"chunks": 4, "max_calib_inputs": 4}
+    plans = {w: prune_generator(moe.gen, "tmp", "50%", pruner_settings={**settings, "width_savings": w}, progress=False,
+                                _collected=moe.calib).plan for w in ("sum", "state", "best")}
+    best = plans["best"].settings["search"]
+    both = best["tree"]["width_savings"]
+    # the kept run is the one with the lower error, and the plan is what that setting alone makes
+    kept = min(("sum", "state"), key=lambda w: both[w])
+    assert both["kept"] == kept
+    assert best["tree"]["block_budgets"] == plans[kept].settings["search"]["tree"]["block_budgets"]
+    assert best["prediction_gap"] <= 0.01
+    # the second run reuses the first one's probes: less than twice the compute of the two alone
+    spent = {w: plans[w].settings["search"]["forward_equivalents"] for w in ("sum", "state")}
+    assert best["forward_equivalents"] < spent["sum"] + spent["state"]
+    est = {w: PRUNERS.get("tmp")(**settings, width_savings=w).estimate(moe.tree, Budget.parse("50%"), 4)
+           for w in ("sum", "best")}
+    assert est["sum"]["evaluations"] < est["best"]["evaluations"] < 2 * est["sum"]["evaluations"]
