@@ -13,7 +13,7 @@ expert; 80.96B parameters, 2.50B = 4.99 GB in bf16 per decoder layer). It stays 
    depth (the first and the last layer always among them). Per group, stage by stage, per layer:
 
    a. *materialise*: the layer's meta tensors allocated in bf16, submodule by submodule, and filled
-      (normal, std 0.02; norms 1; ``fullsize_zimage_cpu.materialise``, seeded by the layer index);
+      (normal, std 0.02; norms 1; ``_fullsize.materialise``, seeded by the layer index);
    b. *forward (full width)*: the group's layers in order over one synthetic hidden-state batch of
       ``(size / 16)^2 + 128`` tokens (the unit tree's token count at ``--size`` px: 144 at 64 px), with
       rotary position embeddings and causal attention (no mask tensor: sdpa's ``is_causal``);
@@ -55,7 +55,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-GIB = 1024**3
+GIB = 1024**3  # _fullsize.GIB: this module's pure helpers run without benchmarks/ on sys.path
 # the HunYuanMoEV1 config of --dry-run: every code path of the real run on a model of 0.3M parameters
 TINY_OVERRIDES = {"vocab_size": 512, "hidden_size": 64, "intermediate_size": 32, "num_hidden_layers": 4,
                   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "num_experts": 8, "moe_topk": 2,
@@ -160,50 +160,6 @@ def extrapolate(rows: list[dict[str, Any]], planned: list[int], dropped: set[int
     return out
 
 
-class Memory:
-    """Resident memory of this process: now, the peak since the last :meth:`reset` and the peak of the run.
-
-    On Linux the window peak is the kernel's high-water mark ``VmHWM``, reset by writing ``5`` to
-    ``/proc/self/clear_refs``, so each group's peak is its own. Where that is not possible the window
-    peak is the process's running maximum (``ru_maxrss``), which a later group can only repeat.
-    """
-
-    def __init__(self) -> None:
-        self.run_peak = 0.0
-        self.resettable = Path("/proc/self/clear_refs").exists()
-
-    @staticmethod
-    def _status() -> dict[str, float]:
-        try:
-            lines = Path("/proc/self/status").read_text().splitlines()
-        except OSError:
-            import psutil
-
-            from tmpbench.pruning.cost import peak_rss_mb
-
-            return {"VmRSS": psutil.Process().memory_info().rss / GIB, "VmHWM": peak_rss_mb() / 1024}
-        out = {}
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024 / GIB
-        return out
-
-    def read(self) -> tuple[float, float]:
-        """``(current, window peak)`` in GiB; also moves the run's peak."""
-        st = self._status()
-        self.run_peak = max(self.run_peak, st["VmHWM"])
-        return st["VmRSS"], st["VmHWM"]
-
-    def reset(self) -> None:
-        self.read()
-        if self.resettable:
-            try:
-                Path("/proc/self/clear_refs").write_text("5")
-            except OSError:
-                self.resettable = False
-
-
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
@@ -236,7 +192,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """The plan, the non-layer part and the layer groups, with ``work`` holding plan.json and the weights."""
     import torch
-    from fullsize_zimage_cpu import materialise  # benchmarks/ is on sys.path (this script's folder)
+    from _fullsize import Memory, materialise  # benchmarks/ is on sys.path (this script's folder)
     from safetensors.torch import load_file, save_file
 
     from tmpbench.errors import TmpbenchError

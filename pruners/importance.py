@@ -36,7 +36,7 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
-from tmpbench.pruning.calibration import Calibration, capture_blocks, relative_output_error, to_device
+from tmpbench.pruning.calibration import Calibration, capture_blocks, offloaded, relative_output_error, to_device
 from tmpbench.pruning.families import layout
 from tmpbench.pruning.layouts import Layout
 from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
@@ -44,9 +44,17 @@ from tmpbench.pruning.tree import UnitNode, UnitTree
 
 
 def is_meta(model: nn.Module) -> bool:
-    """True when the model's weights are not materialised (meta device): only shapes are known."""
+    """True when the model's weights are not materialised (meta device): only shapes are known. A
+    model accelerate offloads (its weights on meta between calls, loaded by its hooks) is not: it runs."""
     p = next(model.parameters(), None)
-    return p is None or p.is_meta
+    return p is None or (p.is_meta and not offloaded(model))
+
+
+def _refuse_offloaded(model: nn.Module, what: str) -> None:
+    if offloaded(model):
+        raise TmpbenchError(f"{what} reads or edits weights in place, and accelerate offloads this model's weights "
+                            "(device_map/offload_folder): load it without offloading, or use a pruner that scores "
+                            "from calibration activations (tmp, best-of-n on a dense model)")
 
 
 def unit_groups(tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> list:
@@ -127,6 +135,7 @@ def weight_magnitude(model: nn.Module, tree: UnitTree,
     Data-free; ``{}`` on a meta model (no values to read), where callers fall back to index order."""
     if is_meta(model):
         return {}
+    _refuse_offloaded(model, "weight-magnitude scoring")
     out = {}
     for node in unit_groups(tree, kinds):
         out[node.path] = node_reduce(model, node, lambda p: p.float() ** 2).sqrt()
@@ -446,6 +455,7 @@ def expert_similarity(model: nn.Module, path: str) -> list[list[float]] | None:
     """Cosine similarity between experts' flattened weights (for choosing merge partners)."""
     if is_meta(model):
         return None
+    _refuse_offloaded(model, "expert similarity")
     view = MoEBlockView(path, model.get_submodule(path))
     with torch.no_grad():
         flat = torch.stack([torch.cat([t.detach().float().reshape(-1) for t in view.expert_tensors(j).values()])
@@ -510,6 +520,7 @@ def apply_masks(
             key = (comp, tuple(map(tuple, groups)))
             cache = merged_cache if merged_cache is not None else {}
             if key not in cache:
+                _refuse_offloaded(model, "scoring an expert merge")
                 cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
             merged = stand_ins[comp] = cache[key]
             handles.append(model.get_submodule(comp).register_forward_hook(
@@ -530,11 +541,15 @@ def apply_masks(
                 _mask_expert_channels(root, rel, kept, count, handles, restores)
             elif kind in ("heads", "channels"):
                 for lin, start, stop in lay.mask_columns(root, rel, kind):
-                    units = torch.zeros(count, dtype=lin.weight.dtype, device=lin.weight.device)
+                    # built where the weight lives, or on the CPU while an offload hook keeps it on meta;
+                    # moved to the input's device in the hook (a no-op without offloading)
+                    where = lin.weight.device if lin.weight.device.type != "meta" else torch.device("cpu")
+                    units = torch.zeros(count, dtype=lin.weight.dtype, device=where)
                     units[list(kept)] = 1
-                    mask = torch.ones(lin.in_features, dtype=lin.weight.dtype, device=lin.weight.device)
+                    mask = torch.ones(lin.in_features, dtype=lin.weight.dtype, device=where)
                     mask[start:stop] = units.repeat_interleave((stop - start) // count)
-                    handles.append(lin.register_forward_pre_hook(lambda _m, a, mask=mask: (a[0] * mask,) + tuple(a[1:])))
+                    handles.append(lin.register_forward_pre_hook(
+                        lambda _m, a, mask=mask: (a[0] * mask.to(a[0].device),) + tuple(a[1:])))
             elif kind == "experts":
                 neg = torch.full((count,), float("-inf"))
                 neg[list(kept)] = 0.0
@@ -588,9 +603,10 @@ def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], 
     if view.layout == "expert-modules":
         for e, expert in enumerate(view.block.experts):
             lin = expert.down_proj
-            m = mask[e].to(lin.weight.device, lin.weight.dtype)
-            handles.append(lin.register_forward_pre_hook(lambda _m, a, m=m: (a[0] * m,) + tuple(a[1:])))
+            m = mask[e].to(lin.weight.device if lin.weight.device.type != "meta" else "cpu", lin.weight.dtype)
+            handles.append(lin.register_forward_pre_hook(lambda _m, a, m=m: (a[0] * m.to(a[0].device),) + tuple(a[1:])))
         return
+    _refuse_offloaded(model, "masking fused experts' channels")
     down = view.block.experts.down_proj  # (E, hidden, I)
     restores.append((down, down.detach().clone()))
     with torch.no_grad():

@@ -91,7 +91,22 @@ def _timestep_of(args: tuple, kwargs: dict) -> float:
     return float("nan")
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def offloaded(module: nn.Module) -> bool:
+    """Whether accelerate offloads some of ``module``'s weights (an ``AlignDevicesHook`` with
+    ``offload=True``: the weights live on the CPU or on disk and are on the meta device between calls).
+    Such a model runs, so activations and outputs can be measured; its weights cannot be read or
+    edited in place."""
+    return any(getattr(getattr(m, "_hf_hook", None), "offload", False) for m in module.modules())
+
+
+def execution_device(module: nn.Module) -> torch.device:
+    """Where ``module`` computes. Under accelerate's offloading (``from_pretrained(device_map=...,
+    offload_folder=...)``, ``disk_offload``, ``cpu_offload``) its weights sit on the meta device
+    between calls and its ``AlignDevicesHook`` names the execution device; otherwise it is where its
+    first parameter lives (the CPU for a module without any)."""
+    device = getattr(getattr(module, "_hf_hook", None), "execution_device", None)
+    if device is not None:
+        return torch.device(f"cuda:{device}" if isinstance(device, int) else device)
     p = next(module.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
@@ -122,7 +137,7 @@ class Calibration:
     def call(self, denoiser: nn.Module, i: int) -> Any:
         """Run ``denoiser`` on captured input ``i`` (moved to its device) and return the raw output."""
         args, kwargs = self.inputs[i]
-        device = _device_of(denoiser)
+        device = execution_device(denoiser)
         return denoiser(*to_device(args, device), **to_device(kwargs, device))
 
     @torch.no_grad()
