@@ -232,6 +232,56 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
             "blocks_linear": len(replaced)}
 
 
+def plan_stage(args: argparse.Namespace, model: Any, stage: Callable[..., None], where: str = "") -> tuple[Any, dict]:
+    """TMP's plan of ``model`` under ``--budget`` (measured on synthetic inputs with ``--measured``, else
+    the data-free proxy on a fresh meta model) and the linear maps its ``linear_replace`` decisions need,
+    recorded as the plan stage (timed from here)."""
+    import torch
+
+    from tmpbench.pruning.calibration import fit_linear_maps
+    from tmpbench.pruning.runner import plan_model
+
+    t = time.perf_counter()
+    calib = synthetic_calibration(model, args.calib_inputs) if args.measured else None
+    settings = {"max_calib_inputs": args.calib_inputs} if args.measured else None
+    with torch.no_grad():
+        plan = plan_model(model if args.measured else build(args.dry_run), "tmp", args.budget, pruner_settings=settings,
+                          calibration=calib, model_name="tiny-dit" if args.dry_run else "zimage").plan
+        maps = fit_linear_maps(model, plan, calib) if any(d.policy == "linear_replace" for d in plan.decisions) else {}
+    search = plan.settings.get("search", {})
+    stage("plan (TMP " + ("measured tree search" if args.measured else "data-free proxy") + where + ")", t,
+          evaluations=search.get("evaluations"), forward_equivalents=search.get("forward_equivalents"),
+          final_error=search.get("final_error"), planned_params=plan.achieved_params)
+    return plan, maps
+
+
+def meta_shapes(base: Any, plan: Any) -> Any:
+    """``plan`` replayed on the meta ``base``: the pruned model's shapes, weights to be assigned."""
+    import torch
+
+    from tmpbench.pruning.surgery import apply_plan
+
+    dim = int(base.config.dim)
+    maps = {d.path: (torch.empty(dim, dim, device="meta"), torch.empty(dim, device="meta"))
+            for d in plan.decisions if d.policy == "linear_replace"}
+    return apply_plan(base, plan, linear_maps=maps, copy=False)
+
+
+def forward_stage(model: Any, stage: Callable[..., None], name: str, plan: Any, search_params: int) -> dict:
+    """One denoiser call of ``model`` at 64 px, recorded as a stage; returns the record's totals."""
+    import torch
+
+    t = time.perf_counter()
+    probe = synthetic_calibration(model, 1)
+    with torch.no_grad():
+        out = probe.call(model, 0)
+    flat = out[0][0] if isinstance(out, tuple) else out
+    stage(name, t, finite=bool(torch.isfinite(flat.float()).all()))
+    reloaded = sum(p.numel() for p in model.parameters())
+    return {"params_before": search_params, "params_after": reloaded, "planned": plan.achieved_params,
+            "plan_decisions": len(plan.decisions), "plan_search": plan.settings.get("search", {})}
+
+
 def reload_offloaded(base: Any, folder: Path, offload: Path) -> Any:
     """The pruned model at ``folder`` (stage 4's output) under accelerate's disk offload: the plan replayed
     on the meta ``base`` for the shapes, then ``load_checkpoint_and_dispatch``."""
@@ -239,13 +289,8 @@ def reload_offloaded(base: Any, folder: Path, offload: Path) -> Any:
     from accelerate import load_checkpoint_and_dispatch
 
     from tmpbench.pruning.plan import Plan
-    from tmpbench.pruning.surgery import apply_plan
 
-    plan = Plan.load(folder / "plan.json")
-    dim = int(base.config.dim)
-    maps = {d.path: (torch.empty(dim, dim, device="meta"), torch.empty(dim, device="meta"))
-            for d in plan.decisions if d.policy == "linear_replace"}
-    shaped = apply_plan(base, plan, linear_maps=maps, copy=False).to(torch.bfloat16)
+    shaped = meta_shapes(base, Plan.load(folder / "plan.json")).to(torch.bfloat16)
     return load_checkpoint_and_dispatch(shaped, str(folder / INDEX), device_map=disk_map(shaped), offload_folder=str(offload))
 
 
@@ -254,10 +299,8 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
     import torch
     from diffusers import ZImageTransformer2DModel
 
-    from tmpbench.pruning.calibration import fit_linear_maps, offloaded
-    from tmpbench.pruning.runner import plan_model
+    from tmpbench.pruning.calibration import offloaded
 
-    name = "tiny-dit" if args.dry_run else "zimage"
     ckpt, off, out, off2 = work / "checkpoint", work / "offload-search", work / "pruned", work / "offload-reload"
     mem.reset()
     t = time.perf_counter()
@@ -275,18 +318,7 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
           offloaded=offloaded(model), resident_params=sum(p.numel() for p in model.parameters() if p.device.type != "meta"))
 
     mem.reset()
-    t = time.perf_counter()
-    calib = synthetic_calibration(model, args.calib_inputs) if args.measured else None
-    settings = {"max_calib_inputs": args.calib_inputs} if args.measured else None
-    with torch.no_grad():
-        outcome = plan_model(model if args.measured else build(args.dry_run), "tmp", args.budget, pruner_settings=settings,
-                             calibration=calib, model_name=name)
-        plan = outcome.plan
-        maps = fit_linear_maps(model, plan, calib) if any(d.policy == "linear_replace" for d in plan.decisions) else {}
-    search = plan.settings.get("search", {})
-    stage("plan (TMP " + ("measured tree search" if args.measured else "data-free proxy") + ", weights from disk)", t,
-          evaluations=search.get("evaluations"), forward_equivalents=search.get("forward_equivalents"),
-          final_error=search.get("final_error"), planned_params=plan.achieved_params)
+    plan, maps = plan_stage(args, model, stage, ", weights from disk")
     del model
     shutil.rmtree(off, ignore_errors=True)
 
@@ -306,14 +338,7 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
           equals_plan=reloaded == plan.achieved_params)
 
     mem.reset()
-    t = time.perf_counter()
-    probe = synthetic_calibration(shaped, 1)
-    with torch.no_grad():
-        out_t = probe.call(shaped, 0)
-    flat = out_t[0][0] if isinstance(out_t, tuple) else out_t
-    stage("forward (one denoiser call, 64 px, weights from disk)", t, finite=bool(torch.isfinite(flat.float()).all()))
-    return {"params_before": n_params, "params_after": reloaded, "planned": plan.achieved_params,
-            "plan_decisions": len(plan.decisions), "plan_search": search}
+    return forward_stage(shaped, stage, "forward (one denoiser call, 64 px, weights from disk)", plan, n_params)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,10 +403,8 @@ def run_in_memory(args: argparse.Namespace, stage: Callable[..., None], mem: Any
     from safetensors.torch import load_file, save_file
 
     from tmpbench.pruning.plan import Plan
-    from tmpbench.pruning.runner import plan_model
     from tmpbench.pruning.surgery import apply_plan
 
-    name = "tiny-dit" if args.dry_run else "zimage"
     mem.reset()
     t = time.perf_counter()
     model = build(args.dry_run)
@@ -391,30 +414,14 @@ def run_in_memory(args: argparse.Namespace, stage: Callable[..., None], mem: Any
     stage("build (random bf16, submodule by submodule)", t, params=n_params)
 
     mem.reset()
-    t = time.perf_counter()
-    calib = synthetic_calibration(model, args.calib_inputs) if args.measured else None
-    settings = {"max_calib_inputs": args.calib_inputs} if args.measured else None
-    with torch.no_grad():
-        outcome = plan_model(model if args.measured else build(args.dry_run), "tmp", args.budget, pruner_settings=settings,
-                             calibration=calib, model_name=name)
-    plan = outcome.plan
-    search = plan.settings.get("search", {})
-    stage("plan (TMP " + ("measured tree search" if args.measured else "data-free proxy") + ")", t,
-          evaluations=search.get("evaluations"), forward_equivalents=search.get("forward_equivalents"),
-          final_error=search.get("final_error"), planned_params=plan.achieved_params)
+    plan, maps = plan_stage(args, model, stage)
 
     mem.reset()
     t = time.perf_counter()
-    maps = {}
-    if any(d.policy == "linear_replace" for d in plan.decisions):
-        from tmpbench.pruning.calibration import fit_linear_maps
-
-        maps = fit_linear_maps(model, plan, calib)
     with torch.no_grad():
         pruned = apply_plan(model, plan, linear_maps=maps, copy=False)
     del model
-    cut_params = sum(p.numel() for p in pruned.parameters())
-    stage("surgery (in place)", t, params=cut_params)
+    stage("surgery (in place)", t, params=sum(p.numel() for p in pruned.parameters()))
 
     mem.reset()
     t = time.perf_counter()
@@ -426,26 +433,13 @@ def run_in_memory(args: argparse.Namespace, stage: Callable[..., None], mem: Any
 
     mem.reset()
     t = time.perf_counter()
-    base = build(args.dry_run)
-    state = load_file(str(work / "model.safetensors"))
-    reloaded_plan = Plan.load(work / "plan.json")
-    dim = int(base.config.dim)
-    maps = {d.path: (torch.empty(dim, dim, device="meta"), torch.empty(dim, device="meta"))
-            for d in reloaded_plan.decisions if d.policy == "linear_replace"}
-    shaped = apply_plan(base, reloaded_plan, linear_maps=maps, copy=False)
-    shaped.load_state_dict(state, assign=True, strict=True)
+    shaped = meta_shapes(build(args.dry_run), Plan.load(work / "plan.json"))
+    shaped.load_state_dict(load_file(str(work / "model.safetensors")), assign=True, strict=True)
     reloaded = sum(p.numel() for p in shaped.parameters())
     stage("reload (meta shapes, weights assigned)", t, params=reloaded, equals_plan=reloaded == plan.achieved_params)
 
     mem.reset()
-    t = time.perf_counter()
-    probe = synthetic_calibration(shaped, 1)
-    with torch.no_grad():
-        out = probe.call(shaped, 0)
-    flat = out[0][0] if isinstance(out, tuple) else out
-    stage("forward (one denoiser call, 64 px)", t, finite=bool(torch.isfinite(flat.float()).all()))
-    return {"params_before": n_params, "params_after": reloaded, "planned": plan.achieved_params,
-            "plan_decisions": len(plan.decisions), "plan_search": search}
+    return forward_stage(shaped, stage, "forward (one denoiser call, 64 px)", plan, n_params)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.moe import MoEBlockView
-from tmpbench.pruning.calibration import Calibration, capture_blocks, offloaded, relative_output_error, to_device
+from tmpbench.pruning.calibration import Calibration, capture_blocks, offloaded, onloaded, relative_output_error, to_device
 from tmpbench.pruning.families import layout
 from tmpbench.pruning.layouts import Layout
 from tmpbench.pruning.surgery import LinearBlock, detach_cached_tensors, merge_experts
@@ -50,11 +50,11 @@ def is_meta(model: nn.Module) -> bool:
     return p is None or (p.is_meta and not offloaded(model))
 
 
-def _refuse_offloaded(model: nn.Module, what: str) -> None:
+def _refuse_offloaded(model: nn.Module, what: str, fix: str = "use a pruner that scores from calibration "
+                      "activations (tmp, best-of-n)") -> None:
     if offloaded(model):
         raise TmpbenchError(f"{what} reads or edits weights in place, and accelerate offloads this model's weights "
-                            "(device_map/offload_folder): load it without offloading, or use a pruner that scores "
-                            "from calibration activations (tmp, best-of-n on a dense model)")
+                            f"(device_map/offload_folder): load it without offloading, or {fix}")
 
 
 def unit_groups(tree: UnitTree, kinds: tuple[str, ...] = ("heads", "channels", "experts")) -> list:
@@ -452,12 +452,12 @@ def reap_saliency(model: nn.Module, tree: UnitTree, calibration: Calibration) ->
 
 
 def expert_similarity(model: nn.Module, path: str) -> list[list[float]] | None:
-    """Cosine similarity between experts' flattened weights (for choosing merge partners)."""
+    """Cosine similarity between experts' flattened weights (for choosing merge partners). Under
+    accelerate's offloading the block's weights are loaded for the read (:func:`onloaded`)."""
     if is_meta(model):
         return None
-    _refuse_offloaded(model, "expert similarity")
-    view = MoEBlockView(path, model.get_submodule(path))
-    with torch.no_grad():
+    with onloaded(model.get_submodule(path)) as block, torch.no_grad():
+        view = MoEBlockView(path, block)
         flat = torch.stack([torch.cat([t.detach().float().reshape(-1) for t in view.expert_tensors(j).values()])
                             for j in range(view.num_experts)])
         flat = F.normalize(flat, dim=-1)
@@ -520,7 +520,7 @@ def apply_masks(
             key = (comp, tuple(map(tuple, groups)))
             cache = merged_cache if merged_cache is not None else {}
             if key not in cache:
-                _refuse_offloaded(model, "scoring an expert merge")
+                _refuse_offloaded(model, "scoring an expert merge", "leave merge_experts out of tmp's policy_mix")
                 cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
             merged = stand_ins[comp] = cache[key]
             handles.append(model.get_submodule(comp).register_forward_hook(
@@ -606,7 +606,7 @@ def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], 
             m = mask[e].to(lin.weight.device if lin.weight.device.type != "meta" else "cpu", lin.weight.dtype)
             handles.append(lin.register_forward_pre_hook(lambda _m, a, m=m: (a[0] * m.to(a[0].device),) + tuple(a[1:])))
         return
-    _refuse_offloaded(model, "masking fused experts' channels")
+    _refuse_offloaded(model, "masking fused experts' channels", "prune experts only (policy_mix without prune_channels)")
     down = view.block.experts.down_proj  # (E, hidden, I)
     restores.append((down, down.detach().clone()))
     with torch.no_grad():

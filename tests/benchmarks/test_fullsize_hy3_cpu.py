@@ -6,7 +6,6 @@ materialise, forward, surgery, save, reload, forward, free; a dropped and a line
 the per-layer counts add up to the plan's, and the grouping and extrapolation arithmetic.
 """
 
-import importlib.util
 import json
 import math
 import re
@@ -14,27 +13,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import torch
-
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
-def script():
-    spec = importlib.util.spec_from_file_location("fullsize_hy3_cpu", BENCHMARKS / "fullsize_hy3_cpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def on_path(monkeypatch):
-    """The script imports its neighbours (fullsize_zimage_cpu, _record) as a script run from benchmarks/ does;
-    it sets torch's thread count, which the rest of the session keeps otherwise."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+def script(load_benchmark):
+    return load_benchmark("fullsize_hy3_cpu")
 
 
 def _record(path: Path) -> dict:

@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +97,21 @@ def offloaded(module: nn.Module) -> bool:
     Such a model runs, so activations and outputs can be measured; its weights cannot be read or
     edited in place."""
     return any(getattr(getattr(m, "_hf_hook", None), "offload", False) for m in module.modules())
+
+
+@contextmanager
+def onloaded(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` with the weights accelerate offloads loaded for the block, to read (not edit): each
+    offloaded submodule's hook loads them as for a call and drops them on exit (``align_module_device``).
+    A module nothing offloads is yielded as is."""
+    with ExitStack() as stack:
+        if offloaded(module):
+            from accelerate.utils import align_module_device, has_offloaded_params
+
+            for m in module.modules():
+                if has_offloaded_params(m):
+                    stack.enter_context(align_module_device(m))
+        yield module
 
 
 def execution_device(module: nn.Module) -> torch.device:
