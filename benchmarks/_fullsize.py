@@ -78,7 +78,7 @@ class Memory:
         out = {}
         for line in lines:
             key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[key] = int(value.split()[0]) * 1024 / GIB
         return out
 
@@ -87,6 +87,13 @@ class Memory:
         st = self._status()
         self.run_peak = max(self.run_peak, st["VmHWM"])
         return st["VmRSS"], st["VmHWM"]
+
+    def split(self) -> dict[str, float]:
+        """The resident memory now, split (Linux): ``anon`` (the process's own: tensors, buffers) and
+        ``file`` (pages of mapped files, e.g. memory-mapped weights, which the kernel can drop and re-read),
+        in GiB; ``{}`` where the kernel does not say."""
+        st = self._status()
+        return {"anon": st["RssAnon"], "file": st["RssFile"]} if "RssAnon" in st else {}
 
     def reset(self) -> None:
         self.read()

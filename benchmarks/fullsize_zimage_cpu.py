@@ -8,7 +8,8 @@ time. Then:
 1. **plan**: TMP under ``--budget``. By default its data-free proxy (what ``plan --meta`` does). With
    ``--measured`` the measured tree search runs on ``--calib-inputs`` synthetic calibration inputs at
    64 px (random latents and caption features in the denoiser's own call format, timesteps spread over
-   (0, 1]; the teacher's own outputs are the reference), at ``max_calib_inputs`` of them.
+   (0, 1]; the teacher's own outputs are the reference), at ``max_calib_inputs`` of them; then the
+   linear maps its ``linear_replace`` decisions need, fitted from the same inputs' activations.
 2. **surgery**: the plan replayed in place (``apply_plan(copy=False)``: each cut frees the old weight).
 3. **save**: the pruned weights as safetensors beside ``plan.json``.
 4. **reload**: the base built on meta again, the plan replayed on meta for the shapes, the weights
@@ -366,8 +367,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def stage(name: str, start: float, **extra) -> None:
         now, peak = mem.read()
+        split = {f"rss_{k}_after_gib": round(v, 2) for k, v in mem.split().items()}
         rows.append({"stage": name, "seconds": round(time.perf_counter() - start, 1), "stage_peak_gib": round(peak, 2),
-                     "process_peak_gib": round(mem.run_peak, 2), "rss_after_gib": round(now, 2), **extra})
+                     "process_peak_gib": round(mem.run_peak, 2), "rss_after_gib": round(now, 2), **split, **extra})
         print(f"| {name} | {rows[-1]['seconds']} | {rows[-1]['stage_peak_gib']} | {rows[-1]['process_peak_gib']} | {extra or ''} |",
               flush=True)
 
