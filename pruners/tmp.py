@@ -45,7 +45,7 @@ from pruners.tmp_search import (
     SearchProgress,
     order_units,
 )
-from pruners.tmp_tree import WIDTH_SAVINGS, TreeSearch, estimate_probes, run_tree
+from pruners.tmp_tree import WIDTH_SAVINGS, TreeSearch, estimate_probes, run_tree, savings_overlap
 from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.calibration import WEIGHTINGS
 from tmpbench.pruning.tree import POLICIES, UnitTree
@@ -271,7 +271,7 @@ class TMPPruner(Pruner):
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs
         probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs,
-                                                            runs=2 if self._settings["width_savings"] == "best" else 1)
+                                                            runs=2 if self._settings["width_savings"] == "best" and savings_overlap(alloc) else 1)
         total = max(float(tree.flops), 1e-9)
         before, share, own = 0.0, {}, {}
         for slot in alloc.blocks.values():  # blocks in tree order: what runs before each, and each one's share

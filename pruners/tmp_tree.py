@@ -656,21 +656,28 @@ class TreeSearch:
 WIDTH_SAVINGS = ("sum", "state", "best")
 
 
+def savings_overlap(alloc: Allocation) -> bool:
+    """Whether a width state's saving can differ from its groups' own savings added: only where an MoE's
+    experts and their routed channels are both prunable (linked groups). Elsewhere "sum" and "state" give
+    the same numbers (parameter or FLOP counts, added exactly), so the two searches are one."""
+    return any(g.kind == "experts" and g.link is not None for g in alloc.groups.values())
+
+
 def run_tree(make: Callable[[str], TreeSearch], width_savings: str) -> tuple[TreeSearch, dict[str, float]]:
     """Run the tree search (``make(count)`` builds one for a width-savings count) and return it, with the
     measured error of each run's final state when there was more than one. ``"best"`` runs it once per
     count ("sum", "state"), each from the unpruned state, and keeps the one whose final state has the lower
     error on every calibration input (docs/tmp.md §8: neither count wins on every model and budget). The
     runs share the evaluator, so the probes they have in common (all of level 1, level-2 probes in the
-    same context) are scored once."""
-    if width_savings != "best":
-        search = make(width_savings)
-        search.run()
-        return search, {}
+    same context) are scored once. Without overlapping savings (:func:`savings_overlap`) "best" runs once."""
+    first = make("sum" if width_savings == "best" else width_savings)
+    if width_savings != "best" or not savings_overlap(first.alloc):
+        first.run()
+        return first, {}
     done: list[tuple[float, TreeSearch, dict]] = []
     errors: dict[str, float] = {}
     for count in ("sum", "state"):
-        search = make(count)
+        search = first if count == "sum" else make(count)
         search._reset()
         search.ev.accepted(None)
         search.run()

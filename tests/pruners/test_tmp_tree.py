@@ -155,3 +155,21 @@ def test_width_savings_best_keeps_the_lower_measured_error(moe):
     est = {w: PRUNERS.get("tmp")(**settings, width_savings=w).estimate(moe.tree, Budget.parse("50%"), 4)
            for w in ("sum", "best")}
     assert est["sum"]["evaluations"] < est["best"]["evaluations"] < 2 * est["sum"]["evaluations"]
+
+
+def test_width_savings_best_is_one_search_without_overlapping_savings(dense):
+    """A dense model has no MoE whose experts and routed channels are both cut: a width state saves exactly
+    its groups' savings added, so "best" is the "sum" search, run and estimated once."""
+    from pruners.tmp_tree import savings_overlap
+    from tmpbench.catalog import PRUNERS
+
+    settings = {"chunks": 4, "max_calib_inputs": 4}
+    assert not savings_overlap(Allocation(dense.tree, Budget.parse("50%")))
+    plans = {w: prune_generator(dense.gen, "tmp", "50%", pruner_settings={**settings, "width_savings": w}, progress=False,
+                                _collected=dense.calib).plan for w in ("sum", "best")}
+    assert plans["best"].decisions == plans["sum"].decisions
+    assert "width_savings" not in plans["best"].settings["search"]["tree"]  # no second run to report
+    assert plans["best"].settings["search"]["evaluations"] == plans["sum"].settings["search"]["evaluations"]
+    est = {w: PRUNERS.get("tmp")(**settings, width_savings=w).estimate(dense.tree, Budget.parse("50%"), 4)
+           for w in ("sum", "best")}
+    assert est["best"]["evaluations"] == est["sum"]["evaluations"]
