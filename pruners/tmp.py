@@ -270,8 +270,9 @@ class TMPPruner(Pruner):
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs
+        runs = 2 if self._settings["width_savings"] == "best" and savings_overlap(alloc) else 1
         probes, confirmations, repeatable = estimate_probes(search, can_linear=has_linear, screens=n_screen < n_inputs,
-                                                            runs=2 if self._settings["width_savings"] == "best" and savings_overlap(alloc) else 1)
+                                                            runs=runs)
         total = max(float(tree.flops), 1e-9)
         before, share, own = 0.0, {}, {}
         for slot in alloc.blocks.values():  # blocks in tree order: what runs before each, and each one's share
