@@ -116,7 +116,9 @@ def blocks(model: Any) -> list[str]:
 
 def disk_map(model: Any) -> dict[str, str]:
     """accelerate's device map of the offloaded runs: every block on ``"disk"``, the small modules outside
-    the blocks (embedders, final layer, ~0.1% of the weights) in memory on ``"cpu"``."""
+    the blocks (embedders, final layer, ~0.1% of the weights) in memory on ``"cpu"``. The root's own
+    parameters (``x_pad_token``, ``cap_pad_token``) must be named too, or accelerate refuses the map; it
+    then warns that they match no submodule, which is harmless."""
     import torch
 
     out = {n: "cpu" for n, c in model.named_children() if not isinstance(c, torch.nn.ModuleList)}
