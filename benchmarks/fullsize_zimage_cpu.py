@@ -172,11 +172,10 @@ def write_checkpoint(model: Any, dtype: Any, folder: Path) -> dict:
     return {"shards": len(set(writer.weight_map.values())), "checkpoint_gb": round(writer.total / 1e9, 2)}
 
 
-def _read(folder: Path, keys: list[str]) -> dict:
-    """``keys`` of the sharded checkpoint at ``folder``, read shard by shard."""
+def _read(folder: Path, weight_map: dict[str, str], keys: list[str]) -> dict:
+    """``keys`` of the sharded checkpoint at ``folder`` (``weight_map``: its index), read shard by shard."""
     from safetensors import safe_open
 
-    weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
     by_file: dict[str, list[str]] = {}
     for k in keys:
         by_file.setdefault(weight_map[k], []).append(k)
@@ -209,7 +208,7 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
         below = sum(1 for p in dropped if p.rpartition(".")[0] == parent and int(p.rpartition(".")[2]) < int(i))
         return f"{parent}.{int(i) - below}"
 
-    keys = list(json.loads((checkpoint / INDEX).read_text())["weight_map"])
+    weight_map = json.loads((checkpoint / INDEX).read_text())["weight_map"]
     writer = ShardWriter(folder)
     for unit in units + [""]:
         if unit in dropped:
@@ -218,9 +217,9 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
             w, b = maps[unit]
             writer.write({f"{renamed(unit)}.linear.weight": w, **({f"{renamed(unit)}.linear.bias": b} if b is not None else {})})
             continue
-        mine = [k for k in keys if (k.startswith(unit + ".") if unit else not any(k.startswith(u + ".") for u in units))]
+        mine = [k for k in weight_map if (k.startswith(unit + ".") if unit else not any(k.startswith(u + ".") for u in units))]
         sub = base.get_submodule(unit) if unit else base
-        sub.load_state_dict({(k[len(unit) + 1:] if unit else k): v for k, v in _read(checkpoint, mine).items()},
+        sub.load_state_dict({(k[len(unit) + 1:] if unit else k): v for k, v in _read(checkpoint, weight_map, mine).items()},
                             assign=True, strict=bool(unit))
         inside = [d for d in plan.decisions if unit and d.policy not in BLOCK_POLICIES and _under(d.path, unit)]
         if inside:
@@ -228,7 +227,6 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
         writer.write({(f"{renamed(unit)}.{k}" if unit else k): v for k, v in sub.state_dict().items() if v.device.type != "meta"})
         sub.to("meta")
     writer.close()
-    (folder / "plan.json").parent.mkdir(parents=True, exist_ok=True)
     plan.save(folder / "plan.json")
     return {"shards": len(set(writer.weight_map.values())), "file_gb": round(writer.total / 1e9, 2),
             "blocks_read": len(units) - len(dropped) - len(replaced), "blocks_dropped": len(dropped),

@@ -22,8 +22,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-INPUTS = 16  # TMP's default max_calib_inputs
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from benchmarks._record import append_table
+    from pruners.tmp import TMPPruner
     from tmpbench.loading import load_model
     from tmpbench.pruning.calibration import relative_output_error
     from tmpbench.pruning.recipes import default_calibration, model_defaults, model_name_of
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     gen = load_model(args.model)
     calib = default_calibration(model_name_of(gen)).resolved(*model_defaults(gen)).collect(gen)
-    inputs = calib.subset(INPUTS)
+    inputs = calib.subset(TMPPruner.SETTINGS["max_calib_inputs"])  # the inputs TMP's search scores
     reference = inputs.outputs(gen.denoiser)
     rows = ["| model | budget | pruner | calib error (relative, 16 inputs) | decisions by policy | achieved params |",
             "|---|---|---|---|---|---|"]

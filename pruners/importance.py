@@ -50,9 +50,10 @@ def is_meta(model: nn.Module) -> bool:
     return p is None or (p.is_meta and not offloaded(model))
 
 
-def _refuse_offloaded(model: nn.Module, what: str, fix: str = "use a pruner that scores from calibration "
+def _refuse_offloaded(module: nn.Module, what: str, fix: str = "use a pruner that scores from calibration "
                       "activations (tmp, best-of-n)") -> None:
-    if offloaded(model):
+    """One line when accelerate offloads ``module``'s weights, which ``what`` reads or edits in place."""
+    if offloaded(module):
         raise TmpbenchError(f"{what} reads or edits weights in place, and accelerate offloads this model's weights "
                             f"(device_map/offload_folder): load it without offloading, or {fix}")
 
@@ -520,7 +521,8 @@ def apply_masks(
             key = (comp, tuple(map(tuple, groups)))
             cache = merged_cache if merged_cache is not None else {}
             if key not in cache:
-                _refuse_offloaded(model, "scoring an expert merge", "leave merge_experts out of tmp's policy_mix")
+                _refuse_offloaded(model.get_submodule(comp), "scoring an expert merge",
+                                  "leave merge_experts out of tmp's policy_mix")
                 cache[key] = merge_experts(copy.deepcopy(model.get_submodule(comp)), groups, weights)
             merged = stand_ins[comp] = cache[key]
             handles.append(model.get_submodule(comp).register_forward_hook(
@@ -606,7 +608,7 @@ def _mask_expert_channels(model: nn.Module, experts_path: str, kept: list[int], 
             m = mask[e].to(lin.weight.device if lin.weight.device.type != "meta" else "cpu", lin.weight.dtype)
             handles.append(lin.register_forward_pre_hook(lambda _m, a, m=m: (a[0] * m.to(a[0].device),) + tuple(a[1:])))
         return
-    _refuse_offloaded(model, "masking fused experts' channels", "prune experts only (policy_mix without prune_channels)")
+    _refuse_offloaded(view.block, "masking fused experts' channels", "prune experts only (policy_mix without prune_channels)")
     down = view.block.experts.down_proj  # (E, hidden, I)
     restores.append((down, down.detach().clone()))
     with torch.no_grad():

@@ -717,10 +717,11 @@ def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False,
             groups = search._groups(slot)
             modes = [m for m in BLOCK_POLICIES if m in search.allowed and m in slot.policies
                      and (m != "linear_replace" or (can_linear and slot.dim))]
-            width = (1 if search.depth == 2 else search.width_probes) if search._width_groups(slot) else 0
+            has_width = bool(search._width_groups(slot))
+            width = (1 if search.depth == 2 else search.width_probes) if has_width else 0
             level1.extend([path] * (width + len(modes)))
             level2.extend([path] * len(modes))
-            local = search.local and bool(search._width_groups(slot))
+            local = search.local and has_width
             if local:  # the block's gain: its width cut probed globally, and the same cut's local error
                 level2.extend([path, "@" + path])
             for g in groups:
