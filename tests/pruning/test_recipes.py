@@ -58,3 +58,25 @@ def test_defaults_come_from_the_registry():
     assert model_defaults(Unregistered()) == (2, 32, 1.0)
     steps, size, guidance = model_defaults(Gen())
     assert (steps, size) != (2, 32) and isinstance(guidance, float)
+
+
+def test_calibration_draws_are_disjoint_and_draw_zero_keeps_its_identity():
+    base = CalibrationSpec(n_prompts=8, mix=(("edit", 0.5), ("t2i", 0.5)))
+    # draw 0 is the spec as it was before draws existed: its identity has no "draw" key, so caches and
+    # recorded runs keep their hashes
+    assert "draw" not in base.identity() and CalibrationSpec(n_prompts=8, mix=(("edit", 0.5), ("t2i", 0.5)), draw=0).hash == base.hash
+    ids = [CalibrationSpec(n_prompts=8, mix=(("edit", 0.5), ("t2i", 0.5)), draw=k).item_ids() for k in range(3)]
+    for suite in ("shapes-t2i", "shapes-edit"):
+        sets = [set(d[suite]) for d in ids]
+        assert all(len(s) == 4 for s in sets)
+        assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert len({CalibrationSpec(n_prompts=8, draw=k).hash for k in range(3)}) == 3
+    # draw k is what a spec of (k + 1) x n items adds to one of k x n
+    two = set(CalibrationSpec(n_prompts=8).item_ids()["shapes-t2i"]) | set(CalibrationSpec(n_prompts=8, draw=1).item_ids()["shapes-t2i"])
+    assert two == set(CalibrationSpec(n_prompts=16).item_ids()["shapes-t2i"])
+    # other splits ignore the draw (it chooses calibration items only)
+    assert CalibrationSpec(n_prompts=2, draw=1).prompts(split="test") == CalibrationSpec(n_prompts=2).prompts(split="test")
+    with pytest.raises(TmpbenchError, match="calibration draw 7 needs 64 calib items of 'shapes-t2i'"):
+        CalibrationSpec(n_prompts=8, draw=7).prompts()
+    with pytest.raises(TmpbenchError, match="calibration draw must be >= 0, got -1"):
+        CalibrationSpec(draw=-1)

@@ -72,6 +72,12 @@ def calibration_mix() -> Any:
                              "references mix in shapes-edit instructions). t2i=1 calibrates on prompts only.")
 
 
+def calib_draw() -> Any:
+    return typer.Option(0, "--calib-draw", min=0,
+                        help="Which calibration items: draw 0 (default) takes the first of the calib split, draw k the "
+                             "next disjoint set of the same size (to measure how much a plan depends on its data).")
+
+
 def split() -> Any:
     return typer.Option("test", "--split", help="Evaluation split of the suite: test (default), dev, calib, or all "
                         "(every item, as before splits). Calibration and recovery always draw from calib.")

@@ -136,6 +136,7 @@ def register(app: typer.Typer) -> None:
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         calib_prompts: int = typer.Option(8, "--calib-prompts", help="Calibration prompts (loaded models, pruners that use data)."),
         calibration_mix: str = opt.calibration_mix(),
+        calib_draw: int = opt.calib_draw(),
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
         estimate: bool = typer.Option(False, "--estimate", help="Print what the search will cost (evaluations, "
                                       "forward-equivalents, FLOPs, projected GPU hours) without planning."),
@@ -155,7 +156,8 @@ def register(app: typer.Typer) -> None:
         calibration = None
         if gen is not None and getattr(make_pruner(pruner, seed, pruner_settings), "needs_calibration", False):
             base = default_calibration(name)
-            spec = dataclasses.replace(base, n_prompts=calib_prompts, mix=mix if mix is not None else base.mix)
+            spec = dataclasses.replace(base, n_prompts=calib_prompts, mix=mix if mix is not None else base.mix,
+                                       draw=calib_draw)
             spec = spec.resolved(*model_defaults(gen))
             calibration = spec.collect(gen)
         outcome = plan_model(denoiser, pruner, budget, pruner_settings=pruner_settings, calibration=calibration,
@@ -181,6 +183,7 @@ def register(app: typer.Typer) -> None:
         calib_suite: str | None = typer.Option(None, "--calib-suite",
                                                help="Calibration suite (default shapes-t2i for ShapesWorld models)."),
         calibration_mix: str = opt.calibration_mix(),
+        calib_draw: int = opt.calib_draw(),
         lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
@@ -200,7 +203,7 @@ def register(app: typer.Typer) -> None:
         denoiser, gen, name = _denoiser(model, meta=False)
         base = default_calibration(name)
         spec = dataclasses.replace(base, suite=calib_suite or base.suite, n_prompts=calib_prompts,
-                                   mix=mix if mix is not None else base.mix)
+                                   mix=mix if mix is not None else base.mix, draw=calib_draw)
         result = prune_generator(
             gen, pruner, budget, pruner_settings=parse_settings(settings),
             calibration=spec,

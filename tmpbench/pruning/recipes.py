@@ -96,6 +96,11 @@ class CalibrationSpec:
 
     ``seeds`` None uses the suite's own item seeds. ``steps``/``size``/``guidance`` None take the
     model's defaults when the spec is resolved (:meth:`resolved`).
+
+    ``draw`` k > 0 takes the next items of the calib split instead of the first: the items a spec of
+    ``(k + 1) x n`` prompts adds to one of ``k x n`` (disjoint from every other draw, still round-robin
+    over categories). Repeating a comparison over draws measures how much a plan depends on the
+    calibration data it saw (``benchmarks/calibration_draws.py``).
     """
 
     suite: str = "shapes-t2i"
@@ -109,6 +114,7 @@ class CalibrationSpec:
     # task mix: None = T2I only; e.g. (("edit", 0.5), ("t2i", 0.5)) draws half of n_prompts from edit_suite
     mix: tuple[tuple[str, float], ...] | None = None
     edit_suite: str = "shapes-edit"
+    draw: int = 0
 
     def __post_init__(self) -> None:
         if self.mix is not None:
@@ -121,6 +127,8 @@ class CalibrationSpec:
             raise TmpbenchError(f"calibration steps must be >= 1, got {self.steps}")
         if self.size is not None and self.size < 1:
             raise TmpbenchError(f"calibration size must be positive, got {self.size}")
+        if self.draw < 0:
+            raise TmpbenchError(f"calibration draw must be >= 0, got {self.draw}")
         if self.seeds is not None:
             object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
             if len(self.seeds) != self.n_prompts:
@@ -149,13 +157,20 @@ class CalibrationSpec:
         from tmpbench.suites.core import load_suite
 
         name, source, want = (self.suite, self.source, "t2i") if task == "t2i" else (self.edit_suite, None, "edit")
-        suite = load_suite(name, source=source, limit=n, split=split)
+        k = self.draw if split == CALIB_SPLIT else 0
+        suite = load_suite(name, source=source, limit=(k + 1) * n, split=split)
         if suite.kind != want:
             example = "shapes-t2i" if want == "t2i" else "shapes-edit"
             what = "calibration suite" if want == "t2i" else "calibration edit suite"
             raise TmpbenchError(f"{what} {name!r} is a {suite.kind} suite; use a{'n' if want == 'edit' else ''} "
                                 f"{want} suite such as {example}")
-        return suite, list(suite.items)[:n]
+        if k == 0:
+            return suite, list(suite.items)[:n]
+        if len(suite.items) < (k + 1) * n:
+            raise TmpbenchError(f"calibration draw {k} needs {(k + 1) * n} {split} items of {name!r} ({n} per draw); "
+                                f"it has {len(suite.items)}: use a lower --calib-draw or fewer --calib-prompts")
+        earlier = {it.id for it in load_suite(name, source=source, limit=k * n, split=split).items}
+        return suite, [it for it in suite.items if it.id not in earlier][:n]
 
     def edits(self, size: int, split: str = CALIB_SPLIT, n: int | None = None) -> tuple[list[Any], list[str], list[int], str]:
         """(source images, instructions, seeds, suite hash) of the edit share: the first items of
@@ -193,6 +208,8 @@ class CalibrationSpec:
         data = asdict(self)
         data["split"] = CALIB_SPLIT  # items come from the calib split (before splits: the suite's first items)
         data["seeds"] = list(self.seeds) if self.seeds is not None else None
+        if not self.draw:  # the first draw keeps the identity it had before draws existed
+            data.pop("draw")
         if self.mix is None:  # T2I only: no mix keys
             data.pop("mix")
             data.pop("edit_suite")
