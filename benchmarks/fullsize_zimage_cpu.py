@@ -65,6 +65,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tmpbench.models.offload import block_device_map, block_names, load_offloaded
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -107,26 +109,6 @@ def build(dry_run: bool) -> Any:
         return ZImageTransformer2DModel.from_config(ZImageTransformer2DModel.load_config(TINY_CONFIG))
 
 
-def blocks(model: Any) -> list[str]:
-    """Every block of the denoiser's block lists (``noise_refiner.0``, ..., ``layers.29``)."""
-    import torch
-
-    return [f"{n}.{i}" for n, c in model.named_children() if isinstance(c, torch.nn.ModuleList) for i in range(len(c))]
-
-
-def disk_map(model: Any) -> dict[str, str]:
-    """accelerate's device map of the offloaded runs: every block on ``"disk"``, the small modules outside
-    the blocks (embedders, final layer, ~0.1% of the weights) in memory on ``"cpu"``. The root's own
-    parameters (``x_pad_token``, ``cap_pad_token``) must be named too, or accelerate refuses the map; it
-    then warns that they match no submodule, which is harmless."""
-    import torch
-
-    out = {n: "cpu" for n, c in model.named_children() if not isinstance(c, torch.nn.ModuleList)}
-    out.update(dict.fromkeys(blocks(model), "disk"))
-    out.update({n: "cpu" for n, _ in model.named_parameters(recurse=False)})
-    return out
-
-
 def _under(path: str, unit: str) -> bool:
     return path == unit or path.startswith(unit + ".")
 
@@ -166,7 +148,7 @@ def write_checkpoint(model: Any, dtype: Any, folder: Path) -> dict:
         writer.write({(f"{unit}.{k}" if unit else k): v for k, v in sub.state_dict().items() if v.device.type != "meta"})
         sub.to("meta")
 
-    materialise(model, dtype, units=blocks(model), done=done)
+    materialise(model, dtype, units=block_names(model), done=done)
     writer.close()
     model.save_config(folder)
     return {"shards": len(set(writer.weight_map.values())), "checkpoint_gb": round(writer.total / 1e9, 2)}
@@ -195,7 +177,7 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
     from tmpbench.pruning.plan import BLOCK_POLICIES
     from tmpbench.pruning.surgery import apply_plan
 
-    units = blocks(base)
+    units = block_names(base)
     outside = [d.path for d in plan.decisions if not any(_under(d.path, u) for u in units)]
     if outside:
         raise TmpbenchError(f"the plan cuts {outside[:3]} outside the blocks; the streamed surgery replays block decisions only")
@@ -292,7 +274,7 @@ def reload_offloaded(base: Any, folder: Path, offload: Path) -> Any:
     from tmpbench.pruning.plan import Plan
 
     shaped = meta_shapes(base, Plan.load(folder / "plan.json")).to(torch.bfloat16)
-    return load_checkpoint_and_dispatch(shaped, str(folder / INDEX), device_map=disk_map(shaped), offload_folder=str(offload))
+    return load_checkpoint_and_dispatch(shaped, str(folder / INDEX), device_map=block_device_map(shaped), offload_folder=str(offload))
 
 
 def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any, work: Path) -> dict:
@@ -313,8 +295,7 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
 
     mem.reset()
     t = time.perf_counter()
-    model = ZImageTransformer2DModel.from_pretrained(str(ckpt), torch_dtype=torch.bfloat16, device_map=disk_map(build(args.dry_run)),
-                                                     offload_folder=str(off)).eval()
+    model = load_offloaded(ZImageTransformer2DModel, ckpt, off, dtype=torch.bfloat16)  # what --offload-folder loads
     stage("load (from_pretrained, blocks on disk, offload_folder)", t,
           offloaded=offloaded(model), resident_params=sum(p.numel() for p in model.parameters() if p.device.type != "meta"))
 

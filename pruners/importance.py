@@ -177,7 +177,8 @@ def activation_importance(model: nn.Module, tree: UnitTree, calibration: Calibra
     for node in expert_nodes:
         moe = model.get_submodule(node.constraints["moe"])
         if MoEBlockView("", moe).layout != "expert-modules":
-            fallback[node.path] = expert_channel_reduce(moe, lambda p: p.float() ** 2).sqrt()
+            with onloaded(moe):  # read, not edited: an offloaded model's weights are loaded for the read
+                fallback[node.path] = expert_channel_reduce(moe, lambda p: p.float() ** 2).sqrt()
             continue
         expert_sums[node.path] = torch.zeros(node.constraints["experts"], node.count)
         expert_counts[node.path] = torch.zeros(node.constraints["experts"], 1)
@@ -439,15 +440,16 @@ def reap_saliency(model: nn.Module, tree: UnitTree, calibration: Calibration) ->
     for node, view, items in _routed_calibration(model, tree, calibration):
         total = torch.zeros(node.count)
         count = torch.zeros(node.count)
-        for x, logits in items:
-            w, idx = _routing(logits, view.top_k)
-            for j in range(node.count):
-                tok, slot = torch.where(idx == j)
-                if tok.numel() == 0:
-                    continue
-                y = expert_forward(view, j, x[tok].to(view.router_weight.dtype)).float()
-                total[j] += (w[tok, slot] * y.norm(dim=-1)).sum().cpu()
-                count[j] += tok.numel()
+        with onloaded(view.block):  # fused experts are read as tensors: an offloaded block's weights are loaded
+            for x, logits in items:
+                w, idx = _routing(logits, view.top_k)
+                for j in range(node.count):
+                    tok, slot = torch.where(idx == j)
+                    if tok.numel() == 0:
+                        continue
+                    y = expert_forward(view, j, x[tok].to(view.router_weight.dtype)).float()
+                    total[j] += (w[tok, slot] * y.norm(dim=-1)).sum().cpu()
+                    count[j] += tok.numel()
         out[node.path] = total / count.clamp_min(1.0)
     return out
 

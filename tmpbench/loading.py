@@ -21,11 +21,13 @@ from tmpbench.models.spec import parse_spec, resolve_entry
 from tmpbench.pruning.io import is_pruned_dir, load_pruned
 
 
-def load_model(spec: str, device: str = "cpu", path: str | Path | None = None) -> Generator:
+def load_model(spec: str, device: str = "cpu", path: str | Path | None = None,
+               offload_folder: str | Path | None = None) -> Generator:
     """Load the generator a model spec names (``"zimage"``, ``"tiny-dit"``, ``"/path/to/dir"``).
 
     ``path`` overrides where the weights come from (the CLI's ``--model-path``). Specs with a
     budget (``"zimage-4b"``) name a pruned model; pruning is done by ``tmpbench prune``.
+    ``offload_folder`` keeps the denoiser's blocks on disk there (:mod:`tmpbench.models.offload`).
     """
     parsed = parse_spec(spec)
     if parsed.budget is not None:
@@ -36,6 +38,9 @@ def load_model(spec: str, device: str = "cpu", path: str | Path | None = None) -
     folder = path if path is not None else parsed.path
     if folder is not None:
         if is_pruned_dir(folder):  # a folder written by `tmpbench prune`: rebuild its pruned shapes
+            if offload_folder is not None:
+                raise TmpbenchError(f"{str(folder)!r} is a pruned model folder, which loads in memory; "
+                                    "--offload-folder applies to base models")
             return load_pruned(folder, device=device)
     entry = resolve_entry(parsed)
-    return entry.load(path=path if path is not None else parsed.path, device=device)
+    return entry.load(path=path if path is not None else parsed.path, device=device, offload_folder=offload_folder)

@@ -83,3 +83,99 @@ def test_tmp_plans_an_offloaded_moe_without_merges_and_refuses_merges_in_one_lin
     assert disk.settings["search"]["final_error"] == memory.settings["search"]["final_error"]
     with pytest.raises(TmpbenchError, match=r"scoring an expert merge .* leave merge_experts out of tmp's policy_mix"):
         plan_model(moe_on_disk, "tmp", "25%", calibration=moe.calib, model_name="tiny-moe")
+
+
+def _linear_maps(model, plan, calib):
+    from tmpbench.pruning.calibration import fit_linear_maps
+
+    return fit_linear_maps(model, plan, calib) if any(d.policy == "linear_replace" for d in plan.decisions) else {}
+
+
+def _same_model(a, b, calib) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not offloaded(b) and {p.device.type for p in b.parameters()} == {"cpu"}
+    with torch.no_grad():
+        assert all(torch.equal(x, y) for x, y in zip(calib.outputs(a), calib.outputs(b)))
+
+
+@pytest.mark.parametrize(("pruner", "budget", "policies"), [
+    ("tmp", "50%", {"prune_heads", "prune_channels", "linear_replace"}),
+    ("late-drop", "25%", {"drop_block"}),
+])
+def test_apply_offloaded_cuts_an_offloaded_model_as_apply_does_in_memory(dense, on_disk, pruner, budget, policies):
+    """Block by block from the offloaded weights (dropped and linear-mapped blocks never read) gives the
+    same pruned model, in memory, as the deep-copy surgery of the model in memory."""
+    from tmpbench.pruning.families import apply, apply_offloaded
+
+    plan = plan_model(dense.model, pruner, budget, calibration=dense.calib, model_name="tiny-dit").plan
+    assert policies <= {d.policy for d in plan.decisions}
+    maps = _linear_maps(dense.model, plan, dense.calib)
+    _same_model(apply(dense.model, plan, linear_maps=maps), apply_offloaded(on_disk, plan, linear_maps=maps), dense.calib)
+    assert offloaded(on_disk) and next(on_disk.parameters()).device.type == "meta"  # the original is untouched
+
+
+def test_apply_offloaded_cuts_experts_and_their_channels_as_in_memory(moe, moe_on_disk):
+    from tmpbench.pruning.families import apply, apply_offloaded
+
+    plan = plan_model(moe.model, "tmp", "50%", pruner_settings=NO_MERGE, calibration=moe.calib, model_name="tiny-moe").plan
+    assert {"prune_experts", "prune_channels"} <= {d.policy for d in plan.decisions}
+    maps = _linear_maps(moe.model, plan, moe.calib)
+    _same_model(apply(moe.model, plan, linear_maps=maps), apply_offloaded(moe_on_disk, plan, linear_maps=maps), moe.calib)
+
+
+def test_weights_fingerprint_reads_an_offloaded_model_block_by_block(dense, on_disk):
+    from tmpbench.pruning.runner import weights_fingerprint
+
+    assert weights_fingerprint(on_disk) == weights_fingerprint(dense.model)
+
+
+@pytest.fixture(scope="module")
+def hy3(tmp_path_factory):
+    """A small HunyuanImage-3.0-layout pipeline (fused 3-D experts), its calibration, and its transformer
+    loaded back with every block of ``model.layers`` on disk (:func:`tmpbench.models.offload.load_offloaded`)."""
+    from types import SimpleNamespace
+
+    from tmpbench.models.offload import load_offloaded
+    from tmpbench.models.reference import tiny_zimage as tz
+    from tmpbench.models.zimage import ZImageGenerator
+    from tmpbench.pruning.calibration import collect_calibration
+
+    torch.manual_seed(0)
+    cfg = tz.TinyZImageConfig(dim=32, n_layers=3, n_heads=4, text_hidden=16, text_layers=2,
+                              hy3={"n_kv_heads": 2, "num_experts": 4, "moe_topk": 2, "moe_intermediate_size": 16,
+                                   "num_shared_expert": 1})
+    gen = ZImageGenerator(tz.make_pipeline(tz.build_components(cfg)), name="tiny-hy3", model="tiny-hy3",
+                          edit_fn=tz.edit_in_sequence, max_sequence_length=24)
+    model = gen.denoiser.eval()
+    torch.nn.init.normal_(model.final_layer.weight, std=0.1)  # the output head starts at zero; open it up
+    root = tmp_path_factory.mktemp("offload-hy3")
+    model.save_pretrained(root / "ckpt")
+    disk = load_offloaded(type(model), root / "ckpt", root / "off")
+    calib = collect_calibration(gen, ["a red circle", "two blue squares"], [0, 1], steps=2, size=32)
+    return SimpleNamespace(model=model, disk=disk, calib=calib)
+
+
+EXPERTS_ONLY = {"policy_mix": ["prune_experts", "prune_heads", "drop_block", "linear_replace"]}
+
+
+def test_a_decoder_layout_offloads_its_nested_blocks_and_plans_as_in_memory(hy3):
+    """Blocks under ``model.layers`` go to disk; REAP reads the fused experts' weights under the hook
+    (on meta they gave other scores and so another plan); TMP without channel cuts plans as in memory;
+    the default policy mix stops at the fused channel masks in one line; the surgery matches."""
+    from pruners.importance import reap_saliency
+    from tmpbench.pruning.families import apply, apply_offloaded, unit_tree
+
+    assert offloaded(hy3.disk) and next(hy3.disk.model.layers[0].parameters()).device.type == "meta"
+    tree = unit_tree(hy3.model)
+    a, b = reap_saliency(hy3.model, tree, hy3.calib), reap_saliency(hy3.disk, tree, hy3.calib)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    memory, disk = (plan_model(m, "tmp", "20%", pruner_settings=EXPERTS_ONLY, calibration=hy3.calib, model_name="tiny-hy3").plan
+                    for m in (hy3.model, hy3.disk))
+    assert "prune_experts" in {d.policy for d in disk.decisions}
+    assert disk.decisions == memory.decisions and disk.settings["search"]["final_error"] == memory.settings["search"]["final_error"]
+    with pytest.raises(TmpbenchError, match=r"^masking fused experts' channels reads or edits weights in place.*"
+                                            r"prune experts only \(policy_mix without prune_channels\)$"):
+        plan_model(hy3.disk, "tmp", "30%", calibration=hy3.calib, model_name="tiny-hy3")
+    maps = _linear_maps(hy3.model, memory, hy3.calib)
+    _same_model(apply(hy3.model, memory, linear_maps=maps), apply_offloaded(hy3.disk, memory, linear_maps=maps), hy3.calib)

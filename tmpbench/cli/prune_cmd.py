@@ -41,8 +41,8 @@ def parse_settings(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _denoiser(spec: str, meta: bool) -> tuple[Any, Any, str]:
-    """(denoiser, generator or None, model name) for a spec."""
+def _denoiser(spec: str, meta: bool, offload_folder: str | None = None) -> tuple[Any, Any, str]:
+    """(denoiser, generator or None, model name) for a spec (its blocks on disk under ``offload_folder``)."""
     from tmpbench.models.spec import parse_spec
 
     parsed = parse_spec(spec)
@@ -54,7 +54,7 @@ def _denoiser(spec: str, meta: bool) -> tuple[Any, Any, str]:
         return build_meta(spec), None, parsed.base
     from tmpbench.loading import load_model
 
-    gen = load_model(spec)
+    gen = load_model(spec, offload_folder=offload_folder)
     return gen.denoiser, gen, parsed.base
 
 
@@ -140,6 +140,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Pruner seed."),
         estimate: bool = typer.Option(False, "--estimate", help="Print what the search will cost (evaluations, "
                                       "forward-equivalents, FLOPs, projected GPU hours) without planning."),
+        offload_folder: str | None = typer.Option(None, "--offload-folder", help="Keep the denoiser's blocks on disk "
+                                                  "in DIR while planning (accelerate's disk offload): memory holds one "
+                                                  "block at a time. Plans are the same as in memory."),
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """Plan pruning under a budget without cutting: decisions, achieved size and the budget check."""
@@ -149,10 +152,12 @@ def register(app: typer.Typer) -> None:
 
         pruner_settings = parse_settings(settings)
         mix = parse_mix(calibration_mix) if calibration_mix is not None else None
+        if offload_folder is not None and (meta or estimate):
+            raise TmpbenchError("--offload-folder loads weights; --meta and --estimate load none")
         if estimate:
             _print_estimate(model, pruner, budget, meta, pruner_settings, calib_prompts, seed, as_json, mix)
             return
-        denoiser, gen, name = _denoiser(model, meta)
+        denoiser, gen, name = _denoiser(model, meta, offload_folder)
         calibration = None
         if gen is not None and getattr(make_pruner(pruner, seed, pruner_settings), "needs_calibration", False):
             base = default_calibration(name)
@@ -187,6 +192,9 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(1e-4, "--lr", help="Recovery learning rate."),
         settings: list[str] = typer.Option([], "--set", help="Pruner setting key=value (JSON values), repeatable."),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
+        offload_folder: str | None = typer.Option(None, "--offload-folder", help="Keep the denoiser's blocks on disk "
+                                                  "in DIR (accelerate's disk offload): the search runs on them there, "
+                                                  "and the surgery reads one kept block at a time into the pruned model."),
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """Prune a model to a budget, optionally recover it, and save it as a loadable folder."""
@@ -200,7 +208,7 @@ def register(app: typer.Typer) -> None:
         if target.exists() and any(target.iterdir()):
             raise TmpbenchError(f"--out {out!r} exists and is not empty; pick a new folder")
         mix = parse_mix(calibration_mix) if calibration_mix is not None else None
-        denoiser, gen, name = _denoiser(model, meta=False)
+        denoiser, gen, name = _denoiser(model, meta=False, offload_folder=offload_folder)
         base = default_calibration(name)
         spec = dataclasses.replace(base, suite=calib_suite or base.suite, n_prompts=calib_prompts,
                                    mix=mix if mix is not None else base.mix, draw=calib_draw)

@@ -106,8 +106,18 @@ class ModelEntry:
         above = self.edit_cfg_above if task == "edit" and self.edit_cfg_above is not None else self.cfg_above
         return 2 if guidance > above else 1
 
-    def load(self, path: str | Path | None = None, device: str = "cpu") -> Generator:
-        return resolve_target(self.loader)(self, None if path is None else str(path), device)
+    def load(self, path: str | Path | None = None, device: str = "cpu", offload_folder: str | Path | None = None) -> Generator:
+        """Build the generator (``loader``); with ``offload_folder`` its denoiser's blocks stay on disk
+        there (:mod:`tmpbench.models.offload`), for loaders that take one."""
+        loader = resolve_target(self.loader)
+        if offload_folder is None:
+            return loader(self, None if path is None else str(path), device)
+        import inspect
+
+        if "offload_folder" not in inspect.signature(loader).parameters:
+            raise TmpbenchError(f"model {self.name!r} cannot be loaded with --offload-folder (its loader has no disk "
+                                "offload); load it in memory, or plan it data-free with --meta")
+        return loader(self, None if path is None else str(path), device, offload_folder=str(offload_folder))
 
     def build_meta(self) -> Any:
         if self.meta_builder is None:

@@ -55,20 +55,28 @@ def pipeline_call_kwargs(pipe: Any, seeds: list[int], steps: int, size: int, max
     }
 
 
-def load_diffusers_pipeline(entry: ModelEntry, path: str | None, pipeline_cls: Any, device: str = "cpu") -> Any:
+def load_diffusers_pipeline(entry: ModelEntry, path: str | None, pipeline_cls: Any, device: str = "cpu",
+                            transformer_cls: Any = None, offload_folder: str | None = None) -> Any:
     """``pipeline_cls.from_pretrained`` for a diffusers adapter's loader hook, moved to ``device``.
 
     The weights come from :func:`~tmpbench.models.weights.weights_source` (``path``, else the
     entry's environment variable, else its hub id) in
     :func:`~tmpbench.models.weights.checkpoint_dtype`; anything that stops them loading raises one
-    OfflineError line (:func:`~tmpbench.models.weights.loading_weights`).
+    OfflineError line (:func:`~tmpbench.models.weights.loading_weights`). With ``offload_folder``
+    the transformer (``transformer_cls``) is loaded first with its blocks on disk there
+    (:func:`~tmpbench.models.offload.load_offloaded`) and handed to the pipeline.
     """
+    from tmpbench.models.offload import load_offloaded, pipeline_to
+
     source, local = weights_source(entry, path)
     dtype = checkpoint_dtype(entry)
     with loading_weights(entry, local=local):
-        pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=local)
-    pipe.to(device)
-    return pipe
+        given = {}
+        if offload_folder is not None:
+            given["transformer"] = load_offloaded(transformer_cls, source, offload_folder, dtype=dtype, device=device,
+                                                  subfolder="transformer", local_files_only=local)
+        pipe = pipeline_cls.from_pretrained(source, dtype=dtype, local_files_only=local, **given)
+    return pipeline_to(pipe, device)
 
 
 def set_eval(pipe: Any) -> None:
@@ -123,10 +131,13 @@ class DiffusersGenerator(Generator):
 
     # registry hooks --------------------------------------------------------------------------
     @classmethod
-    def from_entry(cls, entry: ModelEntry, path: str | None, device: str = "cpu") -> DiffusersGenerator:
+    def from_entry(cls, entry: ModelEntry, path: str | None, device: str = "cpu",
+                   offload_folder: str | None = None) -> DiffusersGenerator:
         """Loader hook (``ModelEntry.loader``): the entry's weights from ``path``, its environment
-        variable or its hub id, as a generator named after the entry."""
-        pipe = load_diffusers_pipeline(entry, path, diffusers_class(cls.pipeline_class), device)
+        variable or its hub id, as a generator named after the entry (its transformer's blocks on disk
+        under ``offload_folder`` when one is given)."""
+        pipe = load_diffusers_pipeline(entry, path, diffusers_class(cls.pipeline_class), device,
+                                       transformer_cls=diffusers_class(cls.transformer_class), offload_folder=offload_folder)
         return cls(pipe, name=entry.name, model=entry.name)
 
     @classmethod

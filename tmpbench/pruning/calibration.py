@@ -100,15 +100,16 @@ def offloaded(module: nn.Module) -> bool:
 
 
 @contextmanager
-def onloaded(module: nn.Module) -> Iterator[nn.Module]:
+def onloaded(module: nn.Module, recurse: bool = True) -> Iterator[nn.Module]:
     """``module`` with the weights accelerate offloads loaded for the block, to read (not edit): each
     offloaded submodule's hook loads them as for a call and drops them on exit (``align_module_device``).
-    A module nothing offloads is yielded as is."""
+    With ``recurse=False`` only the module's own parameters are loaded. A module nothing offloads is
+    yielded as is."""
     with ExitStack() as stack:
         if offloaded(module):
             from accelerate.utils import align_module_device, has_offloaded_params
 
-            for m in module.modules():
+            for m in module.modules() if recurse else [module]:
                 if has_offloaded_params(m):
                     stack.enter_context(align_module_device(m))
         yield module

@@ -56,6 +56,81 @@ def apply(model: nn.Module, plan: Plan, linear_maps: dict | None = None) -> nn.M
     return layout(model).apply(model, plan, linear_maps=linear_maps)
 
 
+def apply_offloaded(model: nn.Module, plan: Plan, linear_maps: dict | None = None) -> nn.Module:
+    """Replay ``plan`` on a model whose weights accelerate offloads (``tmpbench plan/prune --offload-folder``),
+    one block at a time, into a new model in memory: memory holds the pruned model and one unpruned block.
+
+    A fresh copy of the model is built on the meta device from its config. Each block the plan keeps gets
+    the original's weights (read under :func:`~tmpbench.pruning.calibration.onloaded`) and then the
+    plan's decisions inside it; dropped and linear-mapped blocks are never read. The modules outside the
+    blocks follow, and last the block decisions (drops, linear maps), as :func:`apply` orders them. The
+    result equals :func:`apply` on the same weights in memory (``tests/pruning/test_apply_offloaded.py``).
+    """
+    import dataclasses
+
+    import torch
+
+    from tmpbench.pruning.calibration import onloaded
+    from tmpbench.pruning.plan import BLOCK_POLICIES
+
+    lay = layout(model)
+    if not (hasattr(type(model), "from_config") and hasattr(model, "config")):
+        raise TmpbenchError(f"{type(model).__name__} has no from_config to rebuild it from; prune it in memory")
+    with torch.device("meta"):
+        base = type(model).from_config(model.config)
+    nn.Module.to(base, next(model.parameters()).dtype)  # (ModelMixin.to warns about fp32 modules a meta copy lacks)
+    lists = [name for name, _ in lay.block_lists(base)]
+    blocks = [f"{name}.{i}" for name, blocks in lay.block_lists(base) for i in range(len(blocks))]
+
+    def under(path: str, unit: str) -> bool:
+        return path == unit or path.startswith(unit + ".")
+
+    def take(src: nn.Module, dst: nn.Module, recurse: bool = True) -> None:
+        """``src``'s parameters and buffers (non-persistent ones too), copied into ``dst``'s places."""
+        with onloaded(src, recurse=recurse):
+            tensors = dict(src.named_parameters(recurse=recurse)) | dict(src.named_buffers(recurse=recurse))
+            for name, t in tensors.items():
+                owner, _, attr = name.rpartition(".")
+                mod = dst.get_submodule(owner) if owner else dst
+                value = t.detach().clone()
+                if attr in mod._parameters:
+                    mod._parameters[attr] = nn.Parameter(value, requires_grad=t.requires_grad)
+                else:
+                    mod._buffers[attr] = value
+
+    whole = {d.path for d in plan.decisions if d.policy in BLOCK_POLICIES}
+    done: set[int] = set()
+    for unit in blocks:
+        if unit in whole:
+            continue
+        take(model.get_submodule(unit), base.get_submodule(unit))
+        inside = [i for i, d in enumerate(plan.decisions) if i not in done and under(d.path, unit)]
+        if inside:
+            lay.apply(base, dataclasses.replace(plan, decisions=[plan.decisions[i] for i in inside]), copy=False)
+            done.update(inside)
+
+    def rest(module: nn.Module, prefix: str) -> None:
+        """Everything outside the block lists: whole modules, and the own tensors of those holding a list."""
+        take(module, base.get_submodule(prefix) if prefix else base, recurse=False)
+        for name, child in module.named_children():
+            path = f"{prefix}.{name}" if prefix else name
+            if path in lists:
+                continue
+            if any(under(b, path) for b in lists):
+                rest(child, path)
+            else:
+                take(child, base.get_submodule(path))
+
+    rest(model, "")
+    last = [d for i, d in enumerate(plan.decisions) if i not in done]
+    pruned = lay.apply(base, dataclasses.replace(plan, decisions=last), linear_maps=linear_maps, copy=False).eval()
+    left = [n for n, t in [*pruned.named_parameters(), *pruned.named_buffers()] if t.device.type == "meta"]
+    if left:
+        raise TmpbenchError(f"apply_offloaded left {len(left)} tensors unread ({', '.join(left[:3])}); "
+                            f"{type(model).__name__} keeps weights where its layout's block lists do not say")
+    return pruned
+
+
 def model_family(model: Any) -> str:
     """``"moe"`` when the denoiser has MoE blocks, else ``"dit"`` (what Pruner.families names)."""
     return "moe" if find_moe_blocks(model) else "dit"

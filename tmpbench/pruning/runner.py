@@ -38,10 +38,11 @@ from typing import Any
 from tmpbench.errors import TmpbenchError
 from tmpbench.pruning.accounting import count_params, measured_size, planned_size
 from tmpbench.pruning.budget import Budget, BudgetReport, check_achieved, original_for_tree
+from tmpbench.pruning.calibration import offloaded, onloaded
 from tmpbench.pruning.cost import ComputeMeter
 from tmpbench.pruning.cost import total as cost_total
 from tmpbench.pruning.factory import check_family, make_pruner
-from tmpbench.pruning.families import apply, unit_tree
+from tmpbench.pruning.families import apply, apply_offloaded, unit_tree
 from tmpbench.pruning.plan import Plan, model_identity, validate_plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, model_defaults, model_name_of
 
@@ -210,13 +211,31 @@ def base_config(module: Any) -> dict[str, Any]:
                                  default=list))
 
 
+def _state_items(module: Any) -> Any:
+    """``module.state_dict().items()``; for an offloaded module each block's weights are read in turn
+    (:func:`~tmpbench.pruning.calibration.onloaded`), so memory holds one block of them at a time."""
+    import torch
+
+    if not offloaded(module):
+        yield from module.state_dict().items()
+        return
+    with onloaded(module, recurse=False):  # the root's own
+        yield from ((k, v) for k, v in module.state_dict().items() if "." not in k)
+    for name, child in module.named_children():
+        parts = [(f"{name}.{i}", c) for i, c in enumerate(child)] if isinstance(child, torch.nn.ModuleList) else [(name, child)]
+        for prefix, part in parts:
+            with onloaded(part):
+                yield from ((f"{prefix}.{k}", v) for k, v in part.state_dict().items())
+
+
 def weights_fingerprint(module: Any) -> str:
-    """A cheap content hash of a module's weights: names, shapes, dtypes, sums and a few values each."""
+    """A cheap content hash of a module's weights: names, shapes, dtypes, sums and a few values each
+    (the same for a model in memory and offloaded)."""
     import torch
 
     h = hashlib.sha256()
     with torch.no_grad():
-        for name, p in module.state_dict().items():
+        for name, p in _state_items(module):
             h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
             if p.device.type == "meta" or p.numel() == 0:
                 continue
@@ -325,7 +344,7 @@ def prune_generator(
             if calib is None:
                 calib = spec.collect(generator)
             maps = fit_linear_maps(original, plan, calib)
-        pruned = apply(original, plan, linear_maps=maps)
+        pruned = (apply_offloaded if offloaded(original) else apply)(original, plan, linear_maps=maps)
     achieved = measured_size(pruned, budget.kind, budget.resolution)
     report = _check(base_original, achieved, budget, plan, tree).require()
     plan.achieved_params = int(count_params(pruned))

@@ -290,7 +290,8 @@ def replace_with_linear(model: nn.Module, path: str, weight: torch.Tensor, bias:
         raise TmpbenchError(f"linear_replace at {path!r}: weight has shape {tuple(weight.shape)}, expected ({dim}, {dim})")
     if bias is not None and tuple(bias.shape) != (dim,):
         raise TmpbenchError(f"linear_replace at {path!r}: bias has shape {tuple(bias.shape)}, expected ({dim},)")
-    device = ref.device if ref is not None else weight.device
+    # a block on the meta device (never read: tmpbench.pruning.families.apply_offloaded) takes the map's device
+    device = ref.device if ref is not None and ref.device.type != "meta" else weight.device
     dtype = ref.dtype if ref is not None else weight.dtype
     new = LinearBlock(dim, bias=bias is not None, device=device, dtype=dtype)
     with torch.no_grad():

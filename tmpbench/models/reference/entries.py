@@ -45,7 +45,8 @@ def _kind(cfg_like: dict | Any) -> str:
     return "HunyuanImage-3.0 decoder" if get("hy3") else "MoE" if get("moe") else "dense"
 
 
-def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu") -> ZImageGenerator:
+def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu",
+                   offload_folder: str | None = None) -> ZImageGenerator:
     """Loader hook for ``tiny-dit`` / ``tiny-moe``: a folder written by
     :func:`~tmpbench.models.reference.tiny_zimage.save_pipeline`.
 
@@ -63,7 +64,7 @@ def load_reference(entry: ModelEntry, path: str | None, device: str = "cpu") -> 
             )
     if not (Path(source) / "tmpbench.json").is_file():
         raise OfflineError(f"{source!r} is not a saved {entry.name} pipeline (no tmpbench.json); pass its directory")
-    pipe, cfg = load_pipeline(source, device=device)
+    pipe, cfg = load_pipeline(source, device=device, offload_folder=offload_folder)
     if _kind(cfg) != _kind(entry.architecture or {}):
         raise TmpbenchError(f"{source!r} holds a {_kind(cfg)} transformer, which does not match model {entry.name!r}")
     return reference_generator(pipe, cfg, name=entry.name)

@@ -368,21 +368,28 @@ def save_pipeline(pipe: ZImagePipeline, path: str | Path, cfg: TinyZImageConfig,
     (path / "tmpbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
 
 
-def load_pipeline(path: str | Path, device: str = "cpu", dtype=torch.float32) -> tuple[ZImagePipeline, TinyZImageConfig]:
-    """Load a tiny pipeline saved by :func:`save_pipeline`."""
+def load_pipeline(path: str | Path, device: str = "cpu", dtype=torch.float32,
+                  offload_folder: str | Path | None = None) -> tuple[ZImagePipeline, TinyZImageConfig]:
+    """Load a tiny pipeline saved by :func:`save_pipeline`; with ``offload_folder`` its transformer's
+    blocks stay on disk there (:func:`tmpbench.models.offload.load_offloaded`)."""
     from transformers import PreTrainedTokenizerFast, Qwen3Model
+
+    from tmpbench.models.offload import load_offloaded, pipeline_to
 
     path = Path(path)
     meta = json.loads((path / "tmpbench.json").read_text())
     cfg = TinyZImageConfig(**meta["tiny_config"])
-    transformer = transformer_class(cfg).from_pretrained(path / "transformer", torch_dtype=dtype)
+    if offload_folder is not None:
+        transformer = load_offloaded(transformer_class(cfg), path / "transformer", offload_folder, dtype=dtype, device=device)
+    else:
+        transformer = transformer_class(cfg).from_pretrained(path / "transformer", torch_dtype=dtype)
     text_encoder = Qwen3Model.from_pretrained(path / "text_encoder", torch_dtype=dtype)
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path / "tokenizer")
     vae = PixelShuffleAutoencoder.from_config(PixelShuffleAutoencoder.load_config(path / "vae"))
     scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(path / "scheduler")
-    pipe = make_pipeline(
+    pipe = pipeline_to(make_pipeline(
         dict(transformer=transformer, text_encoder=text_encoder, tokenizer=tokenizer, vae=vae, scheduler=scheduler)
-    ).to(device)
+    ), device)
     return pipe, cfg
 
 

@@ -50,8 +50,8 @@ class Layout(abc.ABC):
         """The model's :class:`~tmpbench.pruning.tree.UnitTree` (FLOPs at ``size`` px; the builder's default when None)."""
 
     @abc.abstractmethod
-    def apply(self, model: nn.Module, plan: Any, linear_maps: dict | None = None) -> nn.Module:
-        """Replay ``plan`` on a copy of ``model`` (the surgery of this layout)."""
+    def apply(self, model: nn.Module, plan: Any, linear_maps: dict | None = None, copy: bool = True) -> nn.Module:
+        """Replay ``plan`` on a copy of ``model`` (on ``model`` itself with ``copy=False``): the surgery of this layout."""
 
     @abc.abstractmethod
     def head_output(self, attention: nn.Module) -> nn.Linear:

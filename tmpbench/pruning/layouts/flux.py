@@ -310,9 +310,10 @@ class FluxMMDiT(Layout):
         else:
             prune_ff_channels(model.get_submodule(path), keep)
 
-    def apply(self, model: nn.Module, plan: Plan, linear_maps: Mapping | None = None) -> nn.Module:
-        """Replay ``plan`` on a copy: width cuts, then drops from the highest index down (shared replay)."""
-        model = copy_module.deepcopy(model)
+    def apply(self, model: nn.Module, plan: Plan, linear_maps: Mapping | None = None, copy: bool = True) -> nn.Module:
+        """Replay ``plan`` on a copy (on ``model`` with ``copy=False``): width cuts, then drops from the highest
+        index down (shared replay)."""
+        model = copy_module.deepcopy(model) if copy else model
         tree = build_flux_tree(model)
         names = {id(m): name for name, m in model.named_modules()}
         return replay_plan(

@@ -26,8 +26,8 @@ class ZImageDiT(Layout):
     def tree(self, model: nn.Module, size: int | None = None) -> Any:
         return build_unit_tree(model, size=size)
 
-    def apply(self, model: nn.Module, plan: Any, linear_maps: dict | None = None) -> nn.Module:
-        return apply_plan(model, plan, linear_maps=linear_maps)
+    def apply(self, model: nn.Module, plan: Any, linear_maps: dict | None = None, copy: bool = True) -> nn.Module:
+        return apply_plan(model, plan, linear_maps=linear_maps, copy=copy)
 
     def head_output(self, attention: nn.Module) -> nn.Linear:
         return attention.to_out[0]
