@@ -22,13 +22,16 @@ With ``--offload disk`` the model is never whole in memory; accelerate's disk of
 1. **checkpoint**: the same random weights (same generator, same order), written block by block as a
    sharded diffusers checkpoint (``diffusion_pytorch_model-*.safetensors`` + index + ``config.json``),
    each block sent back to meta once written, so one block is resident at a time.
-2. **load**: ``ZImageTransformer2DModel.from_pretrained(checkpoint, torch_dtype=bf16,
-   device_map={"": "disk"}, offload_folder=...)``, the loader a user runs on a downloaded checkpoint;
-   accelerate keeps every weight on disk and its ``AlignDevicesHook`` loads a module's weights for its
-   call only.
+2. **load**: ``tmpbench.models.offload.load_offloaded`` (what ``tmpbench plan/prune --offload-folder``
+   load): ``ZImageTransformer2DModel.from_pretrained(checkpoint, torch_dtype=bf16, device_map=...,
+   offload_folder=...)`` with every block on ``"disk"``; accelerate's ``AlignDevicesHook`` loads a
+   block's weights for its call only.
 3. **plan**: the same TMP plan (the search masks activations with hooks and never edits a weight, so
    it runs on the offloaded model unchanged; ``--measured`` as above), and the linear maps its
    ``linear_replace`` decisions need, fitted from activations.
+3a. **surgery into memory**: what ``tmpbench prune --offload-folder`` does,
+   ``families.apply_offloaded``: the pruned model built in memory one kept block at a time from the
+   offloaded weights (held until stage 4 has checked it equals the sharded output, tensor for tensor).
 4. **surgery**: block by block from the checkpoint: a block's tensors assigned into the meta model,
    the plan's decisions inside it replayed in place, the pruned block written under its index after
    the plan's drops, the block sent back to meta. A dropped block is never read; a linear-replaced
@@ -66,6 +69,7 @@ from pathlib import Path
 from typing import Any
 
 from tmpbench.models.offload import block_device_map, block_names, load_offloaded
+from tmpbench.pruning.families import apply_offloaded
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -215,6 +219,20 @@ def streamed_surgery(base: Any, checkpoint: Path, plan: Any, maps: dict, folder:
             "blocks_linear": len(replaced)}
 
 
+def same_weights(model: Any, folder: Path) -> bool:
+    """Whether ``model``'s state equals the sharded checkpoint at ``folder``, tensor for tensor (read shard by shard)."""
+    import torch
+
+    weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
+    state = model.state_dict()
+    if sorted(state) != sorted(weight_map):
+        return False
+    by_file: dict[str, list[str]] = {}
+    for k, f in weight_map.items():
+        by_file.setdefault(f, []).append(k)
+    return all(torch.equal(state[k], v) for ks in by_file.values() for k, v in _read(folder, weight_map, ks).items())
+
+
 def plan_stage(args: argparse.Namespace, model: Any, stage: Callable[..., None], where: str = "") -> tuple[Any, dict]:
     """TMP's plan of ``model`` under ``--budget`` (measured on synthetic inputs with ``--measured``, else
     the data-free proxy on a fresh meta model) and the linear maps its ``linear_replace`` decisions need,
@@ -301,6 +319,13 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
 
     mem.reset()
     plan, maps = plan_stage(args, model, stage, ", weights from disk")
+
+    mem.reset()
+    t = time.perf_counter()
+    with torch.no_grad():
+        in_memory = apply_offloaded(model, plan, linear_maps=maps)
+    stage("surgery into memory (tmpbench prune --offload-folder: families.apply_offloaded)", t,
+          params=sum(p.numel() for p in in_memory.parameters()))
     del model
     shutil.rmtree(off, ignore_errors=True)
 
@@ -308,7 +333,9 @@ def run_offloaded(args: argparse.Namespace, stage: Callable[..., None], mem: Any
     t = time.perf_counter()
     with torch.no_grad():
         cut = streamed_surgery(build(args.dry_run), ckpt, plan, maps, out)
-    stage("surgery (block by block from the checkpoint, written sharded)", t, **cut)
+    stage("surgery (block by block from the checkpoint, written sharded)", t, **cut,
+          equals_in_memory=same_weights(in_memory, out))
+    del in_memory
     if not args.keep_checkpoint:
         shutil.rmtree(ckpt, ignore_errors=True)
 

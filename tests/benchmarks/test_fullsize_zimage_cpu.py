@@ -28,7 +28,9 @@ def test_the_offloaded_run_plans_and_cuts_as_the_in_memory_run(script, on_path, 
                         "--out", str(tmp_path / "disk.md")]) == 0
     mem, disk = _record(tmp_path / "mem.md"), _record(tmp_path / "disk.md")
     stages = {r["stage"].split(" (")[0]: r for r in disk["rows"]}
-    assert list(stages) == ["checkpoint", "load", "plan", "surgery", "reload", "forward"]
+    assert list(stages) == ["checkpoint", "load", "plan", "surgery into memory", "surgery", "reload", "forward"]
+    assert stages["surgery"]["equals_in_memory"] is True  # the product's surgery (prune --offload-folder) cuts the same
+    assert stages["surgery into memory"]["params"] == disk["planned"]
     assert stages["load"]["offloaded"] is True
     assert stages["reload"]["equals_plan"] is True and stages["forward"]["finite"] is True
     cut = stages["surgery"]
