@@ -248,10 +248,10 @@ class TreeSearch:
             return c1 * (x / x1) ** 2
         if x >= xn:
             return cn * (x / xn) ** 2
-        for (xa, ca), (xb, cb) in zip(probed, probed[1:]):
+        for (xa, ca), (xb, cb) in zip(probed, probed[1:]):  # x1 < x < xn: some segment holds x
             if x <= xb:
-                return ca + (x - xa) / (xb - xa) * (cb - ca)
-        return cn  # not reached
+                break
+        return ca + (x - xa) / (xb - xa) * (cb - ca)
 
     def _scale(self, block: str, kind: str) -> float:
         """In-context / isolated error measured for ``block``'s element ``kind`` by a refine pass; for an
