@@ -121,3 +121,27 @@ def test_offline_error_is_one_line(monkeypatch, tmp_path):
     with pytest.raises(OfflineError, match=r"black-forest-labs/FLUX.1-schnell.*--model-path DIR or set TMPBENCH_FLUX_PATH=DIR") as info:
         load_model("flux")
     assert "\n" not in str(info.value)
+
+
+def test_offload_folder_loads_both_block_lists_on_disk_and_generates_the_same(gen, tmp_path):
+    """FLUX.1's double- and single-stream block lists both go to disk; images equal the in-memory load."""
+    from tmpbench.models.offload import block_names
+    from tmpbench.pruning.calibration import offloaded
+
+    gen.save(tmp_path / "f")
+    memory = FluxGenerator.from_entry(FLUX_ENTRY, str(tmp_path / "f"))
+    disk = FluxGenerator.from_entry(FLUX_ENTRY, str(tmp_path / "f"), offload_folder=str(tmp_path / "off"))
+    assert offloaded(disk.denoiser) and {n.split(".")[0] for n in block_names(disk.denoiser)} == {
+        "transformer_blocks", "single_transformer_blocks"}
+    assert all(disk.denoiser.hf_device_map[n] == "disk" for n in block_names(disk.denoiser))
+    for g in (memory, disk):
+        g.max_sequence_length = 16
+    a, b = (g.generate(["a red circle"], seeds=[1], steps=2, guidance=0.0, size=32)[0] for g in (memory, disk))
+    assert np.array_equal(np.asarray(a), np.asarray(b))
+    # the surgery reads the offloaded blocks one at a time into the same pruned model as the in-memory cut
+    from tmpbench.pruning.families import apply, apply_offloaded
+    from tmpbench.pruning.runner import plan_model
+
+    plan = plan_model(memory.denoiser, "random", "20%", model_name="flux").plan
+    x, y = apply(memory.denoiser, plan).state_dict(), apply_offloaded(disk.denoiser, plan).state_dict()
+    assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)

@@ -173,3 +173,18 @@ def test_meta_hook_reads_the_entry_config():
     module = ZImageGenerator.meta_denoiser(entry)
     assert isinstance(module, ZImageTransformer2DModel) and module.config.dim == 32
     assert all(p.device.type == "meta" for p in module.parameters())
+
+
+def test_offload_folder_keeps_the_transformer_blocks_on_disk_and_generates_the_same(gen, tmp_path):
+    """``from_entry(..., offload_folder=DIR)``: the transformer loads first with its blocks on disk (the
+    pipeline then takes it as given and moves only its other components); images equal the in-memory load."""
+    from tmpbench.pruning.calibration import offloaded
+
+    gen.save(tmp_path / "m")
+    memory = ZImageGenerator.from_entry(ZIMAGE_ENTRY, str(tmp_path / "m"))
+    disk = ZImageGenerator.from_entry(ZIMAGE_ENTRY, str(tmp_path / "m"), offload_folder=str(tmp_path / "off"))
+    assert offloaded(disk.denoiser) and not offloaded(memory.denoiser) and any((tmp_path / "off").iterdir())
+    for g in (memory, disk):
+        g.max_sequence_length = 16
+    a, b = (g.generate(["a red circle"], seeds=[1], steps=2, guidance=0.0, size=32)[0] for g in (memory, disk))
+    assert np.array_equal(np.asarray(a), np.asarray(b))
