@@ -219,3 +219,16 @@ def test_arch_transfer_regret_table(tiny_dir, tmp_path):
     for model in picked:
         assert len(list((tmp_path / "abl" / model / "pruned-cache").glob("*/plan.json"))) == 2
     assert "Regret = Q_B(own pick) - Q_B(setting)" in result["markdown"] and "tmp-g1 = {\"chunks\": 4}" in result["markdown"]
+
+
+def test_a_sweep_on_another_calibration_draw_calibrates_every_run_on_it(tmp_path):
+    """``--calib-draw K`` reaches the one CalibrationSpec every run of the sweep gets; draw 0 is the spec
+    sweeps had before draws existed (same hash, so cached plans stay valid)."""
+    from tmpbench.experiments.sweep import shared_objects
+    from tmpbench.pruning.recipes import default_calibration
+
+    base = SweepConfig(model="tiny-dit", suite="shapes-t2i", variants=[Variant("tmp", "tmp")], budgets=["25%"], out=tmp_path)
+    first, _ = shared_objects(base)
+    other, _ = shared_objects(SweepConfig(**{**base.__dict__, "calib_draw": 1}))
+    assert first.hash == default_calibration("tiny-dit").hash and other.draw == 1 and other.hash != first.hash
+    assert not set(first.item_ids()["shapes-t2i"]) & set(other.item_ids()["shapes-t2i"])

@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics (default: the suite's)."),
         calib_prompts: int = typer.Option(None, "--calib-prompts", help="Calibration prompts (default: the prune runner's)."),
         calibration_mix: str = opt.calibration_mix(),
+        calib_draw: int = opt.calib_draw(),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
         quiet: bool = opt.quiet_output(),
     ) -> None:
@@ -70,7 +71,8 @@ def register(app: typer.Typer) -> None:
         cfg = SweepConfig(model=model, suite=suite, variants=[Variant(p, p) for p in names],
                           budgets=parse_budgets(budgets), out=out, limit=limit, split=split, seeds=seeds, steps=steps, size=size,
                           model_path=model_path, metrics=metrics, recover_steps=recover,
-                          calib_prompts=calib_prompts, calibration_mix=calibration_mix, seed=seed, progress=not quiet)
+                          calib_prompts=calib_prompts, calibration_mix=calibration_mix, calib_draw=calib_draw, seed=seed,
+                          progress=not quiet)
         start = time.perf_counter()
         _finish_sweep(run_sweep(cfg), start)
 

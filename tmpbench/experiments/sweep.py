@@ -71,6 +71,7 @@ class SweepConfig:
     recover_steps: int | tuple[int, ...] = 0
     calib_prompts: int | None = None  # None = the prune runner's default calibration
     calibration_mix: str | None = None  # e.g. "t2i=0.5,edit=0.5"; None = the model's default mix
+    calib_draw: int = 0  # which disjoint set of calib items (CalibrationSpec.draw); 0 = the first
     calib_steps: int | None = None
     seed: int = 0
     batch_size: int | None = None  # None: the model entry's default_batch_size
@@ -157,6 +158,8 @@ def shared_objects(cfg: SweepConfig) -> tuple[Any, Any]:
         from tmpbench.pruning.recipes import parse_mix
 
         changes["mix"] = parse_mix(cfg.calibration_mix)
+    if cfg.calib_draw:
+        changes["draw"] = int(cfg.calib_draw)
     if changes:
         calib = dataclasses.replace(calib, **changes)
     recipe = RecoveryRecipe(steps=cfg.recover_list[0], seed=int(cfg.seed))
