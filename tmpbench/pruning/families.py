@@ -64,7 +64,8 @@ def apply_offloaded(model: nn.Module, plan: Plan, linear_maps: dict | None = Non
     the original's weights (read under :func:`~tmpbench.pruning.calibration.onloaded`) and then the
     plan's decisions inside it; dropped and linear-mapped blocks are never read. The modules outside the
     blocks follow, and last the block decisions (drops, linear maps), as :func:`apply` orders them. The
-    result equals :func:`apply` on the same weights in memory (``tests/pruning/test_apply_offloaded.py``).
+    result equals :func:`apply` on the same weights in memory (``tests/pruners/test_offloaded.py``; weights
+    one module shares with another are copied apart, which no layout here has).
     """
     import dataclasses
 
@@ -79,8 +80,8 @@ def apply_offloaded(model: nn.Module, plan: Plan, linear_maps: dict | None = Non
     with torch.device("meta"):
         base = type(model).from_config(model.config)
     nn.Module.to(base, next(model.parameters()).dtype)  # (ModelMixin.to warns about fp32 modules a meta copy lacks)
-    lists = [name for name, _ in lay.block_lists(base)]
-    blocks = [f"{name}.{i}" for name, blocks in lay.block_lists(base) for i in range(len(blocks))]
+    lists = dict(lay.block_lists(base))
+    blocks = [f"{name}.{i}" for name, modules in lists.items() for i in range(len(modules))]
 
     def under(path: str, unit: str) -> bool:
         return path == unit or path.startswith(unit + ".")
