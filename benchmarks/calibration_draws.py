@@ -132,12 +132,13 @@ def report(cells: list[tuple[str, str]], draws: list[int], variant: str, setting
         keys = sorted(set.intersection(*(set(r["samples"]) for r in runs.values())))
         items = sorted({k[0] for k in keys})
         data[(model, budget)] = (runs, keys, items)
+        seeds_of: dict[str, list[int]] = {}
+        for i, s in keys:
+            seeds_of.setdefault(i, []).append(s)
         for metric in METRICS:
             # item means over draws and seeds of variant - default: the clustered paired bootstrap's rows
-            base = np.array([np.mean([runs[(k, "default")]["samples"][(i, s)][metric] for k in draws for (ii, s) in keys if ii == i])
-                             for i in items])
-            cand = np.array([np.mean([runs[(k, variant)]["samples"][(i, s)][metric] for k in draws for (ii, s) in keys if ii == i])
-                             for i in items])
+            base, cand = (np.array([np.mean([runs[(k, v)]["samples"][(i, s)][metric] for k in draws for s in seeds_of[i]])
+                                    for i in items]) for v in ("default", variant))
             mean, ci, p = two_sided(base, cand)
             pooled[metric].append((len(items), mean, ci, p))
     adjusted = {m: holm([x[3] for x in pooled[m]]) for m in METRICS}

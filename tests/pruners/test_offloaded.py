@@ -179,3 +179,6 @@ def test_a_decoder_layout_offloads_its_nested_blocks_and_plans_as_in_memory(hy3)
         plan_model(hy3.disk, "tmp", "30%", calibration=hy3.calib, model_name="tiny-hy3")
     maps = _linear_maps(hy3.model, memory, hy3.calib)
     _same_model(apply(hy3.model, memory, linear_maps=maps), apply_offloaded(hy3.disk, memory, linear_maps=maps), hy3.calib)
+    from tmpbench.pruning.runner import weights_fingerprint
+
+    assert weights_fingerprint(hy3.disk) == weights_fingerprint(hy3.model)  # blocks nested under model.layers

@@ -211,21 +211,19 @@ def base_config(module: Any) -> dict[str, Any]:
                                  default=list))
 
 
-def _state_items(module: Any) -> Any:
-    """``module.state_dict().items()``; for an offloaded module each block's weights are read in turn
-    (:func:`~tmpbench.pruning.calibration.onloaded`), so memory holds one block of them at a time."""
-    import torch
-
+def _state_items(module: Any, prefix: str = "") -> Any:
+    """``module.state_dict(prefix=prefix).items()`` in the same order; where accelerate offloads weights,
+    each module's own are read in turn (:func:`~tmpbench.pruning.calibration.onloaded`), so memory holds
+    one module's worth at a time however deep the block lists sit (``model.layers.*`` included)."""
     if not offloaded(module):
-        yield from module.state_dict().items()
+        yield from module.state_dict(prefix=prefix).items()
         return
-    with onloaded(module, recurse=False):  # the root's own
-        yield from ((k, v) for k, v in module.state_dict().items() if "." not in k)
+    with onloaded(module, recurse=False):
+        yield from ((prefix + n, p) for n, p in module.named_parameters(recurse=False))
+        yield from ((prefix + n, b) for n, b in module.named_buffers(recurse=False)
+                    if n not in module._non_persistent_buffers_set)
     for name, child in module.named_children():
-        parts = [(f"{name}.{i}", c) for i, c in enumerate(child)] if isinstance(child, torch.nn.ModuleList) else [(name, child)]
-        for prefix, part in parts:
-            with onloaded(part):
-                yield from ((f"{prefix}.{k}", v) for k, v in part.state_dict().items())
+        yield from _state_items(child, f"{prefix}{name}.")
 
 
 def weights_fingerprint(module: Any) -> str:
