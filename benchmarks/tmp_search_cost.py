@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 VARIANTS = {"defaults": {}, "screen4": {"screen_inputs": 4}, "local": {"local_probes": True},
             "wprobe2": {"width_probes": 2}, "wprobe4": {"width_probes": 4}, "state": {"width_savings": "state"},
             "state-wprobe2": {"width_savings": "state", "width_probes": 2}, "best": {"width_savings": "best"},
-            "best-wprobe2": {"width_savings": "best", "width_probes": 2}}
+            "best-wprobe2": {"width_savings": "best", "width_probes": 2}, "lazy": {"fill": "lazy"},
+            "curves": {"fill": "curves"}}
 PHASES = ("scorers", "teacher pass", "level 1", "level 2", "refine", "confirm", "fill", "final")
 
 

@@ -45,7 +45,7 @@ from pruners.tmp_search import (
     SearchProgress,
     order_units,
 )
-from pruners.tmp_tree import WIDTH_SAVINGS, TreeSearch, estimate_probes, run_tree, savings_overlap
+from pruners.tmp_tree import FILLS, WIDTH_SAVINGS, TreeSearch, estimate_probes, run_tree, savings_overlap
 from tmpbench.errors import TmpbenchError, did_you_mean
 from tmpbench.pruning.calibration import WEIGHTINGS
 from tmpbench.pruning.tree import POLICIES, UnitTree
@@ -108,6 +108,7 @@ class TMPPruner(Pruner):
         "local_probes": False,
         "width_probes": 1,
         "width_savings": "sum",
+        "fill": "measured",
     }
 
     def _validate_settings(self) -> None:
@@ -135,6 +136,10 @@ class TMPPruner(Pruner):
             raise TmpbenchError(f"pruner 'tmp': width_savings={s['width_savings']!r}; use 'sum' (a width state saves what its "
                                 "groups save alone), 'state' (what the state saves: an MoE's pruned experts take their channels) "
                                 "or 'best' (the search under both, the lower measured error kept)")
+        if s["fill"] not in FILLS:
+            raise TmpbenchError(f"pruner 'tmp': fill={s['fill']!r}; use 'measured' (the tree search's fill scores its "
+                                "shortlist in the chosen state at every step), 'lazy' (a measured cost is kept until its "
+                                "block changes) or 'curves' (no measured fill: the probed curves alone)")
         if s["timestep_weighting"] not in WEIGHTINGS:
             raise TmpbenchError(f"pruner 'tmp': timestep_weighting={s['timestep_weighting']!r}; use one of {list(WEIGHTINGS)}")
         if not set(self.mix) & DEPTH_POLICIES[self.depth]:
@@ -187,7 +192,8 @@ class TMPPruner(Pruner):
             def make(count: str) -> TreeSearch:
                 return TreeSearch(alloc, evaluator, allowed, self.mix, self.depth, self._settings["chunks"],
                                   self._settings["refine"], local=self._settings["local_probes"],
-                                  width_probes=self._settings["width_probes"], width_savings=count)
+                                  width_probes=self._settings["width_probes"], width_savings=count,
+                                  fill=self._settings["fill"], rescore_every=self._settings["rescore_every"])
 
             search, savings_errors = run_tree(make, self._settings["width_savings"])
         else:
@@ -266,7 +272,7 @@ class TMPPruner(Pruner):
         allowed = self._allowed(tree)
         search = TreeSearch(alloc, ProxyEvaluator(alloc), allowed, self.mix, self.depth, self._settings["chunks"],
                             self._settings["refine"], local=self._settings["local_probes"],
-                            width_probes=self._settings["width_probes"])
+                            width_probes=self._settings["width_probes"], fill=self._settings["fill"])
         has_linear = "linear_replace" in allowed and any("linear_replace" in b.policies for b in alloc.main_blocks)
         screen = self._settings["screen_inputs"]
         n_screen = min(screen, n_inputs) if screen is not None else n_inputs

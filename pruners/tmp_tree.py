@@ -105,8 +105,13 @@ class TreeSearch:
 
     def __init__(self, alloc: Allocation, evaluator: Evaluator, allowed: set[str], mix: dict[str, float],
                  depth: int, chunks: int, refine: int = 1, local: bool = False, width_probes: int = 1,
-                 width_savings: str = "sum") -> None:
+                 width_savings: str = "sum", fill: str = "measured", rescore_every: int = 8) -> None:
         self.alloc = alloc
+        # the measured fill (docs/tmp.md §4a, Fill): "measured" scores its shortlist afresh at every step, "lazy"
+        # keeps a candidate's measured cost until its own block changes (or ``rescore_every`` acceptances
+        # pass), "curves" skips it (the fine fill alone, by the probed curves)
+        self.fill = fill
+        self.rescore_every = rescore_every
         self.width_savings = width_savings  # a width state's saving: its groups' own savings added, or the state's
         self.width_probes = width_probes  # level 1: width probes per block, at 1/k .. k/k of the mean ratio
         self.refine = refine
@@ -421,7 +426,8 @@ class TreeSearch:
         self._restore(best[1])
         self.ev.phase = "fill"
         self.ev.accepted(None)  # the fill prices chunks against the restored state's own error
-        self._measured_fill(group_cache)
+        if self.fill != "curves":
+            self._measured_fill(group_cache)
         self._fine_fill(group_cache)
         self.ev.accepted(None)
 
@@ -430,9 +436,17 @@ class TreeSearch:
         the chosen state: the ``shortlist`` cheapest groups by their probed curves are each measured
         with one more chunk, and the cheapest per saving measured goes. Probes were taken alone; here a
         group is priced next to the block policies and cuts around it (a width cut right after a
-        linear-mapped block costs more than alone)."""
+        linear-mapped block costs more than alone).
+
+        With ``fill="lazy"`` a measured cost is kept while its own block is unchanged: a chunk's cost
+        depends mostly on its block (the flat greedy's re-scoring rule, docs/tmp.md §4b), so only the
+        accepted group's block is re-measured, and every cost is dropped each ``rescore_every`` acceptances."""
         a = self.alloc
         half = 0.5 * a.tolerance
+        lazy = self.fill == "lazy"
+        kept: dict[tuple[str, int, int], tuple[float, int]] = {}  # (group, removed, chunk) -> (cost, block version)
+        version: dict[str, int] = {}  # block -> acceptances in it so far
+        since = 0
         for _ in range(64):
             gap = a.gap()
             cands = []
@@ -457,7 +471,11 @@ class TreeSearch:
             for _p, path, n, x in cands[:shortlist]:
                 g = a.groups[path]
                 gain = self.gains.get(g.block)
-                if gain is not None:  # local probes: the block's own error before and after, times its gain
+                hit = kept.get((path, g.removed, n)) if lazy else None
+                fresh = hit is None or hit[1] != version.get(g.block, 0)
+                if not fresh:
+                    cost = hit[0]
+                elif gain is not None:  # local probes: the block's own error before and after, times its gain
                     edits = (("group", path, g.removed + n, g.merge),)
                     cost = gain * (self._local_probe(g.block, edits) - self._local_probe(g.block))
                 else:
@@ -466,13 +484,20 @@ class TreeSearch:
                     self.probes += 1
                     cost = self.ev.error() - base
                     g.removed -= n
+                if lazy and fresh:
+                    kept[(path, g.removed, n)] = (cost, version.get(g.block, 0))
                 key = self.mix.get("merge_experts" if g.merge else UNIT_POLICIES[g.kind][0], 1.0) * max(cost, 0.0) / x
                 if best is None or key < best[0]:
-                    best = (key, g, n, None if gain is not None else base + cost)
+                    best = (key, g, n, base + cost if fresh and gain is None else None)
             _, g, n, after = best
             g.removed += n
             self.ev.accepted(after)
             self._touched.append(g.path)
+            version[g.block] = version.get(g.block, 0) + 1
+            since += 1
+            if since >= self.rescore_every:
+                kept.clear()
+                since = 0
 
     @staticmethod
     def _curve_cost(points: list[Point], g: UnitGroup, n: int) -> float:
@@ -654,6 +679,7 @@ class TreeSearch:
 
 
 WIDTH_SAVINGS = ("sum", "state", "best")
+FILLS = ("measured", "lazy", "curves")
 
 
 def savings_overlap(alloc: Allocation) -> bool:
@@ -734,5 +760,6 @@ def estimate_probes(search: TreeSearch, can_linear: bool, screens: bool = False,
     chosen = len(a.blocks)  # refine: every block's chosen element, at most
     # ``runs`` > 1 (width_savings="best"): level 1 is shared, the rest is counted once per run, and each run's
     # final state is measured (an estimate: the runs' level-2 probes in the same context are scored once)
-    screened = level1 + (level2 * passes + [""] * (passes + search.refine * chosen + 2 * 4)) * runs
+    fill = 0 if search.fill == "curves" else 2 * 4
+    screened = level1 + (level2 * passes + [""] * (passes + search.refine * chosen + fill)) * runs
     return screened, (passes if screens else 0) * runs + runs, level2 * search.refine * runs
