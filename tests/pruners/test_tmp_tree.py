@@ -173,3 +173,46 @@ def test_width_savings_best_is_one_search_without_overlapping_savings(dense):
     est = {w: PRUNERS.get("tmp")(**settings, width_savings=w).estimate(dense.tree, Budget.parse("50%"), 4)
            for w in ("sum", "best")}
     assert est["best"]["evaluations"] == est["sum"]["evaluations"]
+
+
+def test_fill_settings_spend_what_they_say(moe):
+    """``fill``: "measured" scores the fill's shortlist afresh at every step; "lazy" keeps a measured cost
+    until its block changes, so with ``rescore_every=1`` (every cost dropped after each acceptance) it is
+    the measured fill exactly, and by default it spends less on the fill; "curves" spends nothing there."""
+    from tmpbench.catalog import PRUNERS
+
+    settings = {"chunks": 4, "max_calib_inputs": 4}
+
+    def plan(**kw):
+        res = prune_generator(moe.gen, "tmp", "50%", pruner_settings={**settings, **kw}, progress=False,
+                              _collected=moe.calib)
+        assert res.budget_report.ok, kw
+        return res.plan
+
+    plans = {"measured": plan(), "lazy": plan(fill="lazy"), "lazy1": plan(fill="lazy", rescore_every=1),
+             "curves": plan(fill="curves")}
+    s = {k: p.settings["search"] for k, p in plans.items()}
+    assert s["measured"]["phases"]["fill"] > 0  # this case leaves a gap for the fill to close
+    assert plans["lazy1"].decisions == plans["measured"].decisions
+    assert s["lazy1"]["phases"] == s["measured"]["phases"]
+    assert 0 < s["lazy"]["phases"]["fill"] < s["measured"]["phases"]["fill"]
+    assert "fill" not in s["curves"]["phases"]
+    for k, p in plans.items():
+        landing = p.settings["allocation"]
+        assert s[k]["prediction_gap"] <= 0.01, k
+        assert abs(landing["relative_error"]) <= landing["tolerance"], k
+    # the estimate allows the measured fill two steps of four full measurements; "curves" none
+    est = {f: PRUNERS.get("tmp")(**settings, fill=f).estimate(moe.tree, Budget.parse("50%"), 4)
+           for f in ("measured", "lazy", "curves")}
+    assert est["lazy"] == est["measured"]
+    assert est["measured"]["evaluations"] - est["curves"]["evaluations"] == 8
+    assert est["measured"]["forward_equivalents"] - est["curves"]["forward_equivalents"] == pytest.approx(8 * 4, abs=0.05)
+
+
+def test_fill_setting_is_checked():
+    from tmpbench.catalog import PRUNERS
+    from tmpbench.errors import TmpbenchError
+
+    with pytest.raises(TmpbenchError, match=r"^pruner 'tmp': fill='greedy'; use 'measured'") as e:
+        PRUNERS.get("tmp")(fill="greedy")
+    assert "\n" not in str(e.value)

@@ -62,6 +62,12 @@ def device() -> Any:
     return typer.Option(None, "--device", help="Torch device (default: cuda if available, else cpu).")
 
 
+def offload() -> Any:
+    return typer.Option("none", "--offload",
+                        help="Offload while generating: none, model (one component at a time on the device) or group "
+                             "(the blocks streamed one at a time); `tmpbench fit` says which one fits a GPU.")
+
+
 def quiet_output() -> Any:
     return typer.Option(False, "--quiet", help="No progress output.")
 

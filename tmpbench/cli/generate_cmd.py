@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
         source: str = opt.source(),
         image_root: str = opt.image_root(),
         device: str = opt.device(),
+        offload: str = opt.offload(),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
         """Generate a suite's images (resumable) for `tmpbench score --images DIR`."""
@@ -38,7 +39,8 @@ def register(app: typer.Typer) -> None:
         # every item, as `tmpbench score --images` and `suites render` read the suite (splits apply to run and sweep)
         cfg = RunConfig(
             suite=suite, model=model, out=out, seeds=seeds, limit=limit, split="all", batch_size=batch_size, steps=steps,
-            guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, device=device, progress=not quiet,
+            guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, device=device, offload=offload,
+            progress=not quiet,
         )
         info = generate_only(cfg)
         if info["is_main"]:

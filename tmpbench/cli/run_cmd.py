@@ -35,7 +35,8 @@ def format_summary(results: dict) -> str:
     if isinstance(eff, dict):
         lines.append(
             f"  {'efficiency':<{width}}  {eff['latency_per_image_s'] * 1000:.1f} ms/image, {eff['flops_per_call'] / 1e9:.3f} GFLOPs/image, "
-            f"peak {eff['peak_memory_bytes'] / 2**20:.0f} MiB ({eff['device_name']})"
+            f"peak {eff['peak_memory_bytes'] / 2**20:.0f} MiB ({eff['device_name']}"
+            + (f", offload {eff['offload']})" if eff.get("offload", "none") != "none" else ")")
         )
     t = results["timings"]
     lines.append(f"time    total {t['total_s']:.1f}s, generate {t['generate_s']:.1f}s, score {t['score_s']:.1f}s")
@@ -61,6 +62,7 @@ def register(app: typer.Typer) -> None:
         image_root: str = opt.image_root(),
         metrics: str = typer.Option(None, "--metrics", help="Comma-separated metrics, e.g. geneval,fid:shapes (default: the suite's)."),
         device: str = opt.device(),
+        offload: str = opt.offload(),
         recover_steps: int = typer.Option(0, "--recover-steps", help="Recovery fine-tuning steps after pruning."),
         prune_cache: Path = typer.Option(None, "--prune-cache", help="Pruned-model cache folder (default DIR/pruned-cache)."),
         as_json: bool = typer.Option(False, "--json", help="Print results.json instead of the summary."),
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
         cfg = RunConfig(
             suite=suite, model=model, out=out, pruner=pruner, seeds=seeds, limit=limit, split=split, batch_size=batch_size,
             steps=steps, guidance=guidance, size=size, model_path=model_path, source=source, image_root=image_root, metrics=metrics,
-            device=device, recover_steps=recover_steps, prune_cache=prune_cache, progress=not quiet,
+            device=device, offload=offload, recover_steps=recover_steps, prune_cache=prune_cache, progress=not quiet,
         )
         results = run_benchmark(cfg)
         if results is None:  # a non-main accelerate process: the main one reports

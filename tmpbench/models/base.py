@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tmpbench.errors import TmpbenchError
+from tmpbench.errors import TmpbenchError, did_you_mean
 
 if TYPE_CHECKING:  # keep `import tmpbench.models.base` free of torch/PIL
     import torch
@@ -152,6 +152,21 @@ class ModelEntry:
         }
 
 
+# ``tmpbench run --offload``: the strategies of ``tmpbench fit`` (tmpbench.models.memory) that a run can apply
+OFFLOADS = ("none", "model", "group")
+
+
+def check_offload(strategy: str) -> None:
+    """One line for an offload strategy ``tmpbench run`` cannot apply (``expert`` is a ``fit`` estimate only)."""
+    if strategy in OFFLOADS:
+        return
+    if strategy == "expert":
+        raise TmpbenchError("--offload expert: tmpbench fit estimates expert offload for MoE denoisers, but no library "
+                            f"here implements it for a run; use one of {', '.join(OFFLOADS)}")
+    raise TmpbenchError(f"unknown --offload {strategy!r}{did_you_mean(strategy, OFFLOADS)}; use one of {', '.join(OFFLOADS)} "
+                        "(tmpbench fit says which one fits a GPU)")
+
+
 class Generator(abc.ABC):
     """A batched image generator: one image per (prompt, seed), each image depending only on its seed.
 
@@ -183,6 +198,15 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     def save(self, path: str | Path) -> None:
         """Write everything needed to load this generator back from ``path`` (a directory)."""
+
+    def offload(self, strategy: str, device: str) -> None:
+        """Keep weights off ``device`` between their uses while generating (``tmpbench run --offload``):
+        ``"none"`` leaves the generator as loaded; adapters that can offload override this."""
+        check_offload(strategy)
+        if strategy != "none":
+            raise TmpbenchError(f"model {self.name!r} ({self.family}) cannot run with --offload {strategy}: only the "
+                                "diffusers pipelines (zimage, flux and the references built on them) offload here; "
+                                "use --offload none")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, family={self.family!r})"

@@ -21,7 +21,8 @@ import abc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tmpbench.models.base import Generator, ModelEntry, check_batch, check_edit_batch
+from tmpbench.errors import TmpbenchError
+from tmpbench.models.base import Generator, ModelEntry, check_batch, check_edit_batch, check_offload
 from tmpbench.models.spec import write_marker
 from tmpbench.models.weights import checkpoint_dtype, loading_weights, weights_source
 
@@ -154,6 +155,31 @@ class DiffusersGenerator(Generator):
     @property
     def denoiser(self) -> torch.nn.Module:
         return self.pipe.transformer
+
+    def offload(self, strategy: str, device: str) -> None:
+        """diffusers' own offloading, the strategies ``tmpbench fit`` prices: ``"model"`` is
+        ``enable_model_cpu_offload`` (one component at a time on ``device``), ``"group"`` is
+        ``enable_group_offload`` at block level, one block per group, with the next block prefetched on a
+        side stream on CUDA (every component's block lists stream; the rest of a component stays on
+        ``device`` while it runs). Images are the same as without offload (tests); peak memory and
+        latency are what change."""
+        check_offload(strategy)
+        if strategy == "none":
+            return
+        import torch
+
+        from tmpbench.models.offload import is_dispatched
+
+        if is_dispatched(self.pipe.transformer):
+            raise TmpbenchError(f"model {self.name!r}: its denoiser is already dispatched by accelerate (loaded with an "
+                                f"offload folder); it cannot take --offload {strategy} as well")
+        target = torch.device(device)
+        if strategy == "model":
+            self.pipe.enable_model_cpu_offload(device=target)
+        else:
+            self.pipe.enable_group_offload(onload_device=target, offload_device=torch.device("cpu"), offload_type="block_level",
+                                           num_blocks_per_group=1, use_stream=target.type == "cuda")
+        self._img2img = None  # rebuilt from the offloaded components on the next edit
 
     @property
     def size_multiple(self) -> int:

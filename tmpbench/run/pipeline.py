@@ -62,6 +62,9 @@ class RunConfig:
     image_root: str | None = None  # an edit suite's input-image folder (the YAML's image_root option)
     metrics: str | None = None  # "geneval,fid:shapes"; None = the suite's metrics
     device: str | None = None
+    # "none" | "model" | "group": diffusers offloading while generating (Generator.offload); the models load
+    # on the CPU and stream to ``device``, so a model larger than the GPU can run (tmpbench fit names one)
+    offload: str = "none"
     recover_steps: int = 0
     # shared pruning inputs (a sweep passes the same objects to every run; None = the runner's defaults)
     calibration: Any = None  # tmpbench.pruning.recipes.CalibrationSpec
@@ -98,11 +101,13 @@ class Prepared:
 
 def prepare(cfg: RunConfig, with_metrics: bool = True) -> Prepared:
     """Load the suite, parse the spec and metrics, fix defaults; raise one line on bad input."""
+    from tmpbench.models.base import check_offload
     from tmpbench.models.spec import parse_spec, resolve_entry
     from tmpbench.preflight import check_device, check_output_dir
     from tmpbench.suites.core import load_suite
 
     check_device(cfg.device)
+    check_offload(cfg.offload)
     check_output_dir(cfg.out)
     overrides = {"image_root": str(cfg.image_root)} if cfg.image_root is not None else None
     suite = load_suite(cfg.suite, source=cfg.source, limit=cfg.limit, overrides=overrides, split=cfg.split)
@@ -238,7 +243,19 @@ def check_or_write_manifest(out: Path, want: dict, write: bool) -> None:
 # ------------------------------------------------------------------------------------------------
 # models
 def load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any, dict]:
-    """``(generator, teacher or None, prune info)``; pruned specs go through the prune runner's cache."""
+    """``(generator, teacher or None, prune info)``; pruned specs go through the prune runner's cache.
+    With ``cfg.offload`` the models load (and a pruned spec prunes) on the CPU and are then offloaded to
+    ``device``: loading them there first would need the memory the offload saves."""
+    if cfg.offload == "none":
+        return _load_generators(cfg, p, device)
+    generator, teacher, info = _load_generators(cfg, p, "cpu")
+    for g in (generator, teacher):
+        if g is not None:
+            g.offload(cfg.offload, device)
+    return generator, teacher, info
+
+
+def _load_generators(cfg: RunConfig, p: Prepared, device: str) -> tuple[Any, Any, dict]:
     from tmpbench.loading import load_model
 
     if not p.pruned:
@@ -360,7 +377,8 @@ def sample_rows(p: Prepared, out: Path, views: list[SampleView], values: list[di
 
 # ------------------------------------------------------------------------------------------------
 # efficiency
-def efficiency(generator, p: Prepared, report: gen.GenerationReport, peak: tuple[int, str] | None, device: str) -> dict:
+def efficiency(generator, p: Prepared, report: gen.GenerationReport, peak: tuple[int, str] | None, device: str,
+               offload: str = "none") -> dict:
     """Params, FLOPs (one 1-image call), latency per image and peak memory.
 
     Latency is the median per-image time of this process's generator calls after the first
@@ -415,6 +433,7 @@ def efficiency(generator, p: Prepared, report: gen.GenerationReport, peak: tuple
         "latency_source": latency_source,
         "peak_memory_bytes": int(peak[0]),
         "peak_memory_kind": peak[1],
+        "offload": offload,
         "device": device,
         "device_name": device_name(device),
         "steps": p.steps,
@@ -523,7 +542,7 @@ def run_benchmark(cfg: RunConfig) -> res.Results | None:
     score_s = score_local_s + time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    eff = efficiency(generator, p, report, peak_used, device)
+    eff = efficiency(generator, p, report, peak_used, device, cfg.offload)
     seconds["efficiency"] = time.perf_counter() - t0
 
     git_hash, dirty = git_state()
@@ -605,7 +624,9 @@ def generate_only(cfg: RunConfig) -> dict:
     layout = gen.OutputLayout(p.layout.kind, out, p.seeds, p.layout.model_dir)
     from tmpbench.loading import load_model
 
-    generator = load_model(cfg.model, device=device, path=None if p.folder else cfg.model_path)
+    generator = load_model(cfg.model, device="cpu" if cfg.offload != "none" else device,
+                           path=None if p.folder else cfg.model_path)
+    generator.offload(cfg.offload, device)
     report = gen.generate_suite(
         generator, p.suite, layout, steps=p.steps, guidance=p.guidance, size=p.size, batch_size=p.batch_size,
         rank=ctx.rank, world=ctx.world, progress=cfg.progress and ctx.is_main,
