@@ -18,7 +18,10 @@ memory is recorded with the reason and the rows it finished; the others still ru
   prediction for the same modules (denoiser weights + activations, strategy ``none``; the text
   encoder and VAE are not run, so their share of fit's ``none`` peak is reported but not compared),
   a short Euler sampling loop over random caption features, and latency(pruned)/latency(teacher)
-  divided by the unit tree's FLOPs ratio (goal <= 1.10). Models are timed one at a time.
+  divided by the unit tree's FLOPs ratio (goal <= 1.10). Models are timed one at a time. The teacher
+  is then measured once more under ``tmpbench run --offload group``'s diffusers group offloading
+  (weights on the CPU, one block on the device and the next prefetched): peak memory against fit's
+  ``group`` denoise phase, and its slowdown against the resident forward.
 * ``hunyuanimage3``: the HunyuanImage-3.0 backbone layout (transformers' HunYuanMoEV1 classes)
   planned to ``20b`` on meta, built pruned in bf16 on the GPU (about 40 GB), one forward of the
   decoder (``model.model``, no LM-head logits) over ``batch x tokens`` random token ids, with the
@@ -98,7 +101,7 @@ GPU = Mode(
     hy3_overrides={}, hy3_budget="20b", hy3_size=1024,
     plan_budget="4b", plan_size=256, plan_prompts=2, plan_steps=2, tmp_settings={},
     loop_steps=4, repeats=10, warmup=2,
-    timeouts={"zimage": 170, "hunyuanimage3": 130, "plan-time": 160}, total_s=450,
+    timeouts={"zimage": 200, "hunyuanimage3": 130, "plan-time": 150}, total_s=480,
 )
 DRY_RUN = Mode(
     name="dry-run", device="cpu", zimage_model="tiny-dit", zimage_budget="35%", round_to=8, sizes=(64, 128),
@@ -392,8 +395,58 @@ def part_zimage(mode: Mode, record: Any) -> None:
             except torch.cuda.OutOfMemoryError as exc:
                 row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
             record.row(row)
+        if budget is None:
+            model = group_offload_rows(mode, resolved, model, sampler, record, teacher_latency)
         del model, sampler
         _free(mode.device)
+
+
+def group_offload_rows(mode: Mode, resolved: dict[str, Any], model: Any, sampler: Any, record: Any,
+                       teacher_latency: dict[int, float]) -> Any:
+    """The teacher again under ``tmpbench run --offload group``'s diffusers group offloading
+    (:func:`tmpbench.models.offload.group_offload_kwargs`): weights back on the CPU, blocks streamed to
+    the device one at a time with the next prefetched. Peak memory of one forward against fit's denoise
+    phase for ``group`` (:func:`tmpbench.models.memory.group_denoise_bytes`), and its latency against the
+    resident forward's (the slowdown fit predicts from PCIe bandwidth, for the card it names)."""
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    from tmpbench import fit
+    from tmpbench.models import memory
+    from tmpbench.models.offload import group_offload_kwargs
+
+    model = model.to("cpu")
+    _free(mode.device)
+    apply_group_offloading(model, **group_offload_kwargs(mode.device))
+    card = memory.gpu(FIT_CARD)
+    for size in mode.sizes:
+        row: dict[str, Any] = {"variant": "teacher-group-offload", "model": resolved["origin"]["model"], "budget": None,
+                               "settings": None, "offload": "group", "size": size,
+                               "params": sum(p.numel() for p in model.parameters())}
+        try:
+            est = fit.estimate(resolved, size)
+            group = next(v for v in memory.verdicts(est, card) if v.strategy == "group")
+            predicted = {**fit_prediction(resolved, size), "predicted_bytes": memory.group_denoise_bytes(est),
+                         "denoiser_weight_bytes": est.denoiser_bytes - est.blocks + 2 * est.largest_block,
+                         "fit_group_peak_bytes": group.peak_bytes,
+                         "fit_group_step_slowdown": group.step_seconds / group.compute_seconds if group.compute_seconds else None}
+            x, cap = (v.to(mode.device) for v in sampler.inputs(0, size))
+            t = torch.full((1,), 0.5, device=mode.device)
+            with torch.no_grad(), PeakMemory(mode.device, model) as peak:
+                sampler.forward([x], t, [cap])
+            row.update(memory_row(peak.result, predicted))
+
+            def step(x=x, t=t, cap=cap, forward=sampler.forward) -> None:
+                with torch.no_grad():
+                    forward([x], t, [cap])
+
+            row["latency_s"] = median_seconds(step, mode.device, mode.repeats, mode.warmup)
+            if size in teacher_latency:
+                row["offload_slowdown"] = row["latency_s"] / teacher_latency[size]
+        except torch.cuda.OutOfMemoryError as exc:
+            row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
+        record.row(row)
+    return model
 
 
 def hy3_entry(mode: Mode) -> Any:
@@ -633,6 +686,12 @@ def markdown(report: dict[str, Any]) -> str:
                              f"{_num(r.get('latency_ratio'))} | {_num(r.get('lat_over_flops'))} |")
             sources = sorted({r["memory_source"] for r in rows if "memory_source" in r})
             lines += ["", "Measured memory: " + "; ".join(sources) + "."]
+            for r in rows:
+                if r.get("offload") and "error" not in r:
+                    lines.append(f"- {r['variant']} at {r['size']} px: predicted = fit's '{r['offload']}' denoise phase "
+                                 f"(resident weights + 2 blocks + activations); latency x{_num(r.get('offload_slowdown'), '.2f')} "
+                                 f"the resident forward, fit predicts x{_num(r.get('fit_group_step_slowdown'), '.2f')} "
+                                 f"per step on {FIT_CARD}.")
         lines.append("")
     return "\n".join(lines)
 

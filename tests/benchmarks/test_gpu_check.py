@@ -57,12 +57,19 @@ def test_zimage_rows_compare_with_fit_and_the_unit_tree(dry_run):
     report, _ = dry_run
     rows = report["parts"]["zimage"]["rows"]
     assert [(r["variant"], r["size"]) for r in rows] == [
-        (v, s) for v in ("teacher", "tmp-35%", "tmp-35%-round8") for s in (64, 128)]
+        (v, s) for v in ("teacher", "teacher-group-offload", "tmp-35%", "tmp-35%-round8") for s in (64, 128)]
     for r in rows:
-        _finite(r, "predicted_bytes", "measured_bytes", "memory_ratio", "activation_ratio", "latency_s", "loop_s",
-                "fit_none_peak_bytes")
+        _finite(r, "predicted_bytes", "measured_bytes", "memory_ratio", "activation_ratio", "latency_s", "fit_none_peak_bytes")
+        if "offload" not in r:  # the sampling loop runs on the resident models
+            _finite(r, "loop_s")
         assert r["memory_source"].startswith("cpu:")  # no CUDA memory on a CPU, and the row says so
-        if r["variant"] != "teacher":
+        if r["variant"] == "teacher-group-offload":  # run --offload group's diffusers group offloading
+            _finite(r, "offload_slowdown", "fit_group_peak_bytes")
+            est = fit_report("tiny-dit", "h100", r["size"])["estimate"]
+            assert r["predicted_bytes"] == (est["denoiser_bytes"] - est["blocks"] + 2 * est["largest_block"]
+                                            + est["activations"] + est["kv_cache"])
+            assert r["params"] == rows[0]["params"]
+        elif r["variant"] != "teacher":
             _finite(r, "flops_ratio", "latency_ratio", "lat_over_flops")
             assert 0 < r["flops_ratio"] < 1 and r["params"] < rows[0]["params"]
     # the prediction is tmpbench fit's own for the same spec and size: denoiser weights + activations

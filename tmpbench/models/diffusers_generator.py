@@ -168,17 +168,15 @@ class DiffusersGenerator(Generator):
             return
         import torch
 
-        from tmpbench.models.offload import is_dispatched
+        from tmpbench.models.offload import group_offload_kwargs, is_dispatched
 
         if is_dispatched(self.pipe.transformer):
             raise TmpbenchError(f"model {self.name!r}: its denoiser is already dispatched by accelerate (loaded with an "
                                 f"offload folder); it cannot take --offload {strategy} as well")
-        target = torch.device(device)
         if strategy == "model":
-            self.pipe.enable_model_cpu_offload(device=target)
+            self.pipe.enable_model_cpu_offload(device=torch.device(device))
         else:
-            self.pipe.enable_group_offload(onload_device=target, offload_device=torch.device("cpu"), offload_type="block_level",
-                                           num_blocks_per_group=1, use_stream=target.type == "cuda")
+            self.pipe.enable_group_offload(**group_offload_kwargs(device))
         self._img2img = None  # rebuilt from the offloaded components on the next edit
 
     @property

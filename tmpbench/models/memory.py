@@ -243,6 +243,12 @@ def _verdict(strategy: str, est: MemoryEstimate, card: GPU, peak: int, per_step:
     return Verdict(strategy, peak, headroom >= 0, headroom, per_step, per_image, step, compute, slowdown, detail)
 
 
+def group_denoise_bytes(est: MemoryEstimate) -> int:
+    """The denoising phase under ``group`` offload, without the CUDA context: the weights outside the
+    blocks resident, the running block and the prefetched one, and the activations (+ KV cache)."""
+    return est.denoiser_bytes - est.blocks + 2 * est.largest_block + est.activations + est.kv_cache
+
+
 def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
     """The four strategies for ``est`` on ``card`` (``expert`` only for MoE denoisers), in that order."""
     comps = est.components
@@ -261,8 +267,7 @@ def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
     out.append(_verdict("model", est, card, _phase_peak(phases), 0, weights, False,
                         "one component at a time (text encoder, denoiser, VAE)"))
     # group: resident non-block weights, the running block and the prefetched one
-    resident = den - est.blocks
-    phases_g = dict(phases, denoise=resident + 2 * est.largest_block + act)
+    phases_g = dict(phases, denoise=group_denoise_bytes(est))
     out.append(_verdict("group", est, card, _phase_peak(phases_g), est.blocks, weights - est.blocks, True,
                         f"blocks streamed one at a time + 1 prefetched ({est.largest_block / GIB:.2f} GiB each)"))
     if est.routed_experts:

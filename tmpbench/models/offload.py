@@ -102,4 +102,16 @@ def pipeline_to(pipe: Any, device: str) -> Any:
     return pipe
 
 
-__all__ = ["block_device_map", "block_names", "is_dispatched", "load_offloaded", "pipeline_to"]
+def group_offload_kwargs(device: str) -> dict[str, Any]:
+    """diffusers' group offloading as ``tmpbench run --offload group`` applies it (and ``tmpbench fit``'s
+    ``group`` strategy prices it): block level, one block per group, weights kept on the CPU, the next
+    block prefetched on a side stream when ``device`` is CUDA. For ``pipe.enable_group_offload(**kw)`` or
+    ``diffusers.hooks.apply_group_offloading(module, **kw)``."""
+    import torch
+
+    target = torch.device(device)
+    return {"onload_device": target, "offload_device": torch.device("cpu"), "offload_type": "block_level",
+            "num_blocks_per_group": 1, "use_stream": target.type == "cuda"}
+
+
+__all__ = ["block_device_map", "block_names", "group_offload_kwargs", "is_dispatched", "load_offloaded", "pipeline_to"]
