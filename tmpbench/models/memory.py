@@ -39,7 +39,10 @@ denoising, VAE decode) and the bytes it moves over PCIe:
 * ``group``: the denoiser's blocks one at a time plus the next one prefetched on a side stream
   (diffusers ``enable_group_offload(offload_type="block_level", num_blocks_per_group=1,
   use_stream=True)``); text encoder and VAE as in ``model``; every block crosses PCIe on every
-  forward, overlapped with compute;
+  forward, overlapped with compute. ``tmpbench run --offload group`` applies diffusers' pipeline-level
+  group offloading, which streams the text encoder's and the VAE's block lists too, so for those two
+  phases this peak is an upper bound; the denoising phase (:func:`group_denoise_bytes`) is the one
+  ``benchmarks/gpu_check.py`` measures;
 * ``expert`` (MoE only): everything but the routed experts resident, plus a static cache of as many
   routed-expert bytes as the free memory holds and one layer's experts in flight; the rest cross PCIe
   every forward, because at thousands of image tokens per forward every expert is hit
