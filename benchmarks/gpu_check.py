@@ -26,7 +26,9 @@ memory is recorded with the reason and the rows it finished; the others still ru
   planned to ``20b`` on meta, built pruned in bf16 on the GPU (about 40 GB), one forward of the
   decoder (``model.model``, no LM-head logits) over ``batch x tokens`` random token ids, with the
   token count and CFG batch ``fit`` assumes at 1024 px and the KV cache kept (``use_cache=True``);
-  peak memory against fit's denoiser weights + activations + KV cache.
+  peak memory against fit's denoiser weights + activations + KV cache; then the same forward under
+  ``tmpbench run --offload expert`` (routed experts streamed from the CPU, no cache) against fit's
+  expert-offload floor.
 * ``plan-time``: TMP's measured search on the Z-Image teacher (random weights, on the GPU) with a
   calibration of 2 prompts x 2 steps at 256 px, captured through the ordinary
   :func:`tmpbench.pruning.calibration.collect_calibration` from a sampler that feeds random caption
@@ -489,6 +491,39 @@ def part_hunyuanimage3(mode: Mode, record: Any) -> None:
     except torch.cuda.OutOfMemoryError as exc:
         row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
     record.row(row)
+    if "error" not in row:
+        record.row(expert_offload_row(mode, resolved, model, forward, row))
+
+
+def expert_offload_row(mode: Mode, resolved: dict[str, Any], model: Any, forward: Any, resident: dict[str, Any]) -> dict:
+    """The same forward under ``tmpbench run --offload expert`` (:func:`tmpbench.models.offload.expert_offload`,
+    no cache): weights back on the CPU, everything but the routed experts placed on the device, each
+    expert's weights streamed for its own call. Peak memory against fit's expert floor
+    (:func:`tmpbench.models.memory.expert_denoise_bytes`: two layers' experts in flight, so an upper bound
+    for a leaf-level stream) and latency against the resident forward's."""
+    import torch
+
+    from tmpbench import fit
+    from tmpbench.models import memory
+    from tmpbench.models.offload import expert_offload
+
+    row: dict[str, Any] = {**{k: resident[k] for k in ("model", "budget", "size", "params")},
+                           "variant": f"{resident['variant']}-expert-offload", "offload": "expert"}
+    try:
+        model.to("cpu")
+        _free(mode.device)
+        row["placement"] = expert_offload(model, mode.device)
+        est = fit.estimate(resolved, mode.hy3_size)
+        predicted = {**fit_prediction(resolved, mode.hy3_size), "predicted_bytes": memory.expert_denoise_bytes(est),
+                     "denoiser_weight_bytes": est.denoiser_bytes - est.routed_experts + 2 * est.largest_layer_experts}
+        with PeakMemory(mode.device, model) as peak:
+            forward()
+        row.update(memory_row(peak.result, predicted))
+        row["latency_s"] = median_seconds(forward, mode.device, max(1, mode.repeats // 5), 1)
+        row["offload_slowdown"] = row["latency_s"] / resident["latency_s"]
+    except torch.cuda.OutOfMemoryError as exc:
+        row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
+    return row
 
 
 def part_plan_time(mode: Mode, record: Any) -> None:
@@ -688,10 +723,12 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", "Measured memory: " + "; ".join(sources) + "."]
             for r in rows:
                 if r.get("offload") and "error" not in r:
+                    held = "2 blocks" if r["offload"] == "group" else "2 layers' routed experts"
+                    fit_says = (f", fit predicts x{_num(r.get('fit_group_step_slowdown'), '.2f')} per step on {FIT_CARD}"
+                                if "fit_group_step_slowdown" in r else "")
                     lines.append(f"- {r['variant']} at {r['size']} px: predicted = fit's '{r['offload']}' denoise phase "
-                                 f"(resident weights + 2 blocks + activations); latency x{_num(r.get('offload_slowdown'), '.2f')} "
-                                 f"the resident forward, fit predicts x{_num(r.get('fit_group_step_slowdown'), '.2f')} "
-                                 f"per step on {FIT_CARD}.")
+                                 f"(resident weights + {held} + activations); latency "
+                                 f"x{_num(r.get('offload_slowdown'), '.2f')} the resident forward{fit_says}.")
         lines.append("")
     return "\n".join(lines)
 

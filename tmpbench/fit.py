@@ -32,7 +32,6 @@ from torch import nn
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models import memory
-from tmpbench.models.base import OFFLOADS
 from tmpbench.models.counting import build_meta
 from tmpbench.models.moe import MoEBlockView
 from tmpbench.models.spec import parse_spec, resolve_entry
@@ -253,10 +252,7 @@ def format_report(report: dict[str, Any]) -> str:
     best = report["cheapest"]
     lines.append(f"cheapest strategy that fits: {best['strategy']} (slowdown x{best['slowdown']:.2f})" if best
                  else "no strategy fits")
-    if best and best["strategy"] in OFFLOADS and best["strategy"] != "none":
-        lines.append(f"  tmpbench run applies it to the diffusers adapters (zimage, flux): tmpbench run ... --size {report['size']} "
-                     f"--offload {best['strategy']}")
-    elif best and best["strategy"] not in OFFLOADS:
-        lines.append(f"  tmpbench run cannot apply '{best['strategy']}' offload (a fit estimate only); it offloads the "
-                     f"diffusers adapters (zimage, flux) with: {', '.join(s for s in OFFLOADS if s != 'none')}")
+    if best and best["strategy"] != "none":
+        lines.append(f"  with tmpbench run: --size {report['size']} --offload {best['strategy']} (the diffusers pipelines take "
+                     "model, group and, with MoE, expert; HunyuanImage-3.0 takes expert)")
     return "\n".join(lines)

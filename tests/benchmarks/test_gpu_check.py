@@ -84,9 +84,17 @@ def test_zimage_rows_compare_with_fit_and_the_unit_tree(dry_run):
 
 def test_hunyuan_and_plan_time_rows(dry_run):
     report, _ = dry_run
-    (hy,) = report["parts"]["hunyuanimage3"]["rows"]
+    hy, streamed = report["parts"]["hunyuanimage3"]["rows"]
     _finite(hy, "predicted_bytes", "measured_bytes", "memory_ratio", "activation_ratio", "kv_cache_bytes", "latency_s")
     assert hy["batch"] == 2 and hy["kv_cache_bytes"] > 0  # CFG batch and the decoder's KV cache, as fit assumes
+    # the same forward under run --offload expert: every MoE block's experts streamed, against fit's expert floor
+    assert streamed["variant"] == "tmp-50%-expert-offload" and streamed["offload"] == "expert"
+    _finite(streamed, "predicted_bytes", "measured_bytes", "latency_s", "offload_slowdown")
+    assert streamed["placement"]["streamed_blocks"] == streamed["placement"]["moe_blocks"] == 2
+    # fit's floor: the weights but the routed experts, two layers' experts (here both layers: as much as
+    # the resident row's weights), and the same activations and KV cache
+    assert streamed["predicted_bytes"] - streamed["denoiser_weight_bytes"] == hy["activation_bytes"] + hy["kv_cache_bytes"]
+    assert streamed["denoiser_weight_bytes"] >= hy["denoiser_weight_bytes"]
     (plan,) = report["parts"]["plan-time"]["rows"]
     _finite(plan, "predicted_s", "measured_s", "time_ratio", "predicted_evaluations", "measured_evaluations",
             "predicted_forward_equivalents", "measured_forward_equivalents")

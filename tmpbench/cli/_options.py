@@ -64,8 +64,9 @@ def device() -> Any:
 
 def offload() -> Any:
     return typer.Option("none", "--offload",
-                        help="Offload while generating: none, model (one component at a time on the device) or group "
-                             "(the blocks streamed one at a time); `tmpbench fit` says which one fits a GPU.")
+                        help="Offload while generating: none, model (one component at a time on the device), group "
+                             "(the blocks streamed one at a time) or expert (MoE: the routed experts streamed); "
+                             "`tmpbench fit` says which one fits a GPU.")
 
 
 def quiet_output() -> Any:

@@ -152,19 +152,15 @@ class ModelEntry:
         }
 
 
-# ``tmpbench run --offload``: the strategies of ``tmpbench fit`` (tmpbench.models.memory) that a run can apply
-OFFLOADS = ("none", "model", "group")
+# ``tmpbench run --offload``: the strategies ``tmpbench fit`` prices (tmpbench.models.memory), "expert" for MoE denoisers
+OFFLOADS = ("none", "model", "group", "expert")
 
 
 def check_offload(strategy: str) -> None:
-    """One line for an offload strategy ``tmpbench run`` cannot apply (``expert`` is a ``fit`` estimate only)."""
-    if strategy in OFFLOADS:
-        return
-    if strategy == "expert":
-        raise TmpbenchError("--offload expert: tmpbench fit estimates expert offload for MoE denoisers, but no library "
-                            f"here implements it for a run; use one of {', '.join(OFFLOADS)}")
-    raise TmpbenchError(f"unknown --offload {strategy!r}{did_you_mean(strategy, OFFLOADS)}; use one of {', '.join(OFFLOADS)} "
-                        "(tmpbench fit says which one fits a GPU)")
+    """One line for an offload strategy ``tmpbench run`` does not know."""
+    if strategy not in OFFLOADS:
+        raise TmpbenchError(f"unknown --offload {strategy!r}{did_you_mean(strategy, OFFLOADS)}; use one of "
+                            f"{', '.join(OFFLOADS)} (tmpbench fit says which one fits a GPU)")
 
 
 class Generator(abc.ABC):
@@ -205,8 +201,8 @@ class Generator(abc.ABC):
         check_offload(strategy)
         if strategy != "none":
             raise TmpbenchError(f"model {self.name!r} ({self.family}) cannot run with --offload {strategy}: only the "
-                                "diffusers pipelines (zimage, flux and the references built on them) offload here; "
-                                "use --offload none")
+                                "diffusers pipelines (zimage, flux and the references built on them) and HunyuanImage-3.0 "
+                                "(expert) offload here; use --offload none")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, family={self.family!r})"

@@ -161,22 +161,31 @@ class DiffusersGenerator(Generator):
         ``enable_model_cpu_offload`` (one component at a time on ``device``), ``"group"`` is
         ``enable_group_offload`` at block level, one block per group, with the next block prefetched on a
         side stream on CUDA (every component's block lists stream; the rest of a component stays on
-        ``device`` while it runs). Images are the same as without offload (tests); peak memory and
-        latency are what change."""
+        ``device`` while it runs). ``"expert"`` (MoE denoisers) streams the text encoder and VAE as
+        ``"group"`` does and the denoiser's routed experts only
+        (:func:`tmpbench.models.offload.expert_offload`, no cache: the lowest peak of fit's strategy).
+        Images are the same as without offload (tests); peak memory and latency are what change."""
         check_offload(strategy)
         if strategy == "none":
             return
         import torch
 
-        from tmpbench.models.offload import group_offload_kwargs, is_dispatched
+        from tmpbench.models.offload import expert_offload, group_offload_kwargs, is_dispatched
 
         if is_dispatched(self.pipe.transformer):
             raise TmpbenchError(f"model {self.name!r}: its denoiser is already dispatched by accelerate (loaded with an "
                                 f"offload folder); it cannot take --offload {strategy} as well")
         if strategy == "model":
             self.pipe.enable_model_cpu_offload(device=torch.device(device))
-        else:
+        elif strategy == "group":
             self.pipe.enable_group_offload(**group_offload_kwargs(device))
+        else:
+            from diffusers.hooks import apply_group_offloading
+
+            expert_offload(self.pipe.transformer, device)  # refuses a dense denoiser in one line
+            for name, component in self.pipe.components.items():
+                if name != "transformer" and isinstance(component, torch.nn.Module):
+                    apply_group_offloading(component, **group_offload_kwargs(device))
         self._img2img = None  # rebuilt from the offloaded components on the next edit
 
     @property

@@ -207,6 +207,17 @@ class HunyuanImage3Generator(Generator):
     def denoiser(self) -> torch.nn.Module:
         return self.model
 
+    def offload(self, strategy: str, device: str) -> None:
+        """``"expert"`` only (``tmpbench fit``'s answer for HunyuanImage-3.0 at 20B on a 24 GB card): every
+        weight but the routed experts on ``device``, the experts streamed per call
+        (:func:`tmpbench.models.offload.expert_offload`); the model must have been loaded on the CPU."""
+        if strategy == "expert":
+            from tmpbench.models.offload import expert_offload
+
+            expert_offload(self.model, device)
+            return
+        super().offload(strategy, device)
+
     def _require_image_model(self) -> None:
         if self.is_standin:
             raise TmpbenchError(

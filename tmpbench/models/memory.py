@@ -46,7 +46,9 @@ denoising, VAE decode) and the bytes it moves over PCIe:
 * ``expert`` (MoE only): everything but the routed experts resident, plus a static cache of as many
   routed-expert bytes as the free memory holds and one layer's experts in flight; the rest cross PCIe
   every forward, because at thousands of image tokens per forward every expert is hit
-  (:func:`experts_hit`).
+  (:func:`experts_hit`). ``tmpbench run --offload expert`` runs it without a cache (every MoE block's
+  experts streamed, :func:`tmpbench.models.offload.expert_offload`): the peak is at most this
+  strategy's floor (:func:`expert_denoise_bytes`), and it moves more per step than the cached estimate.
 
 Slowdown: a denoising step computes for ``FLOPs / (bf16 dense TFLOPs)`` seconds (peak throughput,
 so real compute is slower and real slowdowns smaller) and moves ``bytes / PCIe GB/s``;
@@ -252,6 +254,13 @@ def group_denoise_bytes(est: MemoryEstimate) -> int:
     return est.denoiser_bytes - est.blocks + 2 * est.largest_block + est.activations + est.kv_cache
 
 
+def expert_denoise_bytes(est: MemoryEstimate) -> int:
+    """The denoising phase under ``expert`` offload with no expert cache, without the CUDA context:
+    every weight but the routed experts resident, two layers' routed experts in flight, and the
+    activations (+ KV cache)."""
+    return est.denoiser_bytes - est.routed_experts + 2 * est.largest_layer_experts + est.activations + est.kv_cache
+
+
 def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
     """The four strategies for ``est`` on ``card`` (``expert`` only for MoE denoisers), in that order."""
     comps = est.components
@@ -274,8 +283,7 @@ def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
     out.append(_verdict("group", est, card, _phase_peak(phases_g), est.blocks, weights - est.blocks, True,
                         f"blocks streamed one at a time + 1 prefetched ({est.largest_block / GIB:.2f} GiB each)"))
     if est.routed_experts:
-        fixed = den - est.routed_experts + 2 * est.largest_layer_experts + act
-        phases_e = dict(phases, denoise=fixed)
+        phases_e = dict(phases, denoise=expert_denoise_bytes(est))
         floor = _phase_peak(phases_e)
         cache = max(0, min(est.routed_experts, card.memory_bytes - floor))  # fill what is free, no more
         moved = max(0, int(est.routed_experts * est.expert_hit_share) - cache)

@@ -114,4 +114,51 @@ def group_offload_kwargs(device: str) -> dict[str, Any]:
             "num_blocks_per_group": 1, "use_stream": target.type == "cuda"}
 
 
-__all__ = ["block_device_map", "block_names", "group_offload_kwargs", "is_dispatched", "load_offloaded", "pipeline_to"]
+def expert_offload(model: Any, device: str, cache_bytes: int = 0) -> dict[str, Any]:
+    """``tmpbench fit``'s ``expert`` strategy on an MoE denoiser (``tmpbench run --offload expert``): every
+    weight but the routed experts on ``device``; the routed experts of the first MoE blocks, as many as
+    ``cache_bytes`` holds, there too (fit's static cache); every other block's routed experts stay on the
+    CPU under diffusers' leaf-level group offloading, so each expert's weights reach ``device`` for its own
+    call only (with a CUDA side stream prefetching the next). Returns what went where."""
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    from tmpbench.models.moe import find_moe_blocks
+
+    blocks = find_moe_blocks(model)
+    if not blocks:
+        raise TmpbenchError(f"{type(model).__name__} has no MoE blocks: --offload expert streams routed experts; "
+                            "use --offload group for a dense denoiser")
+    target = torch.device(device)
+    streamed: list[Any] = []
+    cached = 0
+    for view in blocks:
+        size = sum(p.numel() * p.element_size() for p in view.block.experts.parameters())
+        if not streamed and cached + size <= cache_bytes:
+            cached += size
+        else:
+            streamed.append(view.block.experts)
+    keep = {id(m) for m in streamed}
+
+    def place(module: Any) -> None:
+        if id(module) in keep:
+            return
+        for p in module._parameters.values():
+            if p is not None:
+                p.data = p.data.to(target)
+        for key, buf in module._buffers.items():
+            if buf is not None:
+                module._buffers[key] = buf.to(target)
+        for child in module.children():
+            place(child)
+
+    place(model)
+    for experts in streamed:
+        apply_group_offloading(experts, onload_device=target, offload_device=torch.device("cpu"), offload_type="leaf_level",
+                               use_stream=target.type == "cuda")
+    return {"moe_blocks": len(blocks), "cached_blocks": len(blocks) - len(streamed), "streamed_blocks": len(streamed),
+            "cached_bytes": cached}
+
+
+__all__ = ["block_device_map", "block_names", "expert_offload", "group_offload_kwargs", "is_dispatched", "load_offloaded",
+           "pipeline_to"]
