@@ -232,3 +232,25 @@ def test_a_sweep_on_another_calibration_draw_calibrates_every_run_on_it(tmp_path
     other, _ = shared_objects(SweepConfig(**{**base.__dict__, "calib_draw": 1}))
     assert first.hash == default_calibration("tiny-dit").hash and other.draw == 1 and other.hash != first.hash
     assert not set(first.item_ids()["shapes-t2i"]) & set(other.item_ids()["shapes-t2i"])
+
+
+def test_an_offloaded_sweep_makes_the_same_images_and_records_its_offload(tiny_dir, tmp_path):
+    """``sweep --offload group`` reaches every run (teacher and pruned); images and scores are those of the
+    plain sweep, the recorded efficiency names the strategy; a bad strategy fails before anything loads."""
+    import numpy as np
+    from PIL import Image
+
+    runs = {}
+    for offload in ("none", "group"):
+        out = tmp_path / offload
+        run_sweep(config(tiny_dir, out, variants=[Variant("random", "random")], offload=offload))
+        runs[offload] = out
+    for name in ("teacher", "random-5pct"):
+        res = {k: json.loads((out / name / "results.json").read_text()) for k, out in runs.items()}
+        assert res["group"]["efficiency"]["offload"] == "group" and res["none"]["efficiency"]["offload"] == "none"
+        assert res["group"]["metrics"]["geneval"]["value"] == res["none"]["metrics"]["geneval"]["value"]
+        pngs = sorted(p.relative_to(runs["none"]) for p in (runs["none"] / name).rglob("*.png"))
+        assert pngs and all(np.array_equal(np.asarray(Image.open(runs["none"] / p)), np.asarray(Image.open(runs["group"] / p)))
+                            for p in pngs)
+    with pytest.raises(TmpbenchError, match=r"^unknown --offload 'groups'; did you mean 'group'"):
+        run_sweep(config(tiny_dir, tmp_path / "bad", offload="groups"))

@@ -51,6 +51,8 @@ def register(app: typer.Typer) -> None:
         calibration_mix: str = opt.calibration_mix(),
         calib_draw: int = opt.calib_draw(),
         seed: int = typer.Option(0, "--seed", help="Pruner and recovery seed."),
+        device: str = opt.device(),
+        offload: str = opt.offload(),
         quiet: bool = opt.quiet_output(),
     ) -> None:
         """Run every pruner at every budget under identical calibration/recovery/seeds; write the report."""
@@ -72,7 +74,7 @@ def register(app: typer.Typer) -> None:
                           budgets=parse_budgets(budgets), out=out, limit=limit, split=split, seeds=seeds, steps=steps, size=size,
                           model_path=model_path, metrics=metrics, recover_steps=recover,
                           calib_prompts=calib_prompts, calibration_mix=calibration_mix, calib_draw=calib_draw, seed=seed,
-                          progress=not quiet)
+                          device=device, offload=offload, progress=not quiet)
         start = time.perf_counter()
         _finish_sweep(run_sweep(cfg), start)
 

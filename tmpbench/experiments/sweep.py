@@ -76,6 +76,7 @@ class SweepConfig:
     seed: int = 0
     batch_size: int | None = None  # None: the model entry's default_batch_size
     device: str | None = None
+    offload: str = "none"  # tmpbench run --offload for every run (images are the same; memory and latency change)
     teacher: bool = True
     prune_cache: Path | None = None  # pruned-model cache (default OUT/pruned-cache); sweeps may share one
     progress: bool = True
@@ -174,9 +175,11 @@ def recipes_by_steps(cfg: SweepConfig, first: Any) -> dict[int, Any]:
 def validate(cfg: SweepConfig) -> tuple[Any, Any]:
     """Check everything before any model is loaded; returns ``(suite, model entry)``."""
     from tmpbench.catalog import PRUNERS
+    from tmpbench.models.base import check_offload
     from tmpbench.models.spec import parse_spec, resolve_entry
     from tmpbench.suites.core import load_suite
 
+    check_offload(cfg.offload)
     spec = parse_spec(cfg.model)
     if spec.path is not None or spec.budget is not None:
         raise TmpbenchError(
@@ -245,6 +248,8 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
         "budget": budget, "calibration": None if variant is None else expected["calibration"],
         "recovery": None if variant is None else expected["recovery"], "seed": cfg.seed,
     }
+    if cfg.offload != "none":  # the efficiency a run records depends on it; sweeps before it keep their inputs
+        inputs["offload"] = cfg.offload
     entry = {"dir": name, "variant": TEACHER_DIR if variant is None else variant.name,
              "pruner": None if variant is None else variant.pruner, "budget": budget,
              "settings": {} if variant is None else variant.settings,
@@ -259,7 +264,7 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
         suite=cfg.suite, model=cfg.model if variant is None else f"{cfg.model}-{budget}",
         out=out, pruner=None if variant is None else variant.pruner, seeds=cfg.seeds, limit=cfg.limit, split=cfg.split,
         batch_size=cfg.batch_size, steps=cfg.steps, guidance=cfg.guidance, size=cfg.size, model_path=cfg.model_path,
-        metrics=metrics, device=cfg.device, recover_steps=0 if variant is None else int(recipe.steps),
+        metrics=metrics, device=cfg.device, offload=cfg.offload, recover_steps=0 if variant is None else int(recipe.steps),
         prune_cache=Path(cfg.prune_cache) if cfg.prune_cache is not None else Path(cfg.out) / "pruned-cache",
         progress=cfg.progress,
         argv=["tmpbench", "sweep", f"(run {name})"],
