@@ -42,6 +42,11 @@ class Pruner(abc.ABC):
     # True: without calibration (meta-size planning) the pruner falls back to data-free proxies
     data_free_fallback: ClassVar[bool] = True
     SETTINGS: ClassVar[dict[str, Any]] = {}
+    # the defaults that cached plans and sweep runs are keyed against (tmpbench.pruning.factory.default_drift):
+    # a snapshot, so that changing a default in SETTINGS changes the key of every plan made under it, and a
+    # cached plan made under the old default is not taken for the new one. None: no snapshot (keys hold
+    # explicit settings only). A setting added later is left out: its default is the behaviour before it
+    KEYED_DEFAULTS: ClassVar[dict[str, Any] | None] = None
     description: ClassVar[str] = ""
     # whether a long search may show a progress bar on stderr (TMP's measured search does); the runner sets it
     # per plan. Never a setting: it is not recorded in the Plan and must not change it

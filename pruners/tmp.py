@@ -110,6 +110,13 @@ class TMPPruner(Pruner):
         "width_savings": "sum",
         "fill": "measured",
     }
+    # the defaults prune-cache keys are relative to (Pruner.KEYED_DEFAULTS): when a default above changes, its
+    # old value stays here, so plans made under it are keyed apart from plans made under the new one
+    KEYED_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "search": "tree", "tree_depth": "max", "policy_mix": None, "chunks": 8, "rescore_every": 8,
+        "timestep_weighting": "uniform", "max_calib_inputs": 16, "round_to": None, "block_local": True, "refine": 1,
+        "screen_inputs": None, "local_probes": False, "width_probes": 1, "width_savings": "sum", "fill": "measured",
+    }
 
     def _validate_settings(self) -> None:
         super()._validate_settings()

@@ -41,3 +41,20 @@ def test_get_or_prune_caches(tmp_path, monkeypatch):
     a = np.asarray(gen1.generate(["a photo of a circle"], [3], 2, 1.0, 32)[0])
     b = np.asarray(gen2.generate(["a photo of a circle"], [3], 2, 1.0, 32)[0])
     assert np.array_equal(a, b)
+
+
+def test_a_changed_pruner_default_keys_cached_plans_apart(monkeypatch):
+    """``Pruner.KEYED_DEFAULTS`` is the snapshot prune-cache keys are relative to: today no default has drifted
+    from it (so every existing key stands); once a default changes, plans made under it key as if the new
+    value were set explicitly, never as the old default's cached plans."""
+    from tmpbench.catalog import PRUNERS
+    from tmpbench.pruning.factory import default_drift
+
+    assert all(default_drift(name) == {} for name in PRUNERS.names())
+    tmp = PRUNERS.get("tmp")
+    monkeypatch.setattr(tmp, "SETTINGS", {**tmp.SETTINGS, "fill": "lazy"})
+    assert default_drift("tmp") == {"fill": "lazy"}
+    assert default_drift("tmp", {"fill": "measured"}) == {}  # an explicit value keys as it always did
+    assert default_drift("tmp", {"chunks": 4}) == {"fill": "lazy"}
+    monkeypatch.setattr(tmp, "SETTINGS", {**tmp.SETTINGS, "new_knob": 3})  # added later: its default is the old behaviour
+    assert "new_knob" not in default_drift("tmp")

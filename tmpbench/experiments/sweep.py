@@ -236,6 +236,7 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
 
     Pruned runs read the sweep's teacher images (``OUT/teacher/images``) when the sweep ran its teacher,
     instead of generating them again per run."""
+    from tmpbench.pruning.factory import default_drift
     from tmpbench.run.pipeline import IMAGES, RunConfig, run_benchmark
 
     name = TEACHER_DIR if variant is None else run_dir_name(variant.name, budget) + suffix
@@ -244,7 +245,9 @@ def run_one(cfg: SweepConfig, variant: Variant | None, budget: str | None, calib
     inputs = {
         "model": cfg.model, "model_path": cfg.model_path, "suite": cfg.suite, "limit": cfg.limit, "split": cfg.split,
         "seeds": cfg.seeds, "steps": cfg.steps, "size": cfg.size, "guidance": cfg.guidance, "metrics": metrics,
-        "pruner": None if variant is None else variant.pruner, "settings": None if variant is None else variant.settings,
+        "pruner": None if variant is None else variant.pruner,
+        # a changed pruner default counts as a setting, so a run made under the old default is not reused
+        "settings": None if variant is None else {**default_drift(variant.pruner, variant.settings), **variant.settings},
         "budget": budget, "calibration": None if variant is None else expected["calibration"],
         "recovery": None if variant is None else expected["recovery"], "seed": cfg.seed,
     }

@@ -25,6 +25,7 @@ from typing import Any
 
 from tmpbench.errors import TmpbenchError
 from tmpbench.models.spec import ModelSpec, parse_spec, resolve_entry
+from tmpbench.pruning.factory import default_drift
 from tmpbench.pruning.io import PLAN_FILE, PRUNED_FILE, folder_provenance, load_pruned, save_pruned
 from tmpbench.pruning.plan import Plan
 from tmpbench.pruning.recipes import CalibrationSpec, RecoveryRecipe, default_calibration, settings_digest
@@ -80,8 +81,10 @@ def get_or_prune(
     recipe = recovery if recovery is not None else RecoveryRecipe(steps=int(recover_steps), seed=seed)
     fingerprint = weights_fingerprint(base.denoiser)
 
+    keyed = {**default_drift(pruner_name, pruner_settings), **(pruner_settings or {})}
+
     def folder_for(rec: RecoveryRecipe) -> tuple[str, Path]:
-        key = pruned_cache_key(parsed.base, pruner_name, budget_text, pruner_settings, spec_cal, rec, fingerprint)
+        key = pruned_cache_key(parsed.base, pruner_name, budget_text, keyed, spec_cal, rec, fingerprint)
         return key, Path(cache_dir) / f"{parsed.base}-{budget_text.replace('%', 'pct')}-{pruner_name}-{key[:12]}"
 
     key, folder = folder_for(recipe)

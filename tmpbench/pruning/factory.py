@@ -34,6 +34,19 @@ def make_pruner(name: str, seed: int = 0, settings: dict | None = None) -> Any:
     return pruner
 
 
+def default_drift(name: str, settings: dict | None = None) -> dict[str, Any]:
+    """The defaults of pruner ``name`` that ``settings`` leaves unset and that differ from the snapshot its
+    cached plans are keyed against (``Pruner.KEYED_DEFAULTS``). Empty while no default has changed since
+    the snapshot. The prune cache and the sweep add these to a run's explicit settings, so a plan made
+    under an old default is never reused for a new one, and a default made explicit keys as before."""
+    cls = PRUNERS.get(name)
+    keyed = getattr(cls, "KEYED_DEFAULTS", None)
+    if not keyed:
+        return {}
+    given = settings or {}
+    return {k: v for k, v in getattr(cls, "SETTINGS", {}).items() if k not in given and k in keyed and keyed[k] != v}
+
+
 def check_family(pruner: Any, name: str, model: Any) -> str:
     """The model's family (``"dit"`` or ``"moe"``); a one-line TmpbenchError when ``pruner`` does not take it."""
     family = model_family(model)
