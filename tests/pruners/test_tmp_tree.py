@@ -176,9 +176,10 @@ def test_width_savings_best_is_one_search_without_overlapping_savings(dense):
 
 
 def test_fill_settings_spend_what_they_say(moe):
-    """``fill``: "measured" scores the fill's shortlist afresh at every step; "lazy" keeps a measured cost
-    until its block changes, so with ``rescore_every=1`` (every cost dropped after each acceptance) it is
-    the measured fill exactly, and by default it spends less on the fill; "curves" spends nothing there."""
+    """``fill``: "measured" scores the fill's shortlist afresh at every step; "lazy" (the default) keeps a
+    measured cost until its block changes, so with ``rescore_every=1`` (every cost dropped after each
+    acceptance) it is the measured fill exactly, and otherwise it spends less on the fill; "curves" spends
+    nothing there."""
     from tmpbench.catalog import PRUNERS
 
     settings = {"chunks": 4, "max_calib_inputs": 4}
@@ -189,7 +190,7 @@ def test_fill_settings_spend_what_they_say(moe):
         assert res.budget_report.ok, kw
         return res.plan
 
-    plans = {"measured": plan(), "lazy": plan(fill="lazy"), "lazy1": plan(fill="lazy", rescore_every=1),
+    plans = {"measured": plan(fill="measured"), "lazy": plan(), "lazy1": plan(fill="lazy", rescore_every=1),
              "curves": plan(fill="curves")}
     s = {k: p.settings["search"] for k, p in plans.items()}
     assert s["measured"]["phases"]["fill"] > 0  # this case leaves a gap for the fill to close

@@ -44,17 +44,19 @@ def test_get_or_prune_caches(tmp_path, monkeypatch):
 
 
 def test_a_changed_pruner_default_keys_cached_plans_apart(monkeypatch):
-    """``Pruner.KEYED_DEFAULTS`` is the snapshot prune-cache keys are relative to: today no default has drifted
-    from it (so every existing key stands); once a default changes, plans made under it key as if the new
-    value were set explicitly, never as the old default's cached plans."""
+    """``Pruner.KEYED_DEFAULTS`` is the snapshot prune-cache keys are relative to. TMP's ``fill`` default moved
+    from "measured" to "lazy" (session 12): a default TMP plan now keys as if ``fill="lazy"`` were set, so a
+    plan cached under the old default is not taken for it; every other default and pruner keys as before."""
     from tmpbench.catalog import PRUNERS
     from tmpbench.pruning.factory import default_drift
 
-    assert all(default_drift(name) == {} for name in PRUNERS.names())
-    tmp = PRUNERS.get("tmp")
-    monkeypatch.setattr(tmp, "SETTINGS", {**tmp.SETTINGS, "fill": "lazy"})
-    assert default_drift("tmp") == {"fill": "lazy"}
+    assert {name: default_drift(name) for name in PRUNERS.names() if default_drift(name)} == {"tmp": {"fill": "lazy"}}
     assert default_drift("tmp", {"fill": "measured"}) == {}  # an explicit value keys as it always did
     assert default_drift("tmp", {"chunks": 4}) == {"fill": "lazy"}
+    base = dict(spec_text="tiny-dit", pruner="tmp", budget="25%", calibration_spec=None, recovery_recipe=None,
+                base_model_hash="x")
+    assert pruned_cache_key(**base, pruner_settings={**default_drift("tmp"), **{}}) == pruned_cache_key(
+        **base, pruner_settings={"fill": "lazy"}) != pruned_cache_key(**base, pruner_settings={})
+    tmp = PRUNERS.get("tmp")
     monkeypatch.setattr(tmp, "SETTINGS", {**tmp.SETTINGS, "new_knob": 3})  # added later: its default is the old behaviour
     assert "new_knob" not in default_drift("tmp")
