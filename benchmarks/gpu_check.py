@@ -145,20 +145,27 @@ def meta_variant(entry: Any, budget: str | None = None, settings: dict | None = 
             "origin": {"model": entry.name, "pruner": "tmp" if budget else None, "budget": budget, "settings": settings}}
 
 
-def fit_prediction(resolved: dict[str, Any], size: int) -> dict[str, Any]:
-    """``tmpbench fit``'s numbers for these modules at ``size`` px, strategy ``none``."""
+def fit_prediction(resolved: dict[str, Any], size: int, strategy: str = "none") -> dict[str, Any]:
+    """``tmpbench fit``'s numbers for these modules at ``size`` px: the denoising phase under ``strategy``
+    (its resident denoiser weights, activations, KV cache), and the whole-generation peak of ``none`` and
+    of ``strategy`` on the card fit's verdicts are read for."""
     from tmpbench import fit
     from tmpbench.models import memory
 
     est = fit.estimate(resolved, size)
-    none = memory.verdicts(est, memory.gpu(FIT_CARD))[0]
-    return {
-        "tokens": est.tokens, "batch": est.batch, "denoiser_weight_bytes": est.denoiser_bytes,
+    found = {v.strategy: v for v in memory.verdicts(est, memory.gpu(FIT_CARD))}
+    out = {
+        "tokens": est.tokens, "batch": est.batch, "denoiser_weight_bytes": memory.denoise_weight_bytes(est, strategy),
         "activation_bytes": est.activations, "kv_cache_bytes": est.kv_cache,
-        "predicted_bytes": est.denoiser_bytes + est.activations + est.kv_cache,
-        "cuda_context_bytes": memory.CUDA_CONTEXT_BYTES, "fit_none_peak_bytes": none.peak_bytes,
+        "predicted_bytes": memory.denoise_phase_bytes(est, strategy),
+        "cuda_context_bytes": memory.CUDA_CONTEXT_BYTES, "fit_none_peak_bytes": found["none"].peak_bytes,
         "fit_components_bytes": est.components, "flops_per_forward": est.flops_per_step,
     }
+    if strategy != "none":
+        chosen = found[strategy]
+        out[f"fit_{strategy}_peak_bytes"] = chosen.peak_bytes
+        out[f"fit_{strategy}_step_slowdown"] = chosen.step_seconds / chosen.compute_seconds if chosen.compute_seconds else None
+    return out
 
 
 def materialise(meta_model: Any, device: str, seed: int = 0) -> Any:
@@ -408,30 +415,22 @@ def group_offload_rows(mode: Mode, resolved: dict[str, Any], model: Any, sampler
     """The teacher again under ``tmpbench run --offload group``'s diffusers group offloading
     (:func:`tmpbench.models.offload.group_offload_kwargs`): weights back on the CPU, blocks streamed to
     the device one at a time with the next prefetched. Peak memory of one forward against fit's denoise
-    phase for ``group`` (:func:`tmpbench.models.memory.group_denoise_bytes`), and its latency against the
+    phase for ``group`` (:func:`tmpbench.models.memory.denoise_phase_bytes`), and its latency against the
     resident forward's (the slowdown fit predicts from PCIe bandwidth, for the card it names)."""
     import torch
     from diffusers.hooks import apply_group_offloading
 
-    from tmpbench import fit
-    from tmpbench.models import memory
     from tmpbench.models.offload import group_offload_kwargs
 
     model = model.to("cpu")
     _free(mode.device)
     apply_group_offloading(model, **group_offload_kwargs(mode.device))
-    card = memory.gpu(FIT_CARD)
     for size in mode.sizes:
         row: dict[str, Any] = {"variant": "teacher-group-offload", "model": resolved["origin"]["model"], "budget": None,
                                "settings": None, "offload": "group", "size": size,
                                "params": sum(p.numel() for p in model.parameters())}
         try:
-            est = fit.estimate(resolved, size)
-            group = next(v for v in memory.verdicts(est, card) if v.strategy == "group")
-            predicted = {**fit_prediction(resolved, size), "predicted_bytes": memory.group_denoise_bytes(est),
-                         "denoiser_weight_bytes": est.denoiser_bytes - est.blocks + 2 * est.largest_block,
-                         "fit_group_peak_bytes": group.peak_bytes,
-                         "fit_group_step_slowdown": group.step_seconds / group.compute_seconds if group.compute_seconds else None}
+            predicted = fit_prediction(resolved, size, "group")
             x, cap = (v.to(mode.device) for v in sampler.inputs(0, size))
             t = torch.full((1,), 0.5, device=mode.device)
             with torch.no_grad(), PeakMemory(mode.device, model) as peak:
@@ -499,12 +498,10 @@ def expert_offload_row(mode: Mode, resolved: dict[str, Any], model: Any, forward
     """The same forward under ``tmpbench run --offload expert`` (:func:`tmpbench.models.offload.expert_offload`,
     no cache): weights back on the CPU, everything but the routed experts placed on the device, each
     expert's weights streamed for its own call. Peak memory against fit's expert floor
-    (:func:`tmpbench.models.memory.expert_denoise_bytes`: two layers' experts in flight, so an upper bound
+    (:func:`tmpbench.models.memory.denoise_phase_bytes`: two layers' experts in flight, so an upper bound
     for a leaf-level stream) and latency against the resident forward's."""
     import torch
 
-    from tmpbench import fit
-    from tmpbench.models import memory
     from tmpbench.models.offload import expert_offload
 
     row: dict[str, Any] = {**{k: resident[k] for k in ("model", "budget", "size", "params")},
@@ -513,9 +510,7 @@ def expert_offload_row(mode: Mode, resolved: dict[str, Any], model: Any, forward
         model.to("cpu")
         _free(mode.device)
         row["placement"] = expert_offload(model, mode.device)
-        est = fit.estimate(resolved, mode.hy3_size)
-        predicted = {**fit_prediction(resolved, mode.hy3_size), "predicted_bytes": memory.expert_denoise_bytes(est),
-                     "denoiser_weight_bytes": est.denoiser_bytes - est.routed_experts + 2 * est.largest_layer_experts}
+        predicted = fit_prediction(resolved, mode.hy3_size, "expert")
         with PeakMemory(mode.device, model) as peak:
             forward()
         row.update(memory_row(peak.result, predicted))
@@ -724,8 +719,8 @@ def markdown(report: dict[str, Any]) -> str:
             for r in rows:
                 if r.get("offload") and "error" not in r:
                     held = "2 blocks" if r["offload"] == "group" else "2 layers' routed experts"
-                    fit_says = (f", fit predicts x{_num(r.get('fit_group_step_slowdown'), '.2f')} per step on {FIT_CARD}"
-                                if "fit_group_step_slowdown" in r else "")
+                    slowdown = r.get(f"fit_{r['offload']}_step_slowdown")
+                    fit_says = f", fit predicts x{_num(slowdown, '.2f')} per step on {FIT_CARD}" if slowdown else ""
                     lines.append(f"- {r['variant']} at {r['size']} px: predicted = fit's '{r['offload']}' denoise phase "
                                  f"(resident weights + {held} + activations); latency "
                                  f"x{_num(r.get('offload_slowdown'), '.2f')} the resident forward{fit_says}.")

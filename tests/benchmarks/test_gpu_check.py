@@ -89,7 +89,7 @@ def test_hunyuan_and_plan_time_rows(dry_run):
     assert hy["batch"] == 2 and hy["kv_cache_bytes"] > 0  # CFG batch and the decoder's KV cache, as fit assumes
     # the same forward under run --offload expert: every MoE block's experts streamed, against fit's expert floor
     assert streamed["variant"] == "tmp-50%-expert-offload" and streamed["offload"] == "expert"
-    _finite(streamed, "predicted_bytes", "measured_bytes", "latency_s", "offload_slowdown")
+    _finite(streamed, "predicted_bytes", "measured_bytes", "latency_s", "offload_slowdown", "fit_expert_peak_bytes")
     assert streamed["placement"]["streamed_blocks"] == streamed["placement"]["moe_blocks"] == 2
     # fit's floor: the weights but the routed experts, two layers' experts (here both layers: as much as
     # the resident row's weights), and the same activations and KV cache

@@ -55,7 +55,7 @@ def test_a_changed_pruner_default_keys_cached_plans_apart(monkeypatch):
     assert default_drift("tmp", {"chunks": 4}) == {"fill": "lazy"}
     base = dict(spec_text="tiny-dit", pruner="tmp", budget="25%", calibration_spec=None, recovery_recipe=None,
                 base_model_hash="x")
-    assert pruned_cache_key(**base, pruner_settings={**default_drift("tmp"), **{}}) == pruned_cache_key(
+    assert pruned_cache_key(**base, pruner_settings=default_drift("tmp")) == pruned_cache_key(
         **base, pruner_settings={"fill": "lazy"}) != pruned_cache_key(**base, pruner_settings={})
     tmp = PRUNERS.get("tmp")
     monkeypatch.setattr(tmp, "SETTINGS", {**tmp.SETTINGS, "new_knob": 3})  # added later: its default is the old behaviour

@@ -103,8 +103,7 @@ def test_expert_offload_streams_only_the_routed_experts_and_makes_the_same_image
     hooked = [m for m in gen.denoiser.modules() if _group_hooked(m)]
     assert hooked and all(id(m) in experts for m in hooked)
     assert all(any(_group_hooked(m) for m in b.block.experts.modules()) for b in blocks)
-    assert _group_hooked(next(iter(gen.pipe.text_encoder.modules()))) or any(
-        _group_hooked(m) for m in gen.pipe.text_encoder.modules())  # the text encoder streams as under "group"
+    assert any(_group_hooked(m) for m in gen.pipe.text_encoder.modules())  # the text encoder streams as under "group"
 
     fresh = load_model(name, device="cpu").denoiser
     first = sum(p.numel() * p.element_size() for p in find_moe_blocks(fresh)[0].block.experts.parameters())

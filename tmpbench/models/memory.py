@@ -41,14 +41,14 @@ denoising, VAE decode) and the bytes it moves over PCIe:
   use_stream=True)``); text encoder and VAE as in ``model``; every block crosses PCIe on every
   forward, overlapped with compute. ``tmpbench run --offload group`` applies diffusers' pipeline-level
   group offloading, which streams the text encoder's and the VAE's block lists too, so for those two
-  phases this peak is an upper bound; the denoising phase (:func:`group_denoise_bytes`) is the one
+  phases this peak is an upper bound; the denoising phase (:func:`denoise_phase_bytes`) is the one
   ``benchmarks/gpu_check.py`` measures;
 * ``expert`` (MoE only): everything but the routed experts resident, plus a static cache of as many
   routed-expert bytes as the free memory holds and one layer's experts in flight; the rest cross PCIe
   every forward, because at thousands of image tokens per forward every expert is hit
   (:func:`experts_hit`). ``tmpbench run --offload expert`` runs it without a cache (every MoE block's
   experts streamed, :func:`tmpbench.models.offload.expert_offload`): the peak is at most this
-  strategy's floor (:func:`expert_denoise_bytes`), and it moves more per step than the cached estimate.
+  strategy's floor (:func:`denoise_phase_bytes`), and it moves more per step than the cached estimate.
 
 Slowdown: a denoising step computes for ``FLOPs / (bf16 dense TFLOPs)`` seconds (peak throughput,
 so real compute is slower and real slowdowns smaller) and moves ``bytes / PCIe GB/s``;
@@ -248,17 +248,22 @@ def _verdict(strategy: str, est: MemoryEstimate, card: GPU, peak: int, per_step:
     return Verdict(strategy, peak, headroom >= 0, headroom, per_step, per_image, step, compute, slowdown, detail)
 
 
-def group_denoise_bytes(est: MemoryEstimate) -> int:
-    """The denoising phase under ``group`` offload, without the CUDA context: the weights outside the
-    blocks resident, the running block and the prefetched one, and the activations (+ KV cache)."""
-    return est.denoiser_bytes - est.blocks + 2 * est.largest_block + est.activations + est.kv_cache
+def denoise_weight_bytes(est: MemoryEstimate, strategy: str = "none") -> int:
+    """Denoiser weight bytes on the GPU while denoising under ``strategy``: all of them (``none``,
+    ``model``); the weights outside the blocks plus the running block and the prefetched one (``group``);
+    every weight but the routed experts plus two layers' routed experts in flight (``expert``, no cache).
+    The denoising phase adds the activations and the KV cache (:func:`denoise_phase_bytes`)."""
+    if strategy == "group":
+        return est.denoiser_bytes - est.blocks + 2 * est.largest_block
+    if strategy == "expert":
+        return est.denoiser_bytes - est.routed_experts + 2 * est.largest_layer_experts
+    return est.denoiser_bytes
 
 
-def expert_denoise_bytes(est: MemoryEstimate) -> int:
-    """The denoising phase under ``expert`` offload with no expert cache, without the CUDA context:
-    every weight but the routed experts resident, two layers' routed experts in flight, and the
-    activations (+ KV cache)."""
-    return est.denoiser_bytes - est.routed_experts + 2 * est.largest_layer_experts + est.activations + est.kv_cache
+def denoise_phase_bytes(est: MemoryEstimate, strategy: str = "none") -> int:
+    """The denoising phase under ``strategy``, without the CUDA context: its resident denoiser weights
+    (:func:`denoise_weight_bytes`), the activations and the KV cache."""
+    return denoise_weight_bytes(est, strategy) + est.activations + est.kv_cache
 
 
 def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
@@ -272,18 +277,18 @@ def verdicts(est: MemoryEstimate, card: GPU) -> list[Verdict]:
     peak = CUDA_CONTEXT_BYTES + den + sum(comps.values()) + max(act, est.text_activations, est.vae_activations)
     out.append(_verdict("none", est, card, peak, 0, 0, False, "all components resident"))
     # model: one component at a time
-    phases = {"text": te + est.text_activations, "denoise": den + act, "vae": comps.get("vae", 0) + est.vae_activations}
+    phases = {"text": te + est.text_activations, "denoise": denoise_phase_bytes(est), "vae": comps.get("vae", 0) + est.vae_activations}
     if other:
         phases["other"] = other
     weights = den + sum(comps.values())
     out.append(_verdict("model", est, card, _phase_peak(phases), 0, weights, False,
                         "one component at a time (text encoder, denoiser, VAE)"))
     # group: resident non-block weights, the running block and the prefetched one
-    phases_g = dict(phases, denoise=group_denoise_bytes(est))
+    phases_g = dict(phases, denoise=denoise_phase_bytes(est, "group"))
     out.append(_verdict("group", est, card, _phase_peak(phases_g), est.blocks, weights - est.blocks, True,
                         f"blocks streamed one at a time + 1 prefetched ({est.largest_block / GIB:.2f} GiB each)"))
     if est.routed_experts:
-        phases_e = dict(phases, denoise=expert_denoise_bytes(est))
+        phases_e = dict(phases, denoise=denoise_phase_bytes(est, "expert"))
         floor = _phase_peak(phases_e)
         cache = max(0, min(est.routed_experts, card.memory_bytes - floor))  # fill what is free, no more
         moved = max(0, int(est.routed_experts * est.expert_hit_share) - cache)
